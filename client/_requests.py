@@ -1,0 +1,196 @@
+"""Request building and response parsing shared by the sync and async clients."""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, Generic, Literal, TypeVar, cast
+
+import numpy as np
+import numpy.typing as npt
+import tritonclient.grpc as grpcclient
+
+from vitrine.catalog import specs_for_method
+from vitrine.pipeline import (
+    ENCODED_OUTPUT,
+    OUTPUT_FORMATS,
+    PIPELINE_INPUTS,
+    PIPELINE_OUTPUTS,
+)
+from vitrine.spec import ModelSpec, Task, TensorSpec
+
+from ._errors import InvalidRequest, ServerError
+from ._images import ImageInput, check_sides, decode_image, encode_image
+from ._results import ArrayResult, ImageResult
+
+__all__ = [
+    "PIPELINE_INPUTS",
+    "PIPELINE_OUTPUTS",
+    "InferPlan",
+    "OutputFormat",
+    "Scale",
+    "plan_super_resolve",
+    "plan_super_resolve_array",
+    "resolve_spec",
+]
+
+Scale = Literal[2, 4]
+"""Super-resolution factors; pinned by a test to ``specs_for_method("super_resolve")``."""
+OutputFormat = Literal["png", "jpeg", "webp"]
+"""Pipeline output formats; pinned by a test to ``OUTPUT_FORMATS``."""
+
+
+R = TypeVar("R")
+
+
+@dataclass(frozen=True)
+class InferPlan(Generic[R]):
+    """One validated inference request and how to turn its response into a result.
+
+    ``parse`` takes the tritonclient ``InferResult`` and the measured latency in ms.
+    """
+
+    model: str
+    inputs: list[Any]
+    outputs: list[Any]
+    parse: Callable[[Any, float], R]
+
+
+def resolve_spec(method: str, selector: str, value: object) -> ModelSpec:
+    """The spec serving ``method`` for ``selector=value``; InvalidRequest names the allowed."""
+    specs = specs_for_method(method)
+    integral = isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    spec = specs.get(value) if integral else None
+    if spec is None:
+        allowed = ", ".join(repr(key) for key in specs)
+        raise InvalidRequest(f"{selector} must be one of {allowed}; got {value!r}")
+    return spec
+
+
+def _infer_input(tensor: TensorSpec, data: npt.NDArray[Any]) -> Any:
+    infer_input = grpcclient.InferInput(tensor.name, list(data.shape), tensor.dtype)
+    infer_input.set_data_from_numpy(data)
+    return infer_input
+
+
+def _pipeline_inputs(encoded: bytes, output_format: str, quality: int) -> list[Any]:
+    values: tuple[object, ...] = (encoded, output_format.encode(), quality)
+    return [
+        _infer_input(tensor, np.array([[value]], dtype=tensor.numpy_dtype))
+        for tensor, value in zip(PIPELINE_INPUTS, values, strict=True)
+    ]
+
+
+def _check_output_options(output_format: object, quality: object) -> None:
+    if output_format not in OUTPUT_FORMATS:
+        allowed = ", ".join(repr(name) for name in OUTPUT_FORMATS)
+        raise InvalidRequest(f"output_format must be one of {allowed}; got {output_format!r}")
+    if isinstance(quality, bool) or not isinstance(quality, int) or not 1 <= quality <= 100:
+        raise InvalidRequest(f"quality must be an int in 1..100; got {quality!r}")
+
+
+def _output(result: Any, name: str, model: str) -> npt.NDArray[Any]:
+    array = result.as_numpy(name)
+    if array is None:
+        raise ServerError(f"response of {model} has no output {name!r}")
+    return cast("npt.NDArray[Any]", array)
+
+
+def _model_version(result: Any) -> str:
+    return str(result.get_response().model_version)
+
+
+def _parse_image(model: str, output_format: str, result: Any, latency_ms: float) -> ImageResult:
+    array = _output(result, ENCODED_OUTPUT, model)
+    if array.size != 1 or not isinstance(array.flat[0], bytes):
+        raise ServerError(
+            f"{model} returned {ENCODED_OUTPUT!r} of shape {array.shape}, not one bytes element"
+        )
+    data: bytes = array.flat[0]
+    return ImageResult(
+        image=decode_image(data),
+        data=data,
+        format=output_format,
+        model=model,
+        model_version=_model_version(result),
+        latency_ms=latency_ms,
+    )
+
+
+def plan_super_resolve(
+    image: ImageInput, *, scale: object, output_format: object, quality: object
+) -> InferPlan[ImageResult]:
+    """Validate a ``super_resolve`` call and build its pipeline request."""
+    spec = resolve_spec(Task.SUPER_RESOLVE.value, "scale", scale)
+    _check_output_options(output_format, quality)
+    fmt, level = cast(str, output_format), cast(int, quality)
+    return InferPlan(
+        model=spec.pipeline,
+        inputs=_pipeline_inputs(encode_image(image, spec), fmt, level),
+        outputs=[grpcclient.InferRequestedOutput(ENCODED_OUTPUT)],
+        parse=partial(_parse_image, spec.pipeline, fmt),
+    )
+
+
+def _batch(pixels: object, spec: ModelSpec) -> npt.NDArray[Any]:
+    """``pixels`` as a validated HxWxC batch (a single image gains a batch axis)."""
+    tensor = spec.input
+    channels = tensor.dims[-1]
+    if not isinstance(pixels, np.ndarray):
+        raise InvalidRequest(f"pixels must be a numpy.ndarray, got {type(pixels).__name__}")
+    if pixels.dtype != np.dtype(tensor.numpy_dtype):
+        raise InvalidRequest(f"pixels must have dtype {tensor.numpy_dtype}, got {pixels.dtype}")
+    if pixels.ndim not in (3, 4):
+        raise InvalidRequest(
+            f"pixels must have shape (H, W, {channels}) or (N, H, W, {channels}), "
+            f"got shape {pixels.shape}"
+        )
+    if pixels.shape[-1] != channels:
+        raise InvalidRequest(
+            f"pixels must have {channels} channels (last axis), got {pixels.shape[-1]}"
+        )
+    batch = pixels if pixels.ndim == 4 else pixels[np.newaxis]
+    count, limit = batch.shape[0], spec.batching.max_batch_size
+    if not 1 <= count <= limit:
+        raise InvalidRequest(f"batch of {count} images; {spec.name} accepts 1 to {limit}")
+    check_sides(batch.shape[1], batch.shape[2], spec)
+    return batch
+
+
+def _parse_array(
+    spec: ModelSpec,
+    expected: tuple[int, ...],
+    single: bool,
+    result: Any,
+    latency_ms: float,
+) -> ArrayResult:
+    tensor = spec.output
+    array = _output(result, tensor.name, spec.core_model)
+    if array.dtype != np.dtype(tensor.numpy_dtype) or array.shape != expected:
+        raise ServerError(
+            f"{spec.core_model} returned {tensor.name!r} as {array.dtype} {array.shape}, "
+            f"expected {tensor.numpy_dtype} {expected}"
+        )
+    return ArrayResult(
+        array=array[0] if single else array,
+        model=spec.core_model,
+        model_version=_model_version(result),
+        latency_ms=latency_ms,
+    )
+
+
+def plan_super_resolve_array(pixels: object, *, scale: object) -> InferPlan[ArrayResult]:
+    """Validate a ``super_resolve_array`` call and build its core-model request."""
+    spec = resolve_spec(Task.SUPER_RESOLVE.value, "scale", scale)
+    batch = _batch(pixels, spec)
+    factor = int(cast(int, scale))
+    count, height, width, _ = batch.shape
+    expected = (count, height * factor, width * factor, spec.output.dims[-1])
+    return InferPlan(
+        model=spec.core_model,
+        inputs=[_infer_input(spec.input, batch)],
+        outputs=[grpcclient.InferRequestedOutput(spec.output.name)],
+        parse=partial(_parse_array, spec, expected, batch is not pixels),
+    )

@@ -1,0 +1,110 @@
+"""The blocking client."""
+
+from __future__ import annotations
+
+import time
+from functools import partial
+from types import TracebackType
+from typing import Any, TypeVar
+
+import numpy.typing as npt
+import tritonclient.grpc
+
+from ._base import ClientBase
+from ._errors import ModelMismatch, NotFound, Unavailable
+from ._images import ImageInput
+from ._requests import InferPlan, OutputFormat, Scale, plan_super_resolve, plan_super_resolve_array
+from ._results import ArrayResult, Health, ImageResult
+from ._retry import Deadline, TimedCall, call_with_retry
+from ._verify import contracts, metadata_problems, not_ready, unreachable
+
+__all__ = ["VitrineClient"]
+
+R = TypeVar("R")
+
+
+class VitrineClient(ClientBase):
+    """Blocking client of a Vitrine Triton server (gRPC address, e.g. ``"localhost:8001"``).
+
+    Every call has a deadline (``timeout`` seconds, default from the constructor) and
+    retries UNAVAILABLE ``retries`` times with jittered exponential backoff.
+    """
+
+    _triton_module = tritonclient.grpc
+
+    def super_resolve(
+        self,
+        image: ImageInput,
+        *,
+        scale: Scale,
+        output_format: OutputFormat = "png",
+        quality: int = 95,
+        timeout: float | None = None,
+    ) -> ImageResult:
+        """Upscale ``image`` through the ``scale`` pipeline; returns the encoded result."""
+        plan = plan_super_resolve(image, scale=scale, output_format=output_format, quality=quality)
+        return self._infer(plan, timeout)
+
+    def super_resolve_array(
+        self, pixels: npt.NDArray[Any], *, scale: Scale, timeout: float | None = None
+    ) -> ArrayResult:
+        """Upscale uint8 (H, W, 3) or (N, H, W, 3) pixels with the core model, no codec."""
+        return self._infer(plan_super_resolve_array(pixels, scale=scale), timeout)
+
+    def health(self, *, timeout: float | None = None) -> Health:
+        """Liveness, readiness and per-model readiness; all False when unreachable."""
+        deadline = self._deadline(timeout)
+        try:
+            live = bool(self._call(self._triton.is_server_live, deadline))
+        except Unavailable:
+            return unreachable()
+        ready = bool(self._call(self._triton.is_server_ready, deadline))
+        models = {c.name: self._model_ready(c.name, deadline) for c in contracts()}
+        return Health(live=live, ready=ready, models=models)
+
+    def verify(self, *, timeout: float | None = None) -> None:
+        """Raise ModelMismatch listing every served model that disagrees with the specs.
+
+        ``timeout`` bounds the whole check (two RPCs per model), as it does for ``health``.
+        """
+        deadline = self._deadline(timeout)
+        problems: list[str] = []
+        for contract in contracts():
+            if not self._model_ready(contract.name, deadline):
+                problems.append(not_ready(contract.name))
+                continue
+            get = partial(self._triton.get_model_metadata, contract.name)
+            problems += metadata_problems(contract, self._call(get, deadline))
+        if problems:
+            raise ModelMismatch(problems)
+
+    def close(self) -> None:
+        """Close the gRPC channel."""
+        self._triton.close()
+
+    def __enter__(self) -> VitrineClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _call(self, call: TimedCall[Any], deadline: Deadline) -> Any:
+        return call_with_retry(call, deadline=deadline, policy=self._policy)
+
+    def _model_ready(self, model: str, deadline: Deadline) -> bool:
+        try:
+            return bool(self._call(partial(self._triton.is_model_ready, model), deadline))
+        except NotFound:
+            return False
+
+    def _infer(self, plan: InferPlan[R], timeout: float | None) -> R:
+        deadline = self._deadline(timeout)
+        infer = partial(self._triton.infer, plan.model, plan.inputs, outputs=plan.outputs)
+        start = time.perf_counter()
+        result = self._call(infer, deadline)
+        return plan.parse(result, (time.perf_counter() - start) * 1000.0)

@@ -1,0 +1,45 @@
+"""ONNX export of a checkpoint: names and dynamic axes from the spec, checked by onnx.checker."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import onnx
+import torch
+from torch import nn
+
+from vitrine.spec import ModelSpec
+from vitrine.training.uint8_wrapper import Uint8ImageModel
+
+__all__ = ["dynamic_axes", "export_onnx"]
+
+
+def dynamic_axes(spec: ModelSpec) -> dict[str, dict[int, str]]:
+    """ONNX dynamic axes of every input and output: the batch axis plus the spec's named axes."""
+    axes: dict[str, dict[int, str]] = {}
+    for tensor in (*spec.inputs, *spec.outputs):
+        named = {index + 1: name for index, name in enumerate(tensor.axis_names) if name}
+        axes[tensor.name] = {0: "batch", **named}
+    return axes
+
+
+def export_onnx(spec: ModelSpec, model: nn.Module, path: Path) -> Path:
+    """Export ``model`` behind the uint8 NHWC boundary to ``path`` and validate the file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    wrapper = Uint8ImageModel(model).eval()
+    sample = torch.zeros(spec.profile.opt, dtype=torch.uint8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", category=DeprecationWarning)
+        torch.onnx.export(
+            wrapper,
+            (sample,),
+            str(path),
+            input_names=[tensor.name for tensor in spec.inputs],
+            output_names=[tensor.name for tensor in spec.outputs],
+            dynamic_axes=dynamic_axes(spec),
+            opset_version=spec.onnx_opset,
+            dynamo=False,
+        )
+    onnx.checker.check_model(str(path), full_check=True)
+    return path

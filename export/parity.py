@@ -1,0 +1,126 @@
+"""Parity of exported ONNX models: onnxruntime vs PyTorch (FP32) and FP16 vs FP32.
+
+Inputs are crops of the validation photos at the spec's min/opt/max profile shapes.
+Besides the uint8 outputs, the float tensor feeding the final cast to uint8 is read
+back from onnxruntime, so NaN/Inf cannot hide behind the cast.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import torch
+from PIL import Image
+from torch import nn
+
+from vitrine.spec import ModelSpec
+from vitrine.training.photos import load_split
+from vitrine.training.uint8_wrapper import Uint8ImageModel
+
+__all__ = ["OnnxRunner", "compare_uint8", "parity_report", "sample_images"]
+
+
+def sample_images(shape: tuple[int, ...], seed: int = 0) -> np.ndarray:
+    """``shape`` = (N, H, W, 3) uint8: random crops of the validation photos, resized to H x W."""
+    batch, height, width, _ = shape
+    rng = np.random.default_rng(seed)
+    photos = list(load_split("validation").values())
+    images = []
+    for index in range(batch):
+        photo = photos[index % len(photos)]
+        side = int(rng.integers(min(photo.shape[:2]) // 2, min(photo.shape[:2]) + 1))
+        top = int(rng.integers(0, photo.shape[0] - side + 1))
+        left = int(rng.integers(0, photo.shape[1] - side + 1))
+        crop = Image.fromarray(photo[top : top + side, left : left + side])
+        images.append(np.asarray(crop.resize((width, height), Image.Resampling.BICUBIC)))
+    return np.stack(images)
+
+
+def compare_uint8(reference: np.ndarray, candidate: np.ndarray) -> dict[str, Any]:
+    """Max abs error, share of differing values and PSNR (None when identical) of ``candidate``."""
+    if reference.shape != candidate.shape:
+        raise ValueError(f"shape mismatch: {reference.shape} vs {candidate.shape}")
+    difference = reference.astype(np.int16) - candidate.astype(np.int16)
+    mse = float(np.mean(difference.astype(np.float64) ** 2))
+    return {
+        "max_abs_error": int(np.abs(difference).max()),
+        "differing_fraction": float(np.mean(difference != 0)),
+        "psnr_db": None if mse == 0 else float(10.0 * np.log10(255.0**2 / mse)),
+    }
+
+
+@dataclass
+class OnnxRunner:
+    """An onnxruntime session that also returns the float tensor before the final uint8 cast."""
+
+    session: ort.InferenceSession
+    output_name: str
+    probe_name: str
+
+    @classmethod
+    def open(cls, path: Path, output_name: str) -> OnnxRunner:
+        model = onnx.shape_inference.infer_shapes(onnx.load(str(path)))
+        producer = {out: node for node in model.graph.node for out in node.output}
+        cast = producer[output_name]
+        while cast.op_type != "Cast":  # walk back through layout ops to the uint8 cast
+            cast = producer[cast.input[0]]
+        probe_name = cast.input[0]
+        known = {info.name: info for info in model.graph.value_info}
+        model.graph.output.append(known[probe_name])
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        session = ort.InferenceSession(model.SerializeToString(), options)
+        return cls(session=session, output_name=output_name, probe_name=probe_name)
+
+    def run(self, feeds: dict[str, np.ndarray]) -> tuple[np.ndarray, bool]:
+        """The uint8 output and whether the pre-cast float tensor is all finite."""
+        output, probe = self.session.run([self.output_name, self.probe_name], feeds)
+        return output, bool(np.isfinite(probe).all())
+
+
+@torch.inference_mode()
+def parity_report(
+    spec: ModelSpec,
+    model: nn.Module,
+    onnx_path: Path,
+    fp16_path: Path | None = None,
+    shapes: tuple[tuple[str, tuple[int, ...]], ...] | None = None,
+) -> dict[str, Any]:
+    """Compare PyTorch, ONNX FP32 and (optionally) ONNX FP16 at each profile shape."""
+    wrapper = Uint8ImageModel(model).eval()
+    fp32 = OnnxRunner.open(onnx_path, spec.output.name)
+    fp16 = OnnxRunner.open(fp16_path, spec.output.name) if fp16_path else None
+    policy = spec.precision
+    entries = []
+    for label, shape in shapes or spec.profile.items():
+        images = sample_images(shape)
+        expected = wrapper(torch.from_numpy(images)).numpy()
+        feeds = {spec.input.name: images}
+        actual, finite = fp32.run(feeds)
+        entry: dict[str, Any] = {"profile": label, "shape": list(shape)}
+        entry["onnx_fp32_vs_torch"] = compare_uint8(expected, actual) | {"finite": finite}
+        error = entry["onnx_fp32_vs_torch"]["max_abs_error"]
+        entry["passed"] = finite and error <= policy.max_abs_error_uint8
+        if fp16 is not None:
+            half, half_finite = fp16.run(feeds)
+            entry["onnx_fp16_vs_fp32"] = compare_uint8(actual, half) | {"finite": half_finite}
+            psnr = entry["onnx_fp16_vs_fp32"]["psnr_db"]
+            entry["passed"] &= half_finite and (psnr is None or psnr >= policy.fp16_min_psnr_db)
+        entries.append(entry)
+    return {
+        "model": spec.name,
+        "opset": spec.onnx_opset,
+        "gates": {
+            "max_abs_error_uint8": policy.max_abs_error_uint8,
+            "fp16_min_psnr_db": policy.fp16_min_psnr_db,
+        },
+        "onnxruntime": ort.__version__,
+        "torch": torch.__version__,
+        "shapes": entries,
+        "passed": all(entry["passed"] for entry in entries),
+    }

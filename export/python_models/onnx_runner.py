@@ -1,0 +1,122 @@
+"""Embedded-target core model: runs the same ``model.onnx`` with onnxruntime on CPU.
+
+Copied verbatim as ``<model>/1/model.py``. Parameters: ``onnx_file`` (default ``model.onnx``,
+beside this file), ``intra_op_threads`` / ``inter_op_threads`` (default 0: onnxruntime's
+choice), optional ``min_side`` / ``max_side`` (bound every dynamic axis of every input).
+Input/output names and dtypes come from the model config; the ONNX graph uses the same names.
+Requests with equal input shapes run as one batch and are split back per request.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+import triton_python_backend_utils as pb_utils
+
+from vitrine.batching import (
+    check_tensor,
+    group_by_shape,
+    int_parameter,
+    is_invalid_argument_error,
+    limits_from_parameters,
+    parse_parameters,
+    split_rows,
+    tensor_configs,
+)
+
+
+class TritonPythonModel:
+    def initialize(self, args: dict[str, Any]) -> None:
+        config = json.loads(args["model_config"])
+        params = parse_parameters(config)
+        self.inputs = tensor_configs(config, "input")
+        self.outputs = tensor_configs(config, "output")
+        self.limits = limits_from_parameters(params, required=False)
+
+        path = Path(args["model_repository"]) / args["model_version"]
+        path = path / (params.get("onnx_file", "").strip() or "model.onnx")
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = int_parameter(params, "intra_op_threads", 0, minimum=0)
+        options.inter_op_num_threads = int_parameter(params, "inter_op_threads", 0, minimum=0)
+        self.session = ort.InferenceSession(
+            str(path), sess_options=options, providers=["CPUExecutionProvider"]
+        )
+        graph_inputs = {tensor.name for tensor in self.session.get_inputs()}
+        graph_outputs = {tensor.name for tensor in self.session.get_outputs()}
+        missing = [t.name for t in self.inputs if t.name not in graph_inputs] + [
+            t.name for t in self.outputs if t.name not in graph_outputs
+        ]
+        if missing:
+            raise ValueError(f"{path} has no tensors named {missing}")
+        self.output_names = [tensor.name for tensor in self.outputs]
+
+    def execute(self, requests: list[Any]) -> list[Any]:
+        responses: list[Any] = [None] * len(requests)
+        valid: list[int] = []
+        arrays: list[list[np.ndarray]] = []
+        for index, request in enumerate(requests):
+            try:
+                request_arrays = self._inputs(request)
+            except ValueError as exc:
+                responses[index] = _error(str(exc), pb_utils.TritonError.INVALID_ARG)
+                continue
+            valid.append(index)
+            arrays.append(request_arrays)
+
+        for group in group_by_shape(arrays):
+            indices = [valid[position] for position in group]
+            members = [arrays[position] for position in group]
+            feed = {
+                config.name: _concatenate([member[k] for member in members])
+                for k, config in enumerate(self.inputs)
+            }
+            try:
+                results = self.session.run(self.output_names, feed)
+                outputs = [
+                    np.asarray(result).astype(config.dtype, copy=False)
+                    for result, config in zip(results, self.outputs, strict=True)
+                ]
+                pieces = split_rows(outputs, [len(member[0]) for member in members])
+            except Exception as exc:
+                code = (
+                    pb_utils.TritonError.INVALID_ARG
+                    if is_invalid_argument_error(exc)
+                    else pb_utils.TritonError.INTERNAL
+                )
+                for index in indices:
+                    responses[index] = _error(f"onnxruntime failed: {exc}", code)
+                continue
+            for index, piece in zip(indices, pieces, strict=True):
+                tensors = [
+                    pb_utils.Tensor(config.name, np.ascontiguousarray(array))
+                    for config, array in zip(self.outputs, piece, strict=True)
+                ]
+                responses[index] = pb_utils.InferenceResponse(output_tensors=tensors)
+        return responses
+
+    def _inputs(self, request: Any) -> list[np.ndarray]:
+        arrays = []
+        for config in self.inputs:
+            tensor = pb_utils.get_input_tensor_by_name(request, config.name)
+            if tensor is None:
+                raise ValueError(f"missing input {config.name!r}")
+            array = tensor.as_numpy()
+            problem = check_tensor(array, config, self.limits)
+            if problem is not None:
+                raise ValueError(problem)
+            arrays.append(array)
+        if len({len(array) for array in arrays}) > 1:
+            raise ValueError("inputs disagree in batch size")
+        return arrays
+
+
+def _concatenate(arrays: list[np.ndarray]) -> np.ndarray:
+    return arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
+
+
+def _error(message: str, code: Any) -> Any:
+    return pb_utils.InferenceResponse(error=pb_utils.TritonError(message, code))

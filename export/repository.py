@@ -1,0 +1,106 @@
+"""Triton model repository builder: one layout per target, all from the specs."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from tritonclient.grpc import model_config_pb2 as pb
+
+from vitrine.catalog import SPECS
+from vitrine.export.triton_config import (
+    Target,
+    core_config,
+    decode_config,
+    encode_config,
+    pipeline_config,
+    render,
+)
+from vitrine.spec import ModelSpec
+
+__all__ = ["MARKER", "RepositoryModel", "build_repository", "repository_models"]
+
+PYTHON_MODELS = Path(__file__).resolve().parent / "python_models"
+MARKER = ".vitrine-repository"  # names the target; only marked folders are ever replaced
+KEEP = ".gitkeep"
+
+
+@dataclass(frozen=True)
+class RepositoryModel:
+    """One model folder: its config, its python-backend source and whether it needs ONNX."""
+
+    config: pb.ModelConfig
+    python_source: str | None = None  # file in export/python_models copied as 1/model.py
+    onnx_of: str | None = None  # spec whose model.onnx goes into 1/
+
+
+def repository_models(target: Target, specs: Iterable[ModelSpec]) -> list[RepositoryModel]:
+    """Every model folder of ``target``'s repository for ``specs``."""
+    specs = list(specs)
+    models = [
+        RepositoryModel(
+            encode_config(max(spec.batching.max_batch_size for spec in specs)), "encode.py"
+        )
+    ]
+    for spec in specs:
+        embedded = target is Target.EMBEDDED
+        models += [
+            RepositoryModel(decode_config(spec), "decode.py"),
+            RepositoryModel(
+                core_config(spec, target),
+                python_source="onnx_runner.py" if embedded else None,
+                onnx_of=spec.name if target is not Target.GPU else None,
+            ),
+            RepositoryModel(pipeline_config(spec)),
+        ]
+    return models
+
+
+def _write_model(root: Path, model: RepositoryModel, onnx_files: Mapping[str, Path]) -> None:
+    folder = root / model.config.name
+    version = folder / "1"
+    version.mkdir(parents=True)
+    (folder / "config.pbtxt").write_text(render(model.config))
+    if model.python_source:
+        shutil.copyfile(PYTHON_MODELS / model.python_source, version / "model.py")
+    if model.onnx_of:
+        source = onnx_files.get(model.onnx_of)
+        if source is None:
+            raise ValueError(f"target needs model.onnx of {model.onnx_of!r}; none was given")
+        shutil.copyfile(source, version / "model.onnx")
+    if not any(version.iterdir()):
+        (version / KEEP).touch()  # ensembles and engine-less cores: keep 1/ in git
+
+
+def build_repository(
+    target: Target,
+    out: Path,
+    *,
+    specs: Iterable[ModelSpec] | None = None,
+    onnx_files: Mapping[str, Path] | None = None,
+) -> Path:
+    """Write ``target``'s repository to ``out``, replacing an earlier build there.
+
+    The gpu target holds configs and python files only (engines are built on the GPU
+    node); cpu and embedded need ``onnx_files`` (spec name -> exported model.onnx).
+    """
+    out = out.resolve()
+    if out.exists() and any(out.iterdir()) and not (out / MARKER).is_file():
+        raise FileExistsError(
+            f"{out} is not empty and is no Vitrine repository; refusing to replace it"
+        )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".building-", dir=out.parent))
+    try:
+        for model in repository_models(target, specs or SPECS.values()):
+            _write_model(staging, model, onnx_files or {})
+        (staging / MARKER).write_text(f"{target.value}\n")
+        if out.exists():
+            shutil.rmtree(out)
+        staging.rename(out)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return out

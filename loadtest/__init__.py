@@ -1,0 +1,1 @@
+"""Load testing (Locust) and benchmarks; see the load-test issue."""

@@ -1,0 +1,60 @@
+"""The embedded repository, built from the shipped weights into a content-keyed cache."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from pathlib import Path
+
+import vitrine
+from vitrine import paths
+from vitrine.catalog import SPECS
+from vitrine.serving.triton import EmbeddedTriton, serve_forever
+
+__all__ = ["embedded_repository", "serve"]
+
+_EXPORT_SOURCES = Path(__file__).resolve().parent.parent / "export"
+
+
+def _cache_key() -> str:
+    """Changes whenever the weights, the specs or the export code change."""
+    digest = hashlib.sha256(f"{vitrine.__version__}\n{SPECS!r}".encode())
+    sources = sorted(_EXPORT_SOURCES.rglob("*.py"))
+    checkpoints = [paths.weights_path(name) for name in SPECS]
+    for path in (*sources, *checkpoints, *(c.with_suffix(".json") for c in checkpoints)):
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def embedded_repository() -> Path:
+    """The embedded-target repository of every spec, exported from the shipped weights once."""
+    from vitrine.export.build import build_target
+    from vitrine.export.repository import MARKER
+    from vitrine.export.triton_config import Target
+
+    out = paths.cache_dir() / "repositories" / f"embedded-{_cache_key()}"
+    if not (out / MARKER).is_file():
+        logging.getLogger(__name__).info("building the embedded repository in %s", out)
+        build_target(Target.EMBEDDED, out)
+    return out
+
+
+def serve(
+    *,
+    host: str,
+    grpc_port: int,
+    http_port: int,
+    metrics_port: int,
+    repository: Path | None = None,
+) -> int:
+    """`vitrine serve`: the embedded repository on a real Triton server until stopped."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    server = EmbeddedTriton(
+        repository or embedded_repository(),
+        host=host,
+        grpc_port=grpc_port,
+        http_port=http_port,
+        metrics_port=metrics_port,
+    )
+    return serve_forever(server)

@@ -1,0 +1,402 @@
+"""The embedded Triton server running the real python-backend steps on CPU."""
+
+from __future__ import annotations
+
+import io
+import queue
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from vitrine.catalog import get_spec
+from vitrine.pipeline import (
+    DECODED_OUTPUT,
+    ENCODE_MODEL,
+    ENCODED_INPUT,
+    ENCODED_OUTPUT,
+    FORMAT_INPUT,
+    QUALITY_INPUT,
+)
+from vitrine.serving import (
+    EmbeddedTriton,
+    TritonNotInstalled,
+    TritonStartupError,
+    backend_directory,
+    find_triton,
+    free_port,
+)
+
+grpcclient = pytest.importorskip("tritonclient.grpc")
+model_config_pb2 = pytest.importorskip("tritonclient.grpc.model_config_pb2")
+text_format = pytest.importorskip("google.protobuf.text_format")
+
+PYTHON_MODELS = Path(__file__).resolve().parents[2] / "export" / "python_models"
+SPEC = get_spec("superres_x2")
+CORE_MODEL = "identity_core"  # onnx_runner over a tiny Identity graph
+
+
+def _triton_available() -> bool:
+    try:
+        find_triton()
+    except TritonNotInstalled:
+        return False
+    return True
+
+
+needs_triton = pytest.mark.skipif(
+    not _triton_available(), reason="nvidia-pytriton (pip install 'vitrine[serve]') is missing"
+)
+
+
+# -- repository ------------------------------------------------------------------------------
+def _tensor(
+    entry: model_config_pb2.ModelInput | model_config_pb2.ModelOutput,
+    name: str,
+    data_type: int,
+    dims: list[int],
+) -> None:
+    entry.name = name
+    entry.data_type = data_type
+    entry.dims.extend(dims)
+
+
+def _python_model(
+    repository: Path, name: str, source: str, config: model_config_pb2.ModelConfig
+) -> None:
+    config.name = name
+    config.backend = "python"
+    group = config.instance_group.add()
+    group.kind = model_config_pb2.ModelInstanceGroup.KIND_CPU
+    group.count = 1
+    version = repository / name / "1"
+    version.mkdir(parents=True)
+    (repository / name / "config.pbtxt").write_text(text_format.MessageToString(config))
+    shutil.copyfile(PYTHON_MODELS / source, version / "model.py")
+
+
+def _parameter(config: model_config_pb2.ModelConfig, key: str, value: object) -> None:
+    config.parameters[key].string_value = str(value)
+
+
+def build_repository(repository: Path) -> None:
+    dt = model_config_pb2
+    # decode step of a catalog spec
+    decode = dt.ModelConfig(max_batch_size=SPEC.batching.max_batch_size)
+    _tensor(decode.input.add(), ENCODED_INPUT, dt.TYPE_STRING, [1])
+    _tensor(decode.output.add(), DECODED_OUTPUT, dt.TYPE_UINT8, [-1, -1, 3])
+    _parameter(decode, "min_side", SPEC.limits.min_side)
+    _parameter(decode, "max_side", SPEC.limits.max_side)
+    decode.dynamic_batching.SetInParent()
+    _python_model(repository, SPEC.decode_model, "decode.py", decode)
+
+    # shared encode step
+    encode = dt.ModelConfig(max_batch_size=SPEC.batching.max_batch_size)
+    _tensor(encode.input.add(), DECODED_OUTPUT, dt.TYPE_UINT8, [-1, -1, 3])
+    _tensor(encode.input.add(), FORMAT_INPUT, dt.TYPE_STRING, [1])
+    _tensor(encode.input.add(), QUALITY_INPUT, dt.TYPE_INT32, [1])
+    _tensor(encode.output.add(), ENCODED_OUTPUT, dt.TYPE_STRING, [1])
+    encode.dynamic_batching.SetInParent()
+    _python_model(repository, ENCODE_MODEL, "encode.py", encode)
+
+    # onnx_runner over an Identity graph, batching concurrent requests
+    onnx = pytest.importorskip("onnx")
+    helper = onnx.helper
+    image = helper.make_tensor_value_info("image", onnx.TensorProto.UINT8, ["n", "h", "w", 3])
+    result = helper.make_tensor_value_info("result", onnx.TensorProto.UINT8, ["n", "h", "w", 3])
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["image"], ["result"])], "identity", [image], [result]
+    )
+    core = dt.ModelConfig(max_batch_size=8)
+    _tensor(core.input.add(), "image", dt.TYPE_UINT8, [-1, -1, 3])
+    _tensor(core.output.add(), "result", dt.TYPE_UINT8, [-1, -1, 3])
+    _parameter(core, "min_side", 8)
+    _parameter(core, "max_side", 64)
+    _parameter(core, "intra_op_threads", 1)
+    core.dynamic_batching.max_queue_delay_microseconds = 200_000
+    _python_model(repository, CORE_MODEL, "onnx_runner.py", core)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(repository / CORE_MODEL / "1" / "model.onnx"))
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedTriton]:
+    if not _triton_available():
+        pytest.skip("nvidia-pytriton (pip install 'vitrine[serve]') is missing")
+    root = tmp_path_factory.mktemp("triton")
+    repository = root / "repository"
+    build_repository(repository)
+    triton = EmbeddedTriton(
+        repository,
+        grpc_port=free_port(),
+        http_port=free_port(),
+        metrics_port=free_port(),
+        log_path=root / "tritonserver.log",
+    )
+    with triton:
+        yield triton
+    assert not triton.is_running()
+    assert triton.returncode is not None
+
+
+@pytest.fixture(scope="module")
+def client(server: EmbeddedTriton) -> Iterator[grpcclient.InferenceServerClient]:
+    with grpcclient.InferenceServerClient(server.grpc_url) as triton_client:
+        yield triton_client
+
+
+# -- helpers ---------------------------------------------------------------------------------
+def _png(pixels: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _bytes_input(name: str, items: list[bytes]) -> grpcclient.InferInput:
+    array = np.array([[item] for item in items], dtype=np.object_)
+    tensor = grpcclient.InferInput(name, list(array.shape), "BYTES")
+    tensor.set_data_from_numpy(array)
+    return tensor
+
+
+def _array_input(name: str, array: np.ndarray, datatype: str) -> grpcclient.InferInput:
+    tensor = grpcclient.InferInput(name, list(array.shape), datatype)
+    tensor.set_data_from_numpy(array)
+    return tensor
+
+
+def _decode(client: grpcclient.InferenceServerClient, payloads: list[bytes]) -> np.ndarray:
+    result = client.infer(SPEC.decode_model, [_bytes_input(ENCODED_INPUT, payloads)])
+    return result.as_numpy(DECODED_OUTPUT)
+
+
+def _encode(
+    client: grpcclient.InferenceServerClient, pixels: np.ndarray, fmt: str, quality: int
+) -> bytes:
+    batch = len(pixels)
+    inputs = [
+        _array_input(DECODED_OUTPUT, pixels, "UINT8"),
+        _bytes_input(FORMAT_INPUT, [fmt.encode()] * batch),
+        _array_input(QUALITY_INPUT, np.full((batch, 1), quality, dtype=np.int32), "INT32"),
+    ]
+    output = client.infer(ENCODE_MODEL, inputs).as_numpy(ENCODED_OUTPUT)
+    assert output.shape == (batch, 1)
+    return bytes(output[0, 0])
+
+
+def _pixels(height: int, width: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
+
+
+# -- tests -----------------------------------------------------------------------------------
+@pytest.mark.integration
+def test_server_is_ready(server: EmbeddedTriton, client: grpcclient.InferenceServerClient) -> None:
+    assert server.is_running()
+    assert client.is_server_ready()
+    for model in (SPEC.decode_model, ENCODE_MODEL, CORE_MODEL):
+        assert client.is_model_ready(model)
+
+
+@pytest.mark.integration
+def test_png_round_trip_through_decode_and_encode(
+    client: grpcclient.InferenceServerClient,
+) -> None:
+    original = _pixels(24, 40)
+    decoded = _decode(client, [_png(original)])
+    assert decoded.dtype == np.uint8
+    assert decoded.shape == (1, 24, 40, 3)
+    np.testing.assert_array_equal(decoded[0], original)
+
+    encoded = _encode(client, decoded, "png", 90)
+    with Image.open(io.BytesIO(encoded)) as image:
+        assert image.format == "PNG"
+        np.testing.assert_array_equal(np.asarray(image.convert("RGB")), original)
+
+
+@pytest.mark.integration
+def test_encode_jpeg_and_webp(client: grpcclient.InferenceServerClient) -> None:
+    pixels = _pixels(16, 16)[None]
+    for fmt, pil_name in (("jpeg", "JPEG"), ("webp", "WEBP")):
+        with Image.open(io.BytesIO(_encode(client, pixels, fmt, 80))) as image:
+            assert image.format == pil_name
+            assert image.size == (16, 16)
+
+
+@pytest.mark.integration
+def test_decode_batch_of_equal_sizes(client: grpcclient.InferenceServerClient) -> None:
+    images = [_pixels(16, 20, seed) for seed in range(3)]
+    decoded = _decode(client, [_png(image) for image in images])
+    np.testing.assert_array_equal(decoded, np.stack(images))
+
+
+@pytest.mark.integration
+def test_corrupt_payload_is_invalid_argument_and_server_keeps_serving(
+    client: grpcclient.InferenceServerClient,
+) -> None:
+    good = _png(_pixels(16, 16))
+    with pytest.raises(grpcclient.InferenceServerException) as raised:
+        _decode(client, [good[: len(good) // 2]])
+    assert "INVALID_ARGUMENT" in str(raised.value.status())
+    assert "could not decode image" in raised.value.message()
+
+    with pytest.raises(grpcclient.InferenceServerException) as raised:
+        _decode(client, [b"definitely not an image"])
+    assert "INVALID_ARGUMENT" in str(raised.value.status())
+
+    assert _decode(client, [good]).shape == (1, 16, 16, 3)
+
+
+@pytest.mark.integration
+def test_decode_rejects_sizes_outside_limits(client: grpcclient.InferenceServerClient) -> None:
+    with pytest.raises(grpcclient.InferenceServerException) as raised:
+        _decode(client, [_png(_pixels(4, 4))])
+    assert "INVALID_ARGUMENT" in str(raised.value.status())
+    assert "4x4" in raised.value.message()
+
+
+@pytest.mark.integration
+def test_encode_bad_format_is_invalid_argument(client: grpcclient.InferenceServerClient) -> None:
+    with pytest.raises(grpcclient.InferenceServerException) as raised:
+        _encode(client, _pixels(8, 8)[None], "gif", 90)
+    assert "INVALID_ARGUMENT" in str(raised.value.status())
+    assert "gif" in raised.value.message()
+
+
+@pytest.mark.integration
+def test_onnx_runner_batches_concurrent_requests(
+    client: grpcclient.InferenceServerClient,
+) -> None:
+    results: queue.Queue[tuple[int, object, object]] = queue.Queue()
+    sent = {}
+    shapes = [(16, 16), (16, 16), (24, 8), (16, 16), (24, 8)]
+    for index, (height, width) in enumerate(shapes):
+        pixels = _pixels(height, width, index)[None]
+        sent[index] = pixels
+        client.async_infer(
+            CORE_MODEL,
+            [_array_input("image", pixels, "UINT8")],
+            callback=lambda result, error, index=index: results.put((index, result, error)),
+        )
+    for _ in shapes:
+        index, result, error = results.get(timeout=30)
+        assert error is None, error
+        np.testing.assert_array_equal(result.as_numpy("result"), sent[index])  # type: ignore[union-attr]
+
+
+@pytest.mark.integration
+def test_onnx_runner_rejects_out_of_limit_sides(client: grpcclient.InferenceServerClient) -> None:
+    with pytest.raises(grpcclient.InferenceServerException) as raised:
+        client.infer(CORE_MODEL, [_array_input("image", _pixels(4, 16)[None], "UINT8")])
+    assert "INVALID_ARGUMENT" in str(raised.value.status())
+    assert "within [8, 64]" in raised.value.message()
+
+
+# -- fast: no models loaded ------------------------------------------------------------------
+@needs_triton
+def test_missing_repository_fails_with_log_tail(tmp_path: Path) -> None:
+    triton = EmbeddedTriton(
+        tmp_path / "no-such-repository",
+        grpc_port=free_port(),
+        http_port=free_port(),
+        metrics_port=free_port(),
+        log_path=tmp_path / "server.log",
+        startup_timeout=60,
+    )
+    with pytest.raises(TritonStartupError) as raised:
+        triton.start()
+    message = str(raised.value)
+    assert "exited with status" in message
+    assert "no-such-repository" in message  # quoted from the server's own log
+    assert not triton.is_running()
+
+
+@needs_triton
+def test_backend_directory_links_python_backend(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("VITRINE_CACHE_DIR", str(tmp_path))
+    directory = backend_directory()
+    assert directory.is_relative_to(tmp_path / "triton-backends")
+    python = directory / "python"
+    for name in ("libtriton_python.so", "triton_python_backend_utils.py"):
+        assert (python / name).is_file()
+    assert (python / "triton_python_backend_stub").is_file()
+    assert backend_directory() == directory  # idempotent
+
+
+def test_free_port_is_bindable() -> None:
+    import socket
+
+    port = free_port()
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", port))
+
+
+def test_urls_and_command(tmp_path: Path) -> None:
+    triton = EmbeddedTriton(tmp_path, grpc_port=1, http_port=2, metrics_port=3, extra_args=["-x"])
+    assert triton.grpc_url == "127.0.0.1:1"
+    assert triton.http_url == "127.0.0.1:2"
+    assert triton.metrics_url == "http://127.0.0.1:3/metrics"
+    command = triton.command(tmp_path / "backends", Path("/bin/tritonserver"))
+    assert f"--model-repository={tmp_path}" in command
+    assert "--model-control-mode=none" in command
+    assert "--strict-readiness=true" in command
+    assert command[-1] == "-x"
+    assert triton.stop() is None  # never started
+
+
+_SERVE = """
+import logging, sys
+from pathlib import Path
+from vitrine.serving import EmbeddedTriton, serve_forever
+logging.basicConfig(level=logging.INFO)
+ports = [int(port) for port in sys.argv[2:5]]
+server = EmbeddedTriton(Path(sys.argv[1]), grpc_port=ports[0], http_port=ports[1],
+                        metrics_port=ports[2])
+sys.exit(serve_forever(server))
+"""
+
+
+@needs_triton
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_serve_forever_stops_cleanly_on_signal(tmp_path: Path, signum: int) -> None:
+    (tmp_path / "repository").mkdir()  # empty: starts in well under a second
+    ports = [free_port() for _ in range(3)]
+    process = subprocess.Popen(
+        [sys.executable, "-c", _SERVE, str(tmp_path / "repository"), *map(str, ports)],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    ready_url = f"http://127.0.0.1:{ports[1]}/v2/health/ready"
+    try:
+        deadline = time.monotonic() + 60
+        while not _ready(ready_url):
+            assert process.poll() is None, process.communicate()[1]
+            assert time.monotonic() < deadline, "server never became ready"
+            time.sleep(0.2)
+        process.send_signal(signum)
+        _, log = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, log
+    assert f"gRPC 127.0.0.1:{ports[0]}" in log
+    assert f"HTTP 127.0.0.1:{ports[1]}" in log
+    assert not _ready(ready_url)  # tritonserver went with it
+
+
+def _ready(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1) as response:
+            return bool(response.status == 200)
+    except OSError:
+        return False

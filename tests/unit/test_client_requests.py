@@ -1,0 +1,241 @@
+"""Request building, local validation and response parsing of the client."""
+
+from __future__ import annotations
+
+import io
+import re
+from types import SimpleNamespace
+from typing import Any, get_args, get_type_hints
+
+import numpy as np
+import pytest
+from PIL import Image
+from tritonclient.utils import deserialize_bytes_tensor
+
+from vitrine.catalog import get_spec, specs_for_method
+from vitrine.client import (
+    ArrayResult,
+    AsyncVitrineClient,
+    ImageResult,
+    InvalidRequest,
+    ServerError,
+    VitrineClient,
+)
+from vitrine.client._requests import (
+    PIPELINE_INPUTS,
+    PIPELINE_OUTPUTS,
+    plan_super_resolve,
+    plan_super_resolve_array,
+    resolve_spec,
+)
+from vitrine.pipeline import (
+    ENCODED_INPUT,
+    ENCODED_OUTPUT,
+    FORMAT_INPUT,
+    OUTPUT_FORMATS,
+    QUALITY_INPUT,
+)
+
+
+def _content(infer_input: Any) -> np.ndarray:
+    """The data an InferInput carries, as numpy."""
+    raw = infer_input._get_content()
+    if infer_input.datatype() == "BYTES":
+        return deserialize_bytes_tensor(raw).reshape(infer_input.shape())
+    dtype = {"UINT8": np.uint8, "INT32": np.int32}[infer_input.datatype()]
+    return np.frombuffer(raw, dtype).reshape(infer_input.shape())
+
+
+def _png(size: tuple[int, int] = (20, 12)) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", size, (10, 20, 30)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _result(outputs: dict[str, np.ndarray], version: str = "3") -> Any:
+    response = SimpleNamespace(model_version=version)
+    return SimpleNamespace(as_numpy=outputs.get, get_response=lambda: response)
+
+
+# --- static types pinned to the specs -------------------------------------------------
+
+
+@pytest.mark.parametrize("client", [VitrineClient, AsyncVitrineClient])
+@pytest.mark.parametrize("method", ["super_resolve", "super_resolve_array"])
+def test_scale_literal_matches_specs(client: type, method: str) -> None:
+    hints = get_type_hints(getattr(client, method))
+    assert set(get_args(hints["scale"])) == set(specs_for_method("super_resolve"))
+
+
+@pytest.mark.parametrize("client", [VitrineClient, AsyncVitrineClient])
+def test_output_format_literal_matches_pipeline(client: type) -> None:
+    hints = get_type_hints(client.super_resolve)
+    assert get_args(hints["output_format"]) == OUTPUT_FORMATS
+
+
+def test_pipeline_tensor_names_come_from_pipeline_module() -> None:
+    assert [t.name for t in PIPELINE_INPUTS] == [ENCODED_INPUT, FORMAT_INPUT, QUALITY_INPUT]
+    assert [t.name for t in PIPELINE_OUTPUTS] == [ENCODED_OUTPUT]
+
+
+# --- selector ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("scale", [2, 4, np.int64(4)])
+def test_resolve_spec(scale: int) -> None:
+    assert resolve_spec("super_resolve", "scale", scale).name == f"superres_x{int(scale)}"
+
+
+@pytest.mark.parametrize("scale", [3, 0, True, "2", None, [2]])
+def test_resolve_spec_unknown_names_allowed(scale: object) -> None:
+    with pytest.raises(
+        InvalidRequest, match=re.escape(f"scale must be one of 2, 4; got {scale!r}")
+    ):
+        resolve_spec("super_resolve", "scale", scale)
+
+
+# --- pipeline requests ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("scale", [2, 4])
+def test_plan_super_resolve_builds_pipeline_request(scale: int) -> None:
+    data = _png()
+    plan = plan_super_resolve(data, scale=scale, output_format="webp", quality=80)
+    assert plan.model == f"superres_x{scale}_pipeline" == get_spec(f"superres_x{scale}").pipeline
+    shapes = {i.name(): (i.datatype(), i.shape()) for i in plan.inputs}
+    assert shapes == {
+        "image_bytes": ("BYTES", [1, 1]),
+        "format": ("BYTES", [1, 1]),
+        "quality": ("INT32", [1, 1]),
+    }
+    values = {i.name(): _content(i)[0, 0] for i in plan.inputs}
+    assert values == {"image_bytes": data, "format": b"webp", "quality": 80}
+    assert [o.name() for o in plan.outputs] == ["result_bytes"]
+
+
+def test_plan_super_resolve_encodes_pil_to_png() -> None:
+    image = Image.new("RGB", (30, 10), (1, 2, 3))
+    plan = plan_super_resolve(image, scale=2, output_format="png", quality=95)
+    sent = Image.open(io.BytesIO(_content(plan.inputs[0])[0, 0]))
+    assert sent.format == "PNG" and sent.size == (30, 10)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"output_format": "gif"}, "output_format must be one of 'png', 'jpeg', 'webp'; got 'gif'"),
+        ({"output_format": "PNG"}, "got 'PNG'"),
+        ({"quality": 0}, "quality must be an int in 1..100; got 0"),
+        ({"quality": 101}, "got 101"),
+        ({"quality": 90.0}, "got 90.0"),
+        ({"quality": True}, "got True"),
+        ({"scale": 3}, "scale must be one of 2, 4; got 3"),
+    ],
+)
+def test_plan_super_resolve_rejects(kwargs: dict[str, Any], message: str) -> None:
+    args: dict[str, Any] = {"scale": 2, "output_format": "png", "quality": 95, **kwargs}
+    with pytest.raises(InvalidRequest, match=re.escape(message)):
+        plan_super_resolve(_png(), **args)
+
+
+def test_plan_super_resolve_checks_limits_of_chosen_scale() -> None:
+    image = Image.new("RGB", (300, 300))
+    plan_super_resolve(image, scale=2, output_format="png", quality=95)
+    with pytest.raises(InvalidRequest, match="superres_x4's limits 8..256"):
+        plan_super_resolve(image, scale=4, output_format="png", quality=95)
+
+
+def test_parse_image_result() -> None:
+    data = _png((20, 12))
+    plan = plan_super_resolve(_png(), scale=2, output_format="png", quality=95)
+    result = plan.parse(_result({"result_bytes": np.array([[data]], dtype=object)}), 12.5)
+    assert isinstance(result, ImageResult)
+    assert result.data == data and result.format == "png"
+    assert result.image.mode == "RGB" and result.image.size == (20, 12)
+    assert (result.model, result.model_version, result.latency_ms) == (
+        "superres_x2_pipeline",
+        "3",
+        12.5,
+    )
+
+
+@pytest.mark.parametrize(
+    ("outputs", "message"),
+    [
+        ({}, "has no output 'result_bytes'"),
+        ({"result_bytes": np.array([[b"a", b"b"]], dtype=object)}, "not one bytes element"),
+        ({"result_bytes": np.array([[b"junk"]], dtype=object)}, "not a decodable image"),
+    ],
+)
+def test_parse_image_result_malformed(outputs: dict[str, np.ndarray], message: str) -> None:
+    plan = plan_super_resolve(_png(), scale=2, output_format="png", quality=95)
+    with pytest.raises(ServerError, match=message):
+        plan.parse(_result(outputs), 1.0)
+
+
+# --- raw array requests -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("shape", [(10, 12, 3), (3, 10, 12, 3)])
+def test_plan_super_resolve_array_request(shape: tuple[int, ...]) -> None:
+    pixels = np.arange(np.prod(shape), dtype=np.uint64).astype(np.uint8).reshape(shape)
+    plan = plan_super_resolve_array(pixels, scale=4)
+    assert plan.model == "superres_x4"
+    (infer_input,) = plan.inputs
+    batch_shape = [1, *shape] if len(shape) == 3 else list(shape)
+    assert (infer_input.name(), infer_input.datatype(), infer_input.shape()) == (
+        "image",
+        "UINT8",
+        batch_shape,
+    )
+    np.testing.assert_array_equal(_content(infer_input).reshape(shape), pixels)
+    assert [o.name() for o in plan.outputs] == ["result"]
+
+
+@pytest.mark.parametrize("shape", [(10, 12, 3), (2, 10, 12, 3)])
+def test_parse_array_result_keeps_rank(shape: tuple[int, ...]) -> None:
+    pixels = np.zeros(shape, np.uint8)
+    plan = plan_super_resolve_array(pixels, scale=2)
+    out = np.ones((shape[0] if len(shape) == 4 else 1, 20, 24, 3), np.uint8)
+    result = plan.parse(_result({"result": out}, version="1"), 4.0)
+    assert isinstance(result, ArrayResult)
+    assert result.array.shape == (*shape[:-3], 20, 24, 3)
+    assert (result.model, result.model_version, result.latency_ms) == ("superres_x2", "1", 4.0)
+
+
+@pytest.mark.parametrize(
+    "out", [np.ones((1, 20, 20, 3), np.uint8), np.ones((1, 20, 24, 3), np.float32)]
+)
+def test_parse_array_result_wrong_output(out: np.ndarray) -> None:
+    plan = plan_super_resolve_array(np.zeros((10, 12, 3), np.uint8), scale=2)
+    with pytest.raises(ServerError, match=r"expected uint8 \(1, 20, 24, 3\)"):
+        plan.parse(_result({"result": out}), 1.0)
+
+
+@pytest.mark.parametrize(
+    ("pixels", "scale", "message"),
+    [
+        ([[[0, 0, 0]]], 2, "pixels must be a numpy.ndarray, got list"),
+        (np.zeros((16, 16, 3), np.float32), 2, "pixels must have dtype uint8, got float32"),
+        (np.zeros((16, 16), np.uint8), 2, "shape (H, W, 3) or (N, H, W, 3), got shape (16, 16)"),
+        (np.zeros((1, 1, 16, 16, 3), np.uint8), 2, "got shape (1, 1, 16, 16, 3)"),
+        (np.zeros((16, 16, 4), np.uint8), 2, "pixels must have 3 channels (last axis), got 4"),
+        (np.zeros((0, 16, 16, 3), np.uint8), 2, "batch of 0 images; superres_x2 accepts 1 to 8"),
+        (np.zeros((9, 16, 16, 3), np.uint8), 2, "batch of 9 images; superres_x2 accepts 1 to 8"),
+        (
+            np.zeros((7, 16, 3), np.uint8),
+            2,
+            "image height 7 is outside superres_x2's limits 8..512",
+        ),
+        (np.zeros((16, 300, 3), np.uint8), 4, "image width 300 is outside superres_x4's limits"),
+        (np.zeros((16, 16, 3), np.uint8), 3, "scale must be one of 2, 4; got 3"),
+    ],
+)
+def test_plan_super_resolve_array_rejects(pixels: Any, scale: int, message: str) -> None:
+    with pytest.raises(InvalidRequest, match=re.escape(message)):
+        plan_super_resolve_array(pixels, scale=scale)
+
+
+def test_plan_super_resolve_array_accepts_limits() -> None:
+    plan_super_resolve_array(np.zeros((8, 8, 8, 3), np.uint8), scale=2)
+    plan_super_resolve_array(np.zeros((256, 8, 3), np.uint8), scale=4)

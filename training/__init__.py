@@ -1,0 +1,1 @@
+"""Training: data, architectures, objectives, checkpoints, metrics and the trainer."""

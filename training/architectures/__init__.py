@@ -1,0 +1,25 @@
+"""Architecture registry: one file per family, built only from constructor arguments."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from torch import nn
+
+from vitrine.training.architectures.espcn import ESPCN
+
+__all__ = ["ARCHITECTURES", "build_architecture"]
+
+ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
+    "espcn": ESPCN,
+}
+
+
+def build_architecture(name: str, kwargs: Mapping[str, Any]) -> nn.Module:
+    """Instantiate architecture ``name`` with ``kwargs`` (lists become tuples, as in JSON)."""
+    try:
+        factory = ARCHITECTURES[name]
+    except KeyError:
+        raise KeyError(f"unknown architecture {name!r}; known: {sorted(ARCHITECTURES)}") from None
+    return factory(**{key: tuple(v) if isinstance(v, list) else v for key, v in kwargs.items()})

@@ -1,0 +1,54 @@
+"""Training configs: one TOML file per model in ``training/configs``, with presets."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import tomllib
+
+__all__ = ["CONFIG_DIR", "TrainConfig", "load_config"]
+
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Hyper-parameters of one training run (the ``[train]`` table plus a preset)."""
+
+    preset: str
+    steps: int
+    batch_size: int
+    patch_size: int  # high-resolution patch side
+    learning_rate: float
+    min_learning_rate: float
+    seed: int
+    blur_probability: float
+    jpeg_probability: float
+    checkpoint_every: int
+    eval_every: int
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain dict, as written into the checkpoint sidecar."""
+        return asdict(self)
+
+
+def load_config(name: str, preset: str) -> TrainConfig:
+    """The config of model ``name`` with preset ``preset`` applied over ``[train]``."""
+    path = CONFIG_DIR / f"{name}.toml"
+    if not path.is_file():
+        raise FileNotFoundError(f"no training config for {name!r} (expected {path})")
+    document = tomllib.loads(path.read_text())
+    presets = document.get("presets", {})
+    if preset not in presets:
+        raise ValueError(f"{path.name}: unknown preset {preset!r}; known: {sorted(presets)}")
+    values = {**document["train"], **presets[preset], "preset": preset}
+    known = {field.name for field in fields(TrainConfig)}
+    unknown = set(values) - known
+    if unknown:
+        raise ValueError(f"{path.name}: unknown keys {sorted(unknown)}")
+    missing = known - set(values)
+    if missing:
+        raise ValueError(f"{path.name}: missing keys {sorted(missing)}")
+    return TrainConfig(**values)

@@ -1,0 +1,49 @@
+"""Image quality metrics on uint8 RGB images: PSNR and SSIM on the Y channel and on RGB."""
+
+from __future__ import annotations
+
+import numpy as np
+from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+__all__ = ["luma", "psnr", "ssim", "quality_report"]
+
+
+def luma(image: np.ndarray) -> np.ndarray:
+    """ITU-R BT.601 luma (Y of YCbCr, range 16..235) as float64, as SR papers measure it."""
+    rgb = image.astype(np.float64) / 255.0
+    return 16.0 + rgb @ np.array([65.481, 128.553, 24.966])
+
+
+def _crop(image: np.ndarray, border: int) -> np.ndarray:
+    return image[border:-border, border:-border] if border else image
+
+
+def psnr(
+    reference: np.ndarray, test: np.ndarray, *, border: int = 0, y_only: bool = False
+) -> float:
+    """PSNR in dB with ``border`` pixels cropped on every side."""
+    ref, out = _crop(reference, border), _crop(test, border)
+    if y_only:
+        return float(peak_signal_noise_ratio(luma(ref), luma(out), data_range=255.0))
+    return float(peak_signal_noise_ratio(ref, out, data_range=255))
+
+
+def ssim(
+    reference: np.ndarray, test: np.ndarray, *, border: int = 0, y_only: bool = False
+) -> float:
+    """SSIM (Gaussian window, sigma 1.5, as Wang et al.) with ``border`` pixels cropped."""
+    ref, out = _crop(reference, border), _crop(test, border)
+    options = {"gaussian_weights": True, "sigma": 1.5, "use_sample_covariance": False}
+    if y_only:
+        return float(structural_similarity(luma(ref), luma(out), data_range=255.0, **options))
+    return float(structural_similarity(ref, out, data_range=255, channel_axis=2, **options))
+
+
+def quality_report(reference: np.ndarray, test: np.ndarray, *, border: int) -> dict[str, float]:
+    """PSNR and SSIM on Y and RGB, border cropped."""
+    return {
+        "psnr_y": psnr(reference, test, border=border, y_only=True),
+        "psnr_rgb": psnr(reference, test, border=border),
+        "ssim_y": ssim(reference, test, border=border, y_only=True),
+        "ssim_rgb": ssim(reference, test, border=border),
+    }

@@ -1,0 +1,72 @@
+"""Real photos shipped inside scikit-image, with the fixed train/validation split.
+
+Only images bundled in the scikit-image 0.26 wheel are used (no download). The split
+is by whole image, so no validation pixel is ever seen in training:
+
+* validation: chelsea (cat), coffee (cup), coins (greyscale)
+* train: everything else listed in ``TRAIN_PHOTOS``.
+Greyscale photos are replicated to RGB.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+import numpy as np
+
+__all__ = ["TRAIN_PHOTOS", "VALIDATION_PHOTOS", "load_photo", "load_split"]
+
+TRAIN_PHOTOS: tuple[str, ...] = (
+    "astronaut",
+    "rocket",
+    "hubble_deep_field",
+    "immunohistochemistry",
+    "retina",
+    "stereo_motorcycle",
+    "camera",
+    "moon",
+    "page",
+    "text",
+    "clock",
+    "brick",
+    "grass",
+    "gravel",
+)
+VALIDATION_PHOTOS: tuple[str, ...] = ("chelsea", "coffee", "coins")
+
+
+def _skimage_data():  # type: ignore[no-untyped-def]
+    try:
+        import skimage.data
+    except ImportError as error:  # pragma: no cover - depends on the environment
+        raise ImportError(
+            "the training photos come from scikit-image: pip install 'vitrine[train]' "
+            "(scikit-image==0.26.0)"
+        ) from error
+    return skimage.data
+
+
+@cache
+def load_photo(name: str) -> np.ndarray:
+    """Photo ``name`` as (H, W, 3) uint8 RGB."""
+    data = _skimage_data()
+    loader = getattr(data, name, None)
+    if loader is None:
+        raise ValueError(f"scikit-image has no shipped photo {name!r}")
+    image = loader()
+    if isinstance(image, tuple):  # stereo pairs: take the left view
+        image = image[0]
+    image = np.asarray(image)
+    if image.dtype == bool:
+        image = image.astype(np.uint8) * 255
+    if image.ndim == 2:
+        image = np.repeat(image[:, :, None], 3, axis=2)
+    return np.ascontiguousarray(image[:, :, :3].astype(np.uint8))
+
+
+def load_split(split: str) -> dict[str, np.ndarray]:
+    """All photos of ``split`` ("train" or "validation") by name."""
+    names = {"train": TRAIN_PHOTOS, "validation": VALIDATION_PHOTOS}.get(split)
+    if names is None:
+        raise ValueError(f"unknown split {split!r}; use 'train' or 'validation'")
+    return {name: load_photo(name) for name in names}

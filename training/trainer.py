@@ -1,0 +1,182 @@
+"""The training loop shared by every model: seeded, resumable, with a progress bar."""
+
+from __future__ import annotations
+
+import csv
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from vitrine.spec import ModelSpec, Task
+from vitrine.training.architectures import build_architecture
+from vitrine.training.checkpoint import (
+    git_commit,
+    load_checkpoint,
+    load_optimizer,
+    save_checkpoint,
+    save_optimizer,
+)
+from vitrine.training.config import TrainConfig, load_config
+from vitrine.training.superres import SuperResolutionRecipe
+
+__all__ = ["RECIPES", "TrainResult", "train"]
+
+
+class Recipe(Protocol):
+    """What the loop needs from a task: batches, a loss, an evaluation, a data description."""
+
+    def batch(self, step: int) -> Any: ...
+
+    def loss(self, model: nn.Module, batch: Any) -> torch.Tensor: ...
+
+    def evaluate(self, model: nn.Module) -> dict[str, Any]: ...
+
+    def data_description(self) -> dict[str, Any]: ...
+
+
+RECIPES: dict[Task, type[SuperResolutionRecipe]] = {
+    Task.SUPER_RESOLVE: SuperResolutionRecipe,
+}
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """Where the final checkpoint went and what it measured."""
+
+    weights: Path
+    metrics: dict[str, Any]
+    seconds: float
+
+
+def _learning_rate(config: TrainConfig, step: int) -> float:
+    """Cosine decay from ``learning_rate`` to ``min_learning_rate``."""
+    progress = step / max(1, config.steps - 1)
+    span = config.learning_rate - config.min_learning_rate
+    return config.min_learning_rate + 0.5 * span * (1.0 + math.cos(math.pi * progress))
+
+
+def _meta(spec: ModelSpec, config: TrainConfig, recipe: Recipe, step: int) -> dict[str, Any]:
+    return {
+        "spec": spec.name,
+        "task": spec.task.value,
+        "architecture": spec.architecture,
+        "arch_kwargs": {
+            k: list(v) if isinstance(v, tuple) else v for k, v in spec.arch_kwargs.items()
+        },
+        "training": config.as_dict(),
+        "data": recipe.data_description(),
+        "steps": step,
+        "git_commit": git_commit(),
+        "torch_version": torch.__version__,
+    }
+
+
+def _resume(
+    run_dir: Path, model: nn.Module, optimizer: torch.optim.Optimizer, config: TrainConfig
+) -> int:
+    """Load the last checkpoint of ``run_dir`` if there is one; returns the step to start at."""
+    last = run_dir / "last.safetensors"
+    if not last.is_file():
+        return 0
+    checkpoint = load_checkpoint(last)
+    if checkpoint.meta["training"] != config.as_dict():
+        raise ValueError(f"{last} was written with another config; use a new --run-dir")
+    model.load_state_dict(checkpoint.model.state_dict())
+    load_optimizer(run_dir / "last.optim.safetensors", optimizer)
+    return int(checkpoint.meta["steps"])
+
+
+def train(
+    spec: ModelSpec,
+    preset: str,
+    *,
+    run_dir: Path,
+    out_dir: Path,
+    resume: bool = True,
+    progress: bool = True,
+) -> TrainResult:
+    """Train ``spec`` with its config ``preset``; the final checkpoint goes to ``out_dir``."""
+    started = time.perf_counter()
+    config = load_config(spec.name, preset)
+    torch.manual_seed(config.seed)
+    recipe: Recipe = RECIPES[spec.task](spec, config)
+    model = build_architecture(spec.architecture, spec.arch_kwargs).train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    start = _resume(run_dir, model, optimizer, config) if resume else 0
+    history_path = run_dir / "history.csv"
+    metrics: dict[str, Any] = {}
+    with (
+        history_path.open("a", newline="") as history_file,
+        tqdm(
+            total=config.steps,
+            initial=start,
+            desc=f"train {spec.name}",
+            disable=not progress,
+            unit="step",
+        ) as bar,
+    ):
+        history = csv.writer(history_file)
+        for step in range(start, config.steps):
+            for group in optimizer.param_groups:
+                group["lr"] = _learning_rate(config, step)
+            loss = recipe.loss(model, recipe.batch(step))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            done = step + 1
+            history.writerow([done, f"{loss.item():.6f}"])
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss.item():.4f}")
+            if done % config.eval_every == 0 and done < config.steps:
+                metrics = recipe.evaluate(model.eval())
+                model.train()
+                bar.write(f"step {done}: {_summary(metrics)}")
+            if done % config.checkpoint_every == 0 or done == config.steps:
+                save_checkpoint(
+                    run_dir / "last.safetensors", model, _meta(spec, config, recipe, done)
+                )
+                save_optimizer(run_dir / "last.optim.safetensors", optimizer)
+    model.eval()
+    metrics = recipe.evaluate(model)
+    meta = _meta(spec, config, recipe, config.steps) | {"metrics": metrics}
+    weights = out_dir / f"{spec.name}.safetensors"
+    save_checkpoint(weights, model, meta)
+    _plot_history(history_path, run_dir / "loss.png", spec.name)
+    return TrainResult(weights=weights, metrics=metrics, seconds=time.perf_counter() - started)
+
+
+def _summary(metrics: dict[str, Any]) -> str:
+    margins = metrics.get("margins", {})
+    return ", ".join(f"{key} {value:+.3f}" for key, value in margins.items())
+
+
+def _plot_history(history_path: Path, plot_path: Path, title: str) -> None:
+    """Training loss curve as PNG (a moving average over 50 steps)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    rows = [row for row in csv.reader(history_path.open()) if row]
+    if not rows:
+        return
+    steps = np.array([int(row[0]) for row in rows])
+    losses = np.array([float(row[1]) for row in rows])
+    window = min(50, len(losses))
+    smooth = np.convolve(losses, np.ones(window) / window, mode="valid")
+    figure, axis = plt.subplots(figsize=(6, 3.5))
+    axis.plot(steps, losses, alpha=0.3, label="loss")
+    axis.plot(steps[window - 1 :], smooth, label=f"mean of {window}")
+    axis.set(xlabel="step", ylabel="Charbonnier loss", title=title, yscale="log")
+    axis.legend()
+    figure.tight_layout()
+    figure.savefig(plot_path, dpi=100)
+    plt.close(figure)

@@ -1,0 +1,228 @@
+"""Pure helpers behind the python-backend models: parameters, tensor checks, request grouping.
+
+Kept free of ``triton_python_backend_utils`` so they are unit-tested without a server.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from vitrine.imaging import InvalidImage
+from vitrine.spec import ImageLimits
+
+__all__ = [
+    "TensorConfig",
+    "bytes_column",
+    "check_tensor",
+    "group_by_shape",
+    "int_parameter",
+    "is_invalid_argument_error",
+    "limits_from_parameters",
+    "object_column",
+    "parse_parameters",
+    "split_rows",
+    "stack_images",
+    "tensor_configs",
+    "text_column",
+]
+
+# Triton config data types -> numpy dtypes (TYPE_STRING is Triton's BYTES).
+_TRITON_DTYPES: dict[str, Any] = {
+    "TYPE_BOOL": np.bool_,
+    "TYPE_UINT8": np.uint8,
+    "TYPE_UINT16": np.uint16,
+    "TYPE_UINT32": np.uint32,
+    "TYPE_UINT64": np.uint64,
+    "TYPE_INT8": np.int8,
+    "TYPE_INT16": np.int16,
+    "TYPE_INT32": np.int32,
+    "TYPE_INT64": np.int64,
+    "TYPE_FP16": np.float16,
+    "TYPE_FP32": np.float32,
+    "TYPE_FP64": np.float64,
+    "TYPE_STRING": np.object_,
+}
+
+
+@dataclass(frozen=True)
+class TensorConfig:
+    """One input or output of a model config, without the batch axis (-1 = dynamic)."""
+
+    name: str
+    dtype: np.dtype[Any]
+    dims: tuple[int, ...]
+
+
+def parse_parameters(model_config: Mapping[str, Any]) -> dict[str, str]:
+    """``parameters`` of a model config JSON (``{"k": {"string_value": "v"}}``) as ``{k: v}``."""
+    raw = model_config.get("parameters") or {}
+    params: dict[str, str] = {}
+    for key, value in raw.items():
+        params[key] = value.get("string_value", "") if isinstance(value, Mapping) else str(value)
+    return params
+
+
+def int_parameter(
+    params: Mapping[str, str], key: str, default: int | None = None, *, minimum: int | None = None
+) -> int:
+    """Integer parameter ``key``; ``default`` when absent (required when ``default`` is None)."""
+    text = params.get(key, "").strip()
+    if not text:
+        if default is None:
+            raise ValueError(f"model config parameter {key!r} is required")
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError(
+            f"model config parameter {key!r} must be an integer, got {text!r}"
+        ) from None
+    if minimum is not None and value < minimum:
+        raise ValueError(f"model config parameter {key!r} must be >= {minimum}, got {value}")
+    return value
+
+
+def limits_from_parameters(
+    params: Mapping[str, str], *, required: bool = True
+) -> ImageLimits | None:
+    """``ImageLimits`` from the ``min_side``/``max_side`` parameters.
+
+    With ``required=False`` both may be absent (None is returned); one without the other is
+    always an error.
+    """
+    present = [key for key in ("min_side", "max_side") if params.get(key, "").strip()]
+    if not present and not required:
+        return None
+    min_side = int_parameter(params, "min_side", minimum=1)
+    max_side = int_parameter(params, "max_side", minimum=1)
+    if min_side > max_side:
+        raise ValueError(f"min_side ({min_side}) exceeds max_side ({max_side})")
+    return ImageLimits(min_side=min_side, max_side=max_side)
+
+
+def tensor_configs(model_config: Mapping[str, Any], key: str) -> tuple[TensorConfig, ...]:
+    """The ``input`` or ``output`` entries of a model config JSON."""
+    entries = model_config.get(key) or []
+    configs = []
+    for entry in entries:
+        data_type = entry["data_type"]
+        if data_type not in _TRITON_DTYPES:
+            raise ValueError(f"{key} {entry['name']!r}: unsupported data type {data_type}")
+        configs.append(
+            TensorConfig(
+                name=entry["name"],
+                dtype=np.dtype(_TRITON_DTYPES[data_type]),
+                dims=tuple(int(dim) for dim in entry.get("dims", ())),
+            )
+        )
+    return tuple(configs)
+
+
+def check_tensor(
+    array: np.ndarray, config: TensorConfig, limits: ImageLimits | None = None
+) -> str | None:
+    """Why ``array`` (batch first) does not fit ``config``, or None when it does.
+
+    ``limits`` bounds every dynamic (-1) axis: the spatial sides of an image tensor.
+    """
+    if array.dtype != config.dtype:
+        return f"input {config.name!r} must be {config.dtype}, got {array.dtype}"
+    expected = ("B", *(("?" if dim == -1 else str(dim)) for dim in config.dims))
+    if array.ndim != len(config.dims) + 1 or any(
+        dim not in (-1, size) for dim, size in zip(config.dims, array.shape[1:], strict=True)
+    ):
+        return (
+            f"input {config.name!r} must have shape ({', '.join(expected)}), "
+            f"got {tuple(array.shape)}"
+        )
+    if limits is not None:
+        sides = [size for dim, size in zip(config.dims, array.shape[1:], strict=True) if dim == -1]
+        if any(not limits.min_side <= side <= limits.max_side for side in sides):
+            return (
+                f"input {config.name!r} has sides {'x'.join(map(str, sides))}; each must be "
+                f"within [{limits.min_side}, {limits.max_side}]"
+            )
+    return None
+
+
+def group_by_shape(requests: Sequence[Sequence[np.ndarray]]) -> list[list[int]]:
+    """Indices of requests whose inputs agree in shape (batch axis excluded) and dtype.
+
+    Groups keep first-seen order and request order inside each group, so each group can be
+    concatenated along the batch axis into one run.
+    """
+    groups: dict[tuple[Any, ...], list[int]] = {}
+    for index, arrays in enumerate(requests):
+        key = tuple((array.shape[1:], array.dtype.str) for array in arrays)
+        groups.setdefault(key, []).append(index)
+    return list(groups.values())
+
+
+def split_rows(outputs: Sequence[np.ndarray], batch_sizes: Sequence[int]) -> list[list[np.ndarray]]:
+    """Split batched ``outputs`` back into per-request slices of ``batch_sizes`` rows."""
+    total = sum(batch_sizes)
+    for output in outputs:
+        if output.shape[:1] != (total,):
+            raise ValueError(f"output has batch {output.shape[:1]}, expected {total}")
+    pieces: list[list[np.ndarray]] = []
+    start = 0
+    for size in batch_sizes:
+        pieces.append([output[start : start + size] for output in outputs])
+        start += size
+    return pieces
+
+
+def stack_images(images: Sequence[np.ndarray]) -> np.ndarray:
+    """``(B, H, W, 3)`` from same-sized ``(H, W, 3)`` images of one request."""
+    if not images:
+        raise InvalidImage("request holds no images")
+    shapes = {image.shape for image in images}
+    if len(shapes) > 1:
+        sizes = ", ".join(f"{shape[1]}x{shape[0]}" for shape in (image.shape for image in images))
+        raise InvalidImage(
+            "images batched in one request must all have the same size, got " + sizes
+        )
+    return np.stack(images)
+
+
+def bytes_column(array: np.ndarray, name: str) -> list[bytes]:
+    """Items of a ``(B, 1)`` Triton BYTES tensor (numpy object array) as ``bytes``."""
+    if array.ndim != 2 or array.shape[1] != 1:
+        raise InvalidImage(f"input {name!r} must have shape (B, 1), got {tuple(array.shape)}")
+    items = []
+    for item in array[:, 0]:
+        if isinstance(item, (bytes, bytearray, memoryview)):
+            items.append(bytes(item))
+        elif isinstance(item, str):
+            items.append(item.encode("utf-8"))
+        else:
+            raise InvalidImage(f"input {name!r} must hold bytes, got {type(item).__name__}")
+    return items
+
+
+def text_column(array: np.ndarray, name: str) -> list[str]:
+    """Items of a ``(B, 1)`` BYTES tensor decoded as UTF-8 text."""
+    texts = []
+    for item in bytes_column(array, name):
+        try:
+            texts.append(item.decode("utf-8").strip())
+        except UnicodeDecodeError:
+            raise InvalidImage(f"input {name!r} must be UTF-8 text") from None
+    return texts
+
+
+def object_column(items: Sequence[bytes]) -> np.ndarray:
+    """``(B, 1)`` numpy object array of ``items``: the layout of a Triton BYTES output."""
+    column = np.empty((len(items), 1), dtype=np.object_)
+    for row, item in enumerate(items):
+        column[row, 0] = item
+    return column
+
+
+def is_invalid_argument_error(exc: BaseException) -> bool:
+    """Whether an onnxruntime failure blames the input (INVALID_ARGUMENT) rather than the model."""
+    return type(exc).__name__ == "InvalidArgument" or "INVALID_ARGUMENT" in str(exc)

@@ -1,0 +1,68 @@
+"""The catalog: every served model's spec, in one explicit registry."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from vitrine.spec import ImageLimits, ModelSpec, PrecisionPolicy, ShapeProfile, Task, TensorSpec
+
+__all__ = ["SPECS", "get_spec", "specs_for_method"]
+
+_IMAGE_AXES = ("height", "width", None)
+
+
+def _image_tensor(name: str, prefix: str = "") -> TensorSpec:
+    axes = tuple(f"{prefix}{axis}" if axis else None for axis in _IMAGE_AXES)
+    return TensorSpec(name=name, dtype="UINT8", dims=(-1, -1, 3), axis_names=axes)
+
+
+def _superres(scale: int, max_side: int) -> ModelSpec:
+    return ModelSpec(
+        name=f"superres_x{scale}",
+        task=Task.SUPER_RESOLVE,
+        description=f"ESPCN-family x{scale} super-resolution (residual over bicubic)",
+        architecture="espcn",
+        arch_kwargs={"scale": scale, "features": (64, 64, 32)},
+        inputs=(_image_tensor("image"),),
+        outputs=(_image_tensor("result", prefix="out_"),),
+        profile=ShapeProfile(
+            min=(1, 8, 8, 3),
+            opt=(4, max_side // 4, max_side // 4, 3),
+            max=(8, max_side, max_side, 3),
+        ),
+        limits=ImageLimits(min_side=8, max_side=max_side),
+        precision=PrecisionPolicy(fp32_layers=("to_subpixels",)),  # the output layer
+        client_method="super_resolve",
+        selector=("scale", scale),
+        loadtest_side=max_side // 4,
+    )
+
+
+def _registry(specs: Iterable[ModelSpec]) -> dict[str, ModelSpec]:
+    registry: dict[str, ModelSpec] = {}
+    for spec in specs:
+        if spec.name in registry:
+            raise ValueError(f"duplicate spec name {spec.name!r}")
+        registry[spec.name] = spec
+    return registry
+
+
+SPECS: dict[str, ModelSpec] = _registry(
+    (
+        _superres(scale=2, max_side=512),
+        _superres(scale=4, max_side=256),
+    )
+)
+
+
+def get_spec(name: str) -> ModelSpec:
+    """The spec called ``name``; the error lists the known names."""
+    try:
+        return SPECS[name]
+    except KeyError:
+        raise KeyError(f"unknown model {name!r}; known: {', '.join(sorted(SPECS))}") from None
+
+
+def specs_for_method(method: str) -> dict[object, ModelSpec]:
+    """Specs backing one client method, keyed by their selector value."""
+    return {spec.selector[1]: spec for spec in SPECS.values() if spec.client_method == method}

@@ -1,0 +1,231 @@
+"""The `vitrine` command: train, evaluate, export, build, serve and demo every model.
+
+Each subcommand imports its heavy dependencies only when it runs, so the base install
+(the client SDK) can still print ``--help`` and list the models.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from vitrine import paths
+from vitrine.catalog import SPECS, get_spec
+
+__all__ = ["main"]
+
+_EXTRAS = {
+    "torch": "train",
+    "safetensors": "train",
+    "skimage": "train",
+    "onnx": "export",
+    "onnxruntime": "export",
+    "pytriton": "serve",
+}
+
+_EPILOG = """\
+a first session:
+  vitrine list                              the models and their pipelines
+  vitrine demo                              serve every pipeline and call it (main job)
+  vitrine train superres_x2 --preset smoke  train for a few steps
+  vitrine eval superres_x2                  PSNR/SSIM vs bicubic and Lanczos
+  vitrine export superres_x2                ONNX + FP16 + parity report
+  vitrine build --target embedded --out build/repository
+  vitrine serve                             gRPC on 127.0.0.1:8001 until Ctrl-C
+"""
+
+
+def _model_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", choices=sorted(SPECS), help="model name from the catalog")
+
+
+def _weights_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--weights", type=Path, help="checkpoint (*.safetensors); default: the shipped weights"
+    )
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    for spec in SPECS.values():
+        key, value = spec.selector
+        print(
+            f"{spec.name:14} {spec.description}\n"
+            f"{'':14} pipeline {spec.pipeline}, client.{spec.client_method}(..., {key}={value!r})"
+        )
+    return 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    import torch
+
+    from vitrine.training.trainer import train
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    spec = get_spec(args.model)
+    run_dir = args.run_dir or Path("runs") / f"{spec.name}-{args.preset}"
+    result = train(
+        spec, args.preset, run_dir=run_dir, out_dir=args.out or run_dir, resume=not args.restart
+    )
+    print(f"wrote {result.weights} (+ .json) in {result.seconds:.0f} s")
+    for key, value in result.metrics.get("margins", {}).items():
+        print(f"  {key}: {value:+.3f}")
+    return 0
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from vitrine.training.evaluate import as_rows, evaluate_checkpoint
+
+    spec = get_spec(args.model)
+    out_dir = args.out or paths.reports_dir() / spec.name
+    report = evaluate_checkpoint(spec, args.weights or paths.weights_path(spec.name), out_dir)
+    table = Table(title=f"{spec.name}: mean over validation photos (border {report['scale']} px)")
+    for column in ("method", "PSNR-Y dB", "PSNR-RGB dB", "SSIM-Y", "SSIM-RGB"):
+        table.add_column(column)
+    for row in as_rows(report):
+        table.add_row(*row)
+    console = Console()
+    console.print(table)
+    for key, value in report["margins"].items():
+        console.print(f"{key}: {value:+.3f}")
+    console.print(f"wrote {out_dir / 'eval.json'} and {out_dir / 'comparison.png'}")
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from vitrine.export.artifacts import ParityError, export_checkpoint
+
+    spec = get_spec(args.model)
+    out_dir = args.out or Path("build") / "export" / spec.name
+    report_path = paths.reports_dir() / spec.name / "parity.json"
+    try:
+        result = export_checkpoint(
+            spec, args.weights or paths.weights_path(spec.name), out_dir, report_path=report_path
+        )
+    except ParityError as error:
+        print(f"error: {error} ({report_path})", file=sys.stderr)
+        return 1
+    for entry in result.report["shapes"]:
+        fp32 = entry["onnx_fp32_vs_torch"]
+        fp16 = entry.get("onnx_fp16_vs_fp32", {})
+        print(
+            f"{entry['profile']:>3} {str(entry['shape']):20} fp32 max|err| {fp32['max_abs_error']}"
+            f"  fp16 max|err| {fp16.get('max_abs_error', '-')} psnr {fp16.get('psnr_db', '-')}"
+        )
+    print(f"wrote {result.onnx}, {result.onnx_fp16} and {report_path}")
+    return 0
+
+
+def _cmd_build(args: argparse.Namespace) -> int:
+    from vitrine.export.build import build_target
+    from vitrine.export.triton_config import Target
+
+    out = build_target(Target(args.target), args.out, weights_dir=args.weights_dir)
+    print(f"wrote the {args.target} repository to {out}")
+    return 0
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from vitrine.serving.embedded import serve
+
+    return serve(
+        host=args.host,
+        grpc_port=args.grpc_port,
+        http_port=args.http_port,
+        metrics_port=args.metrics_port,
+        repository=args.repository,
+    )
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from vitrine.serving.demo import run_demo
+
+    out_dir = run_demo(args.out)
+    print(f"demo outputs: {out_dir}")
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="vitrine",
+        description="Train, export and serve Vitrine's product-image models on Triton.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(
+        name: str, handler: Callable[[argparse.Namespace], int], text: str
+    ) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=text, description=text)
+        sub.set_defaults(handler=handler)
+        return sub
+
+    command("list", _cmd_list, "list the models of the catalog")
+
+    train = command("train", _cmd_train, "train a model on CPU (resumes from --run-dir)")
+    _model_argument(train)
+    train.add_argument("--preset", default="full", help="preset of training/configs/<model>.toml")
+    train.add_argument(
+        "--run-dir", type=Path, help="resumable state; default runs/<model>-<preset>"
+    )
+    train.add_argument("--out", type=Path, help="final checkpoint folder (e.g. weights)")
+    train.add_argument("--restart", action="store_true", help="ignore an earlier run's state")
+    train.add_argument("--threads", type=int, help="torch intra-op threads")
+
+    evaluate = command(
+        "eval", _cmd_eval, "PSNR/SSIM on the validation photos vs classical baselines"
+    )
+    _model_argument(evaluate)
+    _weights_argument(evaluate)
+    evaluate.add_argument("--out", type=Path, help="report folder; default reports/<model>")
+
+    export = command("export", _cmd_export, "export ONNX (FP32 + FP16) and check parity")
+    _model_argument(export)
+    _weights_argument(export)
+    export.add_argument(
+        "--out", type=Path, help="folder for the ONNX files; default build/export/<model>"
+    )
+
+    build = command("build", _cmd_build, "generate a Triton model repository")
+    build.add_argument("--target", choices=("gpu", "cpu", "embedded"), required=True)
+    build.add_argument("--out", type=Path, required=True, help="repository folder (replaced)")
+    build.add_argument("--weights-dir", type=Path, help="checkpoints; default the shipped weights")
+
+    serve = command("serve", _cmd_serve, "serve the embedded repository with a real Triton server")
+    serve.add_argument("--host", default="127.0.0.1", help="bind address (default loopback)")
+    serve.add_argument("--grpc-port", type=int, default=8001)
+    serve.add_argument("--http-port", type=int, default=8000)
+    serve.add_argument("--metrics-port", type=int, default=8002)
+    serve.add_argument("--repository", type=Path, help="serve this built repository as it is")
+
+    demo = command("demo", _cmd_demo, "serve, call every pipeline, write outputs and a report")
+    demo.add_argument("--out", type=Path, help="output folder; default out/demo-<time>")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``vitrine`` command."""
+    args = _parser().parse_args(argv)
+    try:
+        return int(args.handler(args))
+    except ModuleNotFoundError as error:
+        extra = _EXTRAS.get((error.name or "").split(".")[0])
+        if extra is None:
+            raise
+        print(f"error: {error.name} is missing: pip install 'vitrine[{extra}]'", file=sys.stderr)
+        return 2
+    except (FileNotFoundError, KeyError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,46 @@
+"""Tensors of the pipeline steps shared by every ensemble (batch axis excluded)."""
+
+from __future__ import annotations
+
+from typing import Final
+
+from vitrine.spec import TensorSpec
+
+__all__ = [
+    "DECODED_OUTPUT",
+    "DECODED_PIXELS",
+    "ENCODE_MODEL",
+    "ENCODED_INPUT",
+    "ENCODED_OUTPUT",
+    "FORMAT_INPUT",
+    "OUTPUT_FORMATS",
+    "PIPELINE_INPUTS",
+    "PIPELINE_OUTPUTS",
+    "QUALITY_INPUT",
+]
+
+ENCODE_MODEL: Final = "encode_image"  # shared encode step (uint8 HWC -> image bytes)
+ENCODED_INPUT: Final = "image_bytes"  # pipeline input: PNG/JPEG/WebP bytes
+ENCODED_OUTPUT: Final = "result_bytes"  # pipeline output: encoded result
+FORMAT_INPUT: Final = "format"  # BYTES: one of OUTPUT_FORMATS
+QUALITY_INPUT: Final = "quality"  # INT32: 1..100, used by JPEG and WebP
+OUTPUT_FORMATS: Final = ("png", "jpeg", "webp")
+DECODED_OUTPUT: Final = "pixels"  # decode step output / encode step input: uint8 HWC
+
+
+def _scalar(name: str, dtype: str) -> TensorSpec:
+    return TensorSpec(name=name, dtype=dtype, dims=(1,), axis_names=(None,))
+
+
+PIPELINE_INPUTS: Final = (
+    _scalar(ENCODED_INPUT, "BYTES"),
+    _scalar(FORMAT_INPUT, "BYTES"),
+    _scalar(QUALITY_INPUT, "INT32"),
+)
+"""Inputs of every pipeline ensemble, in that order."""
+PIPELINE_OUTPUTS: Final = (_scalar(ENCODED_OUTPUT, "BYTES"),)
+"""Outputs of every pipeline ensemble."""
+DECODED_PIXELS: Final = TensorSpec(
+    name=DECODED_OUTPUT, dtype="UINT8", dims=(-1, -1, 3), axis_names=("height", "width", None)
+)
+"""Decode output and encode input."""

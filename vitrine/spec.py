@@ -1,0 +1,161 @@
+"""The model spec: one frozen, torch-free description per model.
+
+Every other stage (training, ONNX export, Triton configs, client, load test) derives its
+names, shapes and settings from a :class:`ModelSpec`; nothing is written twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from types import MappingProxyType
+from typing import Any
+
+__all__ = [
+    "BatchingPolicy",
+    "ImageLimits",
+    "ModelSpec",
+    "PrecisionPolicy",
+    "ShapeProfile",
+    "Task",
+    "TensorSpec",
+]
+
+
+class Task(str, Enum):
+    """What a model does; picks the client method family and the data pipeline."""
+
+    SUPER_RESOLVE = "super_resolve"
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """One tensor of a model, without the batch axis.
+
+    ``dims`` uses -1 for dynamic axes; ``axis_names`` names each axis (used as ONNX
+    dynamic-axis names, ``None`` for static axes).
+    """
+
+    name: str
+    dtype: str  # Triton dtype name: "UINT8", "INT32", "FP32", "BYTES"
+    dims: tuple[int, ...]
+    axis_names: tuple[str | None, ...]
+
+    def __post_init__(self) -> None:
+        if len(self.dims) != len(self.axis_names):
+            raise ValueError(f"tensor {self.name!r}: dims and axis_names differ in length")
+        for dim, axis in zip(self.dims, self.axis_names, strict=True):
+            if (dim == -1) != (axis is not None):
+                raise ValueError(f"tensor {self.name!r}: name exactly the dynamic (-1) axes")
+
+    @property
+    def numpy_dtype(self) -> str:
+        """The numpy dtype string matching :attr:`dtype`."""
+        return _NUMPY_DTYPES[self.dtype]
+
+
+_NUMPY_DTYPES = {"UINT8": "uint8", "INT32": "int32", "FP32": "float32", "BYTES": "object"}
+
+
+@dataclass(frozen=True)
+class ShapeProfile:
+    """Full input shapes (batch first) the core model is optimised and checked at."""
+
+    min: tuple[int, ...]
+    opt: tuple[int, ...]
+    max: tuple[int, ...]
+
+    def items(self) -> tuple[tuple[str, tuple[int, ...]], ...]:
+        """``(label, shape)`` pairs in min, opt, max order."""
+        return (("min", self.min), ("opt", self.opt), ("max", self.max))
+
+
+@dataclass(frozen=True)
+class ImageLimits:
+    """What the decode step accepts: each side within ``[min_side, max_side]``."""
+
+    min_side: int
+    max_side: int
+
+    @property
+    def max_pixels(self) -> int:
+        """Largest pixel count accepted; checked before any pixel is decoded."""
+        return self.max_side * self.max_side
+
+
+@dataclass(frozen=True)
+class PrecisionPolicy:
+    """FP16 export/engine policy; ``fp32_layers`` are ONNX node-name substrings kept in FP32."""
+
+    fp16: bool = True
+    fp32_layers: tuple[str, ...] = ()
+    max_abs_error_uint8: int = 1  # parity gate for FP32 ONNX vs PyTorch
+    fp16_min_psnr_db: float = 40.0  # accuracy gate for FP16 vs FP32
+
+
+@dataclass(frozen=True)
+class BatchingPolicy:
+    """Triton dynamic batching settings of the core model."""
+
+    max_batch_size: int = 8
+    preferred_batch_sizes: tuple[int, ...] = (4, 8)
+    max_queue_delay_us: int = 2000
+    max_queue_size: int = 64
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Everything the project knows about one model, declared once.
+
+    ``selector`` is the client keyword argument and value that route a call of
+    ``client_method`` to this model, e.g. ``("scale", 2)``.
+    """
+
+    name: str
+    task: Task
+    description: str
+    architecture: str
+    arch_kwargs: Mapping[str, Any]
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+    profile: ShapeProfile
+    limits: ImageLimits
+    client_method: str
+    selector: tuple[str, Any]
+    precision: PrecisionPolicy = field(default_factory=PrecisionPolicy)
+    batching: BatchingPolicy = field(default_factory=BatchingPolicy)
+    loadtest_side: int = 128  # side of the square validation crop the load test sends
+    onnx_opset: int = 17
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "arch_kwargs", MappingProxyType(dict(self.arch_kwargs)))
+        if self.profile.max[0] > self.batching.max_batch_size:
+            raise ValueError(f"{self.name}: profile batch exceeds max_batch_size")
+
+    @property
+    def core_model(self) -> str:
+        """Triton name of the core (raw uint8) model."""
+        return self.name
+
+    @property
+    def pipeline(self) -> str:
+        """Triton name of the public ensemble (encoded bytes in, encoded bytes out)."""
+        return f"{self.name}_pipeline"
+
+    @property
+    def decode_model(self) -> str:
+        """Triton name of this pipeline's decode step (it carries the size limits)."""
+        return f"{self.name}_decode"
+
+    @property
+    def input(self) -> TensorSpec:
+        """The single image input of an editor's core model."""
+        (tensor,) = self.inputs
+        return tensor
+
+    @property
+    def output(self) -> TensorSpec:
+        """The single image output of an editor's core model."""
+        (tensor,) = self.outputs
+        return tensor
