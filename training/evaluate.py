@@ -17,7 +17,7 @@ from vitrine.training.uint8_wrapper import run_uint8
 
 __all__ = ["as_rows", "comparison_image", "evaluate_checkpoint", "labelled_row"]
 
-_CROP = 96  # low-resolution side of each comparison crop
+_CROP = 96  # low-resolution side of each comparison crop (smaller photos: as large as fits)
 
 
 def evaluate_checkpoint(spec: ModelSpec, weights: Path, out_dir: Path) -> dict[str, Any]:
@@ -36,7 +36,7 @@ def comparison_image(model: Any, scale: int) -> Image.Image:
     """Centre crops of each validation photo: input, bicubic, Lanczos, Vitrine, original."""
     rows = []
     for photo in load_split("validation").values():
-        side = _CROP * scale
+        side = min(_CROP * scale, *photo.shape[:2]) // scale * scale
         top, left = (photo.shape[0] - side) // 2, (photo.shape[1] - side) // 2
         original = photo[top : top + side, left : left + side]
         small = downscale(original, scale)
@@ -49,9 +49,13 @@ def comparison_image(model: Any, scale: int) -> Image.Image:
             "original": Image.fromarray(original),
         }
         rows.append(labelled_row(panels))
-    grid = Image.new("RGB", (rows[0].width, sum(row.height for row in rows)), "white")
-    for index, row in enumerate(rows):
-        grid.paste(row, (0, index * rows[0].height))
+    grid = Image.new(
+        "RGB", (max(row.width for row in rows), sum(row.height for row in rows)), "white"
+    )
+    top = 0
+    for row in rows:
+        grid.paste(row, (0, top))
+        top += row.height
     return grid
 
 

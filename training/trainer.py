@@ -74,6 +74,7 @@ def _meta(spec: ModelSpec, config: TrainConfig, recipe: Recipe, step: int) -> di
         "steps": step,
         "git_commit": git_commit(),
         "torch_version": torch.__version__,
+        "torch_threads": torch.get_num_threads(),  # results are bitwise-reproducible per count
     }
 
 
@@ -100,8 +101,13 @@ def train(
     out_dir: Path,
     resume: bool = True,
     progress: bool = True,
-) -> TrainResult:
-    """Train ``spec`` with its config ``preset``; the final checkpoint goes to ``out_dir``."""
+    stop_after: int | None = None,
+) -> TrainResult | None:
+    """Train ``spec`` with its config ``preset``; the final checkpoint goes to ``out_dir``.
+
+    ``stop_after`` pauses once that many steps are done (state saved in ``run_dir``, result
+    None); a later call with ``resume`` carries on exactly where it stopped.
+    """
     started = time.perf_counter()
     config = load_config(spec.name, preset)
     torch.manual_seed(config.seed)
@@ -113,7 +119,7 @@ def train(
     history_path = run_dir / "history.csv"
     metrics: dict[str, Any] = {}
     with (
-        history_path.open("a", newline="") as history_file,
+        history_path.open("a" if start else "w", newline="") as history_file,
         tqdm(
             total=config.steps,
             initial=start,
@@ -123,7 +129,8 @@ def train(
         ) as bar,
     ):
         history = csv.writer(history_file)
-        for step in range(start, config.steps):
+        end = config.steps if stop_after is None else min(stop_after, config.steps)
+        for step in range(start, end):
             for group in optimizer.param_groups:
                 group["lr"] = _learning_rate(config, step)
             loss = recipe.loss(model, recipe.batch(step))
@@ -138,11 +145,13 @@ def train(
                 metrics = recipe.evaluate(model.eval())
                 model.train()
                 bar.write(f"step {done}: {_summary(metrics)}")
-            if done % config.checkpoint_every == 0 or done == config.steps:
+            if done % config.checkpoint_every == 0 or done == end:
                 save_checkpoint(
                     run_dir / "last.safetensors", model, _meta(spec, config, recipe, done)
                 )
                 save_optimizer(run_dir / "last.optim.safetensors", optimizer)
+    if end < config.steps:
+        return None
     model.eval()
     metrics = recipe.evaluate(model)
     meta = _meta(spec, config, recipe, config.steps) | {"metrics": metrics}

@@ -16,7 +16,7 @@ def _image_tensor(name: str, prefix: str = "") -> TensorSpec:
     return TensorSpec(name=name, dtype="UINT8", dims=(-1, -1, 3), axis_names=axes)
 
 
-def _superres(scale: int, max_side: int) -> ModelSpec:
+def _superres(scale: int, max_side: int, min_gain_db: float) -> ModelSpec:
     return ModelSpec(
         name=f"superres_x{scale}",
         task=Task.SUPER_RESOLVE,
@@ -34,6 +34,7 @@ def _superres(scale: int, max_side: int) -> ModelSpec:
         precision=PrecisionPolicy(fp32_layers=("to_subpixels",)),  # the output layer
         client_method="super_resolve",
         selector=("scale", scale),
+        quality_targets={"psnr_y_over_bicubic_db": min_gain_db},
         loadtest_side=max_side // 4,
     )
 
@@ -49,8 +50,8 @@ def _registry(specs: Iterable[ModelSpec]) -> dict[str, ModelSpec]:
 
 SPECS: dict[str, ModelSpec] = _registry(
     (
-        _superres(scale=2, max_side=512),
-        _superres(scale=4, max_side=256),
+        _superres(scale=2, max_side=512, min_gain_db=1.0),
+        _superres(scale=4, max_side=256, min_gain_db=0.5),
     )
 )
 

@@ -67,8 +67,16 @@ def _cmd_train(args: argparse.Namespace) -> int:
     spec = get_spec(args.model)
     run_dir = args.run_dir or Path("runs") / f"{spec.name}-{args.preset}"
     result = train(
-        spec, args.preset, run_dir=run_dir, out_dir=args.out or run_dir, resume=not args.restart
+        spec,
+        args.preset,
+        run_dir=run_dir,
+        out_dir=args.out or run_dir,
+        resume=not args.restart,
+        stop_after=args.stop_after,
     )
+    if result is None:
+        print(f"paused after {args.stop_after} steps; run again to resume from {run_dir}")
+        return 0
     print(f"wrote {result.weights} (+ .json) in {result.seconds:.0f} s")
     for key, value in result.metrics.get("margins", {}).items():
         print(f"  {key}: {value:+.3f}")
@@ -115,10 +123,14 @@ def _cmd_export(args: argparse.Namespace) -> int:
         fp16 = entry.get("onnx_fp16_vs_fp32", {})
         print(
             f"{entry['profile']:>3} {str(entry['shape']):20} fp32 max|err| {fp32['max_abs_error']}"
-            f"  fp16 max|err| {fp16.get('max_abs_error', '-')} psnr {fp16.get('psnr_db', '-')}"
+            f"  fp16 max|err| {fp16.get('max_abs_error', '-')} psnr {_db(fp16.get('psnr_db'))}"
         )
     print(f"wrote {result.onnx}, {result.onnx_fp16} and {report_path}")
     return 0
+
+
+def _db(value: float | None) -> str:
+    return "identical" if value is None else f"{value:.2f} dB"
 
 
 def _cmd_build(args: argparse.Namespace) -> int:
@@ -177,6 +189,7 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--out", type=Path, help="final checkpoint folder (e.g. weights)")
     train.add_argument("--restart", action="store_true", help="ignore an earlier run's state")
     train.add_argument("--threads", type=int, help="torch intra-op threads")
+    train.add_argument("--stop-after", type=int, help="pause after this many steps (resumable)")
 
     evaluate = command(
         "eval", _cmd_eval, "PSNR/SSIM on the validation photos vs classical baselines"

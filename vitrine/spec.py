@@ -109,7 +109,8 @@ class ModelSpec:
     """Everything the project knows about one model, declared once.
 
     ``selector`` is the client keyword argument and value that route a call of
-    ``client_method`` to this model, e.g. ``("scale", 2)``.
+    ``client_method`` to this model, e.g. ``("scale", 2)``. ``quality_targets`` are the
+    minimum margins ``vitrine eval`` must report for the shipped weights (a test holds them).
     """
 
     name: str
@@ -125,11 +126,13 @@ class ModelSpec:
     selector: tuple[str, Any]
     precision: PrecisionPolicy = field(default_factory=PrecisionPolicy)
     batching: BatchingPolicy = field(default_factory=BatchingPolicy)
+    quality_targets: Mapping[str, float] = field(default_factory=dict)  # eval margin -> minimum
     loadtest_side: int = 128  # side of the square validation crop the load test sends
     onnx_opset: int = 17
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "arch_kwargs", MappingProxyType(dict(self.arch_kwargs)))
+        object.__setattr__(self, "quality_targets", MappingProxyType(dict(self.quality_targets)))
         if self.profile.max[0] > self.batching.max_batch_size:
             raise ValueError(f"{self.name}: profile batch exceeds max_batch_size")
 

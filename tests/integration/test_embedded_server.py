@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import queue
 import shutil
@@ -18,6 +19,13 @@ import pytest
 from PIL import Image
 
 from vitrine.catalog import get_spec
+from vitrine.export.triton_config import (
+    Target,
+    core_config,
+    decode_config,
+    encode_config,
+    render,
+)
 from vitrine.pipeline import (
     DECODED_OUTPUT,
     ENCODE_MODEL,
@@ -34,10 +42,10 @@ from vitrine.serving import (
     find_triton,
     free_port,
 )
+from vitrine.spec import BatchingPolicy, ImageLimits, ShapeProfile
 
 grpcclient = pytest.importorskip("tritonclient.grpc")
 model_config_pb2 = pytest.importorskip("tritonclient.grpc.model_config_pb2")
-text_format = pytest.importorskip("google.protobuf.text_format")
 
 PYTHON_MODELS = Path(__file__).resolve().parents[2] / "export" / "python_models"
 SPEC = get_spec("superres_x2")
@@ -58,56 +66,30 @@ needs_triton = pytest.mark.skipif(
 
 
 # -- repository ------------------------------------------------------------------------------
-def _tensor(
-    entry: model_config_pb2.ModelInput | model_config_pb2.ModelOutput,
-    name: str,
-    data_type: int,
-    dims: list[int],
-) -> None:
-    entry.name = name
-    entry.data_type = data_type
-    entry.dims.extend(dims)
+# An identity core model run by onnx_runner, with a long queue delay so concurrent requests batch.
+IDENTITY = dataclasses.replace(
+    SPEC,
+    name=CORE_MODEL,
+    limits=ImageLimits(min_side=8, max_side=64),
+    batching=BatchingPolicy(
+        max_batch_size=8, preferred_batch_sizes=(8,), max_queue_delay_us=200_000
+    ),
+    profile=ShapeProfile(min=(1, 8, 8, 3), opt=(8, 32, 32, 3), max=(8, 64, 64, 3)),
+)
 
 
-def _python_model(
-    repository: Path, name: str, source: str, config: model_config_pb2.ModelConfig
-) -> None:
-    config.name = name
-    config.backend = "python"
-    group = config.instance_group.add()
-    group.kind = model_config_pb2.ModelInstanceGroup.KIND_CPU
-    group.count = 1
-    version = repository / name / "1"
+def _write(repository: Path, config: model_config_pb2.ModelConfig, source: str) -> Path:
+    version = repository / config.name / "1"
     version.mkdir(parents=True)
-    (repository / name / "config.pbtxt").write_text(text_format.MessageToString(config))
+    (repository / config.name / "config.pbtxt").write_text(render(config))
     shutil.copyfile(PYTHON_MODELS / source, version / "model.py")
-
-
-def _parameter(config: model_config_pb2.ModelConfig, key: str, value: object) -> None:
-    config.parameters[key].string_value = str(value)
+    return version
 
 
 def build_repository(repository: Path) -> None:
-    dt = model_config_pb2
-    # decode step of a catalog spec
-    decode = dt.ModelConfig(max_batch_size=SPEC.batching.max_batch_size)
-    _tensor(decode.input.add(), ENCODED_INPUT, dt.TYPE_STRING, [1])
-    _tensor(decode.output.add(), DECODED_OUTPUT, dt.TYPE_UINT8, [-1, -1, 3])
-    _parameter(decode, "min_side", SPEC.limits.min_side)
-    _parameter(decode, "max_side", SPEC.limits.max_side)
-    decode.dynamic_batching.SetInParent()
-    _python_model(repository, SPEC.decode_model, "decode.py", decode)
-
-    # shared encode step
-    encode = dt.ModelConfig(max_batch_size=SPEC.batching.max_batch_size)
-    _tensor(encode.input.add(), DECODED_OUTPUT, dt.TYPE_UINT8, [-1, -1, 3])
-    _tensor(encode.input.add(), FORMAT_INPUT, dt.TYPE_STRING, [1])
-    _tensor(encode.input.add(), QUALITY_INPUT, dt.TYPE_INT32, [1])
-    _tensor(encode.output.add(), ENCODED_OUTPUT, dt.TYPE_STRING, [1])
-    encode.dynamic_batching.SetInParent()
-    _python_model(repository, ENCODE_MODEL, "encode.py", encode)
-
-    # onnx_runner over an Identity graph, batching concurrent requests
+    """The real decode and encode steps of the catalog, and an identity core model."""
+    _write(repository, decode_config(SPEC), "decode.py")
+    _write(repository, encode_config(SPEC.batching.max_batch_size), "encode.py")
     onnx = pytest.importorskip("onnx")
     helper = onnx.helper
     image = helper.make_tensor_value_info("image", onnx.TensorProto.UINT8, ["n", "h", "w", 3])
@@ -115,17 +97,10 @@ def build_repository(repository: Path) -> None:
     graph = helper.make_graph(
         [helper.make_node("Identity", ["image"], ["result"])], "identity", [image], [result]
     )
-    core = dt.ModelConfig(max_batch_size=8)
-    _tensor(core.input.add(), "image", dt.TYPE_UINT8, [-1, -1, 3])
-    _tensor(core.output.add(), "result", dt.TYPE_UINT8, [-1, -1, 3])
-    _parameter(core, "min_side", 8)
-    _parameter(core, "max_side", 64)
-    _parameter(core, "intra_op_threads", 1)
-    core.dynamic_batching.max_queue_delay_microseconds = 200_000
-    _python_model(repository, CORE_MODEL, "onnx_runner.py", core)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
-    onnx.save(model, str(repository / CORE_MODEL / "1" / "model.onnx"))
+    version = _write(repository, core_config(IDENTITY, Target.EMBEDDED), "onnx_runner.py")
+    onnx.save(model, str(version / "model.onnx"))
 
 
 @pytest.fixture(scope="module")

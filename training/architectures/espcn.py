@@ -39,10 +39,10 @@ class ESPCN(nn.Module):
         self.to_subpixels = nn.Conv2d(width, channels * scale * scale, 3, padding=1)
         self.shuffle = nn.PixelShuffle(scale)  # (N, channels, h*scale, w*scale)
         for conv in (*self.body, self.to_subpixels):
-            if isinstance(conv, nn.Conv2d):  # He init; a near-zero residual to start
+            if isinstance(conv, nn.Conv2d) and conv.bias is not None:  # He init
                 nn.init.kaiming_normal_(conv.weight, a=0.25, nonlinearity="leaky_relu")
                 nn.init.zeros_(conv.bias)
-        self.to_subpixels.weight.data.mul_(0.1)
+        self.to_subpixels.weight.data.mul_(0.1)  # a near-zero residual to start
 
     def forward(self, low_res: torch.Tensor) -> torch.Tensor:
         base = F.interpolate(low_res, scale_factor=self.scale, mode="bicubic", align_corners=False)

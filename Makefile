@@ -1,0 +1,34 @@
+# Vitrine: `make demo` (main job) and `make test` (CI) each set up .venv from scratch first.
+VENV ?= .venv
+PYTHON ?= python3
+BIN := $(VENV)/bin
+
+.PHONY: setup demo test lint repository clean
+
+setup: $(VENV)/.installed
+
+# torch first, pinned: the CPU build on local disk (a plain `torch` would pull a CUDA build).
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+demo: setup
+	$(BIN)/vitrine demo
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy --strict client
+
+test: lint
+	$(BIN)/pytest -q
+
+# Regenerate the committed GPU repository from the specs (a test checks it is current).
+repository: setup
+	$(BIN)/vitrine build --target gpu --out model_repository
+
+clean:
+	rm -rf $(VENV) build out .pytest_cache .mypy_cache .ruff_cache

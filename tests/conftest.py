@@ -1,0 +1,37 @@
+"""Shared test settings: caches in a per-session temp folder, GPU tests skipped without CUDA."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+
+import pytest
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_cache() -> Iterator[None]:
+    """Build caches (backend links, embedded repositories) never touch the user's cache."""
+    if "VITRINE_CACHE_DIR" in os.environ:
+        yield
+        return
+    with tempfile.TemporaryDirectory(prefix="vitrine-test-cache-") as folder:
+        os.environ["VITRINE_CACHE_DIR"] = folder
+        yield
+        del os.environ["VITRINE_CACHE_DIR"]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Skip tests marked ``gpu`` with the reason when no CUDA device is present."""
+    try:
+        import torch
+
+        has_cuda = torch.cuda.is_available()
+    except ImportError:
+        has_cuda = False
+    if has_cuda:
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU; none is present on this machine")
+    for item in items:
+        if item.get_closest_marker("gpu"):
+            item.add_marker(skip)

@@ -1,0 +1,69 @@
+"""The committed model repository is exactly what the specs generate, and it is wired right."""
+
+from __future__ import annotations
+
+import filecmp
+from pathlib import Path
+
+import pytest
+
+from vitrine.catalog import SPECS
+from vitrine.export.repository import build_repository, repository_models
+from vitrine.export.triton_config import Target
+
+COMMITTED = Path(__file__).resolve().parents[2] / "model_repository"
+
+
+def _files(root: Path) -> set[Path]:
+    return {path.relative_to(root) for path in root.rglob("*") if path.is_file()}
+
+
+def test_committed_repository_equals_generated(tmp_path: Path) -> None:
+    generated = build_repository(Target.GPU, tmp_path / "repository")
+    assert _files(COMMITTED) == _files(generated), (
+        "run: vitrine build --target gpu --out model_repository"
+    )
+    different = [
+        str(path)
+        for path in _files(generated)
+        if not filecmp.cmp(COMMITTED / path, generated / path, shallow=False)
+    ]
+    assert not different, (
+        f"stale files {different}: run vitrine build --target gpu --out model_repository"
+    )
+
+
+@pytest.mark.parametrize("target", list(Target), ids=lambda target: target.value)
+def test_ensembles_are_wired_to_existing_tensors(target: Target) -> None:
+    configs = {
+        model.config.name: model.config for model in repository_models(target, SPECS.values())
+    }
+    ensembles = [config for config in configs.values() if config.platform == "ensemble"]
+    assert {config.name for config in ensembles} == {spec.pipeline for spec in SPECS.values()}
+    for ensemble in ensembles:
+        available = {tensor.name for tensor in ensemble.input}
+        for step in ensemble.ensemble_scheduling.step:
+            model = configs[step.model_name]
+            assert set(step.input_map) == {tensor.name for tensor in model.input}
+            assert set(step.input_map.values()) <= available, (
+                f"{step.model_name} reads unknown tensors"
+            )
+            assert set(step.output_map) <= {tensor.name for tensor in model.output}
+            assert model.max_batch_size >= ensemble.max_batch_size
+            available |= set(step.output_map.values())
+        assert {tensor.name for tensor in ensemble.output} <= available
+
+
+def test_targets_differ_only_in_the_core_runtime() -> None:
+    def runtimes(target: Target) -> dict[str, str]:
+        models = repository_models(target, SPECS.values())
+        return {m.config.name: m.config.platform or m.config.backend for m in models}
+
+    gpu, cpu, embedded = (runtimes(target) for target in Target)
+    assert gpu.keys() == cpu.keys() == embedded.keys()
+    for spec in SPECS.values():
+        assert (gpu[spec.core_model], cpu[spec.core_model], embedded[spec.core_model]) == (
+            "tensorrt_plan",
+            "onnxruntime_onnx",
+            "python",
+        )

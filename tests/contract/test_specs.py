@@ -1,0 +1,104 @@
+"""The same contract for every spec of the registry (tiny or untrained weights)."""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from vitrine.catalog import SPECS
+from vitrine.client import AsyncVitrineClient, VitrineClient
+from vitrine.export.fp16 import convert_fp16
+from vitrine.export.onnx_export import dynamic_axes, export_onnx
+from vitrine.export.parity import parity_report
+from vitrine.spec import ModelSpec, Task
+from vitrine.training.architectures import build_architecture
+from vitrine.training.config import load_config
+from vitrine.training.uint8_wrapper import Uint8ImageModel
+
+ALL_SPECS = pytest.mark.parametrize("spec", SPECS.values(), ids=lambda spec: spec.name)
+
+
+def _expected_output_shape(spec: ModelSpec, shape: tuple[int, ...]) -> tuple[int, ...]:
+    if spec.task is Task.SUPER_RESOLVE:
+        scale = spec.selector[1]
+        return (shape[0], shape[1] * scale, shape[2] * scale, shape[3])
+    raise AssertionError(f"no output-shape rule for task {spec.task}")
+
+
+def _model(spec: ModelSpec) -> torch.nn.Module:
+    torch.manual_seed(0)
+    return build_architecture(spec.architecture, spec.arch_kwargs).eval()
+
+
+@ALL_SPECS
+def test_forward_shapes_and_dtype_at_the_serving_boundary(spec: ModelSpec) -> None:
+    shape = (2, spec.limits.min_side + 3, spec.limits.min_side + 9, 3)
+    images = torch.randint(0, 256, shape, dtype=torch.uint8)
+    with torch.inference_mode():
+        output = Uint8ImageModel(_model(spec))(images)
+    assert output.dtype == torch.uint8
+    assert tuple(output.shape) == _expected_output_shape(spec, shape)
+
+
+@ALL_SPECS
+def test_profile_and_limits_agree(spec: ModelSpec) -> None:
+    for _, shape in spec.profile.items():
+        assert 1 <= shape[0] <= spec.batching.max_batch_size
+        assert all(spec.limits.min_side <= side <= spec.limits.max_side for side in shape[1:3])
+    assert spec.profile.min[1] == spec.limits.min_side
+    assert spec.profile.max[1] == spec.limits.max_side
+    assert spec.batching.max_batch_size in spec.batching.preferred_batch_sizes
+
+
+@ALL_SPECS
+def test_onnx_export_names_axes_and_parity(spec: ModelSpec, tmp_path: Path) -> None:
+    model = _model(spec)
+    path = export_onnx(spec, model, tmp_path / "model.onnx")
+    graph = onnx.load(str(path)).graph
+    assert [value.name for value in graph.input] == [tensor.name for tensor in spec.inputs]
+    assert [value.name for value in graph.output] == [tensor.name for tensor in spec.outputs]
+    for value in (*graph.input, *graph.output):
+        dims = value.type.tensor_type.shape.dim
+        named = {index: dim.dim_param for index, dim in enumerate(dims) if dim.dim_param}
+        assert named == dynamic_axes(spec)[value.name]
+    assert min(opset.version for opset in onnx.load(str(path)).opset_import) >= 17
+    fp16 = convert_fp16(spec, path, tmp_path / "model.fp16.onnx")
+    small = (("min", spec.profile.min), ("small", (2, 24, 40, 3)))
+    report = parity_report(spec, model, path, fp16, shapes=small)
+    assert report["passed"], report
+    for entry in report["shapes"]:
+        assert entry["onnx_fp32_vs_torch"]["max_abs_error"] <= spec.precision.max_abs_error_uint8
+        assert entry["onnx_fp16_vs_fp32"]["finite"]
+
+
+@ALL_SPECS
+def test_training_config_presets_load(spec: ModelSpec) -> None:
+    full, smoke = load_config(spec.name, "full"), load_config(spec.name, "smoke")
+    assert smoke.steps < full.steps
+    assert full.patch_size % spec.selector[1] == 0
+
+
+@ALL_SPECS
+@pytest.mark.parametrize("client_class", [VitrineClient, AsyncVitrineClient])
+def test_client_method_routes_by_selector(spec: ModelSpec, client_class: type) -> None:
+    method = getattr(client_class, spec.client_method)
+    parameter = inspect.signature(method).parameters[spec.selector[0]]
+    assert parameter.kind is inspect.Parameter.KEYWORD_ONLY
+    assert hasattr(client_class, f"{spec.client_method}_array")
+
+
+@ALL_SPECS
+def test_parity_gate_catches_a_wrong_export(spec: ModelSpec, tmp_path: Path) -> None:
+    model = _model(spec)
+    path = export_onnx(spec, model, tmp_path / "model.onnx")
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.add_(0.05)  # PyTorch now differs from the exported graph
+    report = parity_report(spec, model, path, shapes=(("min", spec.profile.min),))
+    assert not report["passed"]
+    assert np.isfinite(report["shapes"][0]["onnx_fp32_vs_torch"]["max_abs_error"])

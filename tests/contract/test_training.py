@@ -1,0 +1,67 @@
+"""Training runs for every spec with its smoke preset, resumes exactly, and checkpoints describe themselves."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from vitrine.catalog import SPECS
+from vitrine.spec import ModelSpec
+from vitrine.training.checkpoint import load_checkpoint
+from vitrine.training.trainer import train
+
+ALL_SPECS = pytest.mark.parametrize("spec", SPECS.values(), ids=lambda spec: spec.name)
+SIDECAR_KEYS = {
+    "spec",
+    "task",
+    "architecture",
+    "arch_kwargs",
+    "training",
+    "data",
+    "steps",
+    "metrics",
+    "git_commit",
+}
+
+
+@ALL_SPECS
+def test_smoke_training_writes_a_self_describing_checkpoint(
+    spec: ModelSpec, tmp_path: Path
+) -> None:
+    result = train(
+        spec, "smoke", run_dir=tmp_path / "run", out_dir=tmp_path / "out", progress=False
+    )
+    assert result is not None and result.weights.is_file()
+    meta = json.loads(result.weights.with_suffix(".json").read_text())
+    assert set(meta) >= SIDECAR_KEYS
+    assert meta["spec"] == spec.name and meta["training"]["preset"] == "smoke"
+    assert "margins" in meta["metrics"]
+    assert (tmp_path / "run" / "loss.png").is_file()
+    reloaded = load_checkpoint(result.weights)
+    for key, value in load_file(str(result.weights)).items():
+        torch.testing.assert_close(reloaded.model.state_dict()[key], value)
+
+
+def test_resumed_training_equals_uninterrupted(tmp_path: Path) -> None:
+    spec = SPECS["superres_x2"]
+    straight = train(spec, "smoke", run_dir=tmp_path / "a", out_dir=tmp_path / "a", progress=False)
+    paused = train(
+        spec, "smoke", run_dir=tmp_path / "b", out_dir=tmp_path / "b", progress=False, stop_after=2
+    )
+    assert paused is None
+    resumed = train(spec, "smoke", run_dir=tmp_path / "b", out_dir=tmp_path / "b", progress=False)
+    assert straight is not None and resumed is not None
+    a, b = load_file(str(straight.weights)), load_file(str(resumed.weights))
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=0)
+
+
+def test_resume_refuses_another_config(tmp_path: Path) -> None:
+    spec = SPECS["superres_x2"]
+    train(spec, "smoke", run_dir=tmp_path, out_dir=tmp_path, progress=False, stop_after=2)
+    with pytest.raises(ValueError, match="another config"):
+        train(spec, "full", run_dir=tmp_path, out_dir=tmp_path, progress=False)
