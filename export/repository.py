@@ -18,6 +18,7 @@ from vitrine.export.triton_config import (
     encode_config,
     pipeline_config,
     render,
+    warmup_files,
 )
 from vitrine.spec import ModelSpec
 
@@ -35,20 +36,25 @@ class RepositoryModel:
     config: pb.ModelConfig
     python_source: str | None = None  # file in export/python_models copied as 1/model.py
     onnx_of: str | None = None  # spec whose model.onnx goes into 1/
+    warmup: Mapping[str, bytes] | None = None  # files of warmup/ (model_warmup input data)
 
 
 def repository_models(target: Target, specs: Iterable[ModelSpec]) -> list[RepositoryModel]:
     """Every model folder of ``target``'s repository for ``specs``."""
     specs = list(specs)
-    models = [
-        RepositoryModel(
-            encode_config(max(spec.batching.max_batch_size for spec in specs)), "encode.py"
-        )
-    ]
+    gpu = target is Target.GPU
+    encode = encode_config(
+        max(spec.batching.max_batch_size for spec in specs),
+        target,
+        max_queue_size=max(spec.batching.max_queue_size for spec in specs),
+    )
+    encode_warmup = warmup_files(encode.name) if gpu else None
+    models = [RepositoryModel(encode, "encode.py", warmup=encode_warmup)]
     for spec in specs:
         embedded = target is Target.EMBEDDED
+        decode = decode_config(spec, target)
         models += [
-            RepositoryModel(decode_config(spec), "decode.py"),
+            RepositoryModel(decode, "decode.py", warmup=warmup_files(decode.name) if gpu else None),
             RepositoryModel(
                 core_config(spec, target),
                 python_source="onnx_runner.py" if embedded else None,
@@ -71,6 +77,9 @@ def _write_model(root: Path, model: RepositoryModel, onnx_files: Mapping[str, Pa
         if source is None:
             raise ValueError(f"target needs model.onnx of {model.onnx_of!r}; none was given")
         shutil.copyfile(source, version / "model.onnx")
+    for name, data in (model.warmup or {}).items():
+        (folder / "warmup").mkdir(exist_ok=True)
+        (folder / "warmup" / name).write_bytes(data)
     if not any(version.iterdir()):
         (version / KEEP).touch()  # ensembles and engine-less cores: keep 1/ in git
 

@@ -7,6 +7,8 @@ rendered by ``text_format``.
 
 from __future__ import annotations
 
+import struct
+import zlib
 from collections.abc import Iterable, Mapping
 from enum import Enum
 
@@ -19,6 +21,7 @@ from vitrine.pipeline import (
     ENCODED_INPUT,
     ENCODED_OUTPUT,
     FORMAT_INPUT,
+    OUTPUT_FORMATS,
     PIPELINE_INPUTS,
     PIPELINE_OUTPUTS,
     QUALITY_INPUT,
@@ -26,15 +29,23 @@ from vitrine.pipeline import (
 from vitrine.spec import ModelSpec, TensorSpec
 
 __all__ = [
+    "ENGINE_ARCHITECTURES",
     "Target",
     "core_config",
     "decode_config",
     "encode_config",
+    "engine_filename",
     "pipeline_config",
     "render",
+    "warmup_files",
 ]
 
 PYTHON_STEP_INSTANCES = 2  # decode/encode instances: one per core of the smallest node
+# GPU architectures (compute capability) of the fleet: T4, A100, A10/RTX, L4/L40, H100/H200.
+# An engine only runs on the architecture it was built for; Triton picks the file by the
+# local GPU's capability through `cc_model_filenames`, else `model.plan`.
+ENGINE_ARCHITECTURES = ("7.5", "8.0", "8.6", "8.9", "9.0")
+WARMUP_SIDE = 32  # side of the warm-up image of the python steps
 
 
 class Target(str, Enum):
@@ -43,6 +54,12 @@ class Target(str, Enum):
     GPU = "gpu"  # TensorRT FP16 engines on the official Triton image
     CPU = "cpu"  # onnxruntime backend on the official Triton image
     EMBEDDED = "embedded"  # onnxruntime inside a python-backend model (nvidia-pytriton's server)
+
+
+def engine_filename(compute_capability: str) -> str:
+    """The engine file of one GPU architecture, e.g. ``"9.0"`` -> ``model.sm90.plan``."""
+    major, minor = compute_capability.split(".")
+    return f"model.sm{int(major)}{int(minor)}.plan"
 
 
 def render(config: pb.ModelConfig) -> str:
@@ -83,6 +100,79 @@ def _limits(spec: ModelSpec) -> dict[str, object]:
     return {"min_side": spec.limits.min_side, "max_side": spec.limits.max_side}
 
 
+def _warmup_input(tensor: TensorSpec, dims: Iterable[int], **data: object) -> pb.ModelWarmup.Input:
+    return pb.ModelWarmup.Input(data_type=_dtype(tensor), dims=list(dims), **data)
+
+
+def _core_warmup(spec: ModelSpec) -> pb.ModelWarmup:
+    """Zero images at the profile's opt shape: the engine's tuned shape is warm at start."""
+    batch, *dims = spec.profile.opt
+    inputs = {t.name: _warmup_input(t, dims, zero_data=True) for t in spec.inputs}
+    return pb.ModelWarmup(name="opt_zeros", batch_size=batch, inputs=inputs, count=1)
+
+
+def _gpu_python_step(config: pb.ModelConfig, max_queue_size: int) -> None:
+    """GPU-target settings of a decode/encode step (python backend, KIND_CPU instances).
+
+    Both steps do CPU work (codecs), so inputs are handed over as CPU numpy arrays
+    (``FORCE_CPU_ONLY_INPUT_TENSORS``): the one GPU->CPU copy of the engine's output happens
+    in Triton, not in model code. Their queue is bounded like the core model's.
+    """
+    config.parameters["FORCE_CPU_ONLY_INPUT_TENSORS"].string_value = "yes"
+    config.dynamic_batching.default_queue_policy.max_queue_size = max_queue_size
+
+
+def _length_prefixed(*items: bytes) -> bytes:
+    """Triton's raw layout of a BYTES tensor: each element as uint32 LE length + bytes."""
+    return b"".join(struct.pack("<I", len(item)) + item for item in items)
+
+
+def _grey_png(side: int) -> bytes:
+    """A deterministic PNG (stored, uncompressed deflate) of a mid-grey square."""
+
+    def chunk(tag: bytes, data: bytes) -> bytes:
+        crc = struct.pack(">I", zlib.crc32(tag + data))
+        return struct.pack(">I", len(data)) + tag + data + crc
+
+    rows = b"".join(b"\x00" + b"\x80" * (3 * side) for _ in range(side))
+    header = struct.pack(">IIBBBBB", side, side, 8, 2, 0, 0, 0)  # 8-bit RGB
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(rows, 0))
+        + chunk(b"IEND", b"")
+    )
+
+
+def warmup_files(model: str) -> dict[str, bytes]:
+    """Files of ``<model>/warmup/`` read by the GPU target's python-step warm-ups."""
+    if model == ENCODE_MODEL:
+        formats = {f"format_{fmt}": _length_prefixed(fmt.encode()) for fmt in OUTPUT_FORMATS}
+        return {**formats, "quality": struct.pack("<i", 90)}
+    return {"image_bytes": _length_prefixed(_grey_png(WARMUP_SIDE))}
+
+
+def _decode_warmup() -> pb.ModelWarmup:
+    tensor = PIPELINE_INPUTS[0]
+    inputs = {tensor.name: _warmup_input(tensor, tensor.dims, input_data_file=tensor.name)}
+    return pb.ModelWarmup(name="png", batch_size=1, inputs=inputs, count=1)
+
+
+def _encode_warmups() -> list[pb.ModelWarmup]:
+    _, format_tensor, quality_tensor = PIPELINE_INPUTS
+    warmups = []
+    for fmt in OUTPUT_FORMATS:  # each codec initialises on first use
+        inputs = {
+            DECODED_PIXELS.name: _warmup_input(
+                DECODED_PIXELS, (WARMUP_SIDE, WARMUP_SIDE, 3), zero_data=True
+            ),
+            FORMAT_INPUT: _warmup_input(format_tensor, (1,), input_data_file=f"format_{fmt}"),
+            QUALITY_INPUT: _warmup_input(quality_tensor, (1,), input_data_file="quality"),
+        }
+        warmups.append(pb.ModelWarmup(name=fmt, batch_size=1, inputs=inputs, count=1))
+    return warmups
+
+
 def core_config(spec: ModelSpec, target: Target) -> pb.ModelConfig:
     """The core model (raw uint8 tensors) for ``target``."""
     config = pb.ModelConfig(
@@ -95,9 +185,14 @@ def core_config(spec: ModelSpec, target: Target) -> pb.ModelConfig:
     if target is Target.GPU:
         config.platform = "tensorrt_plan"
         config.default_model_filename = "model.plan"
+        for capability in ENGINE_ARCHITECTURES:
+            config.cc_model_filenames[capability] = engine_filename(capability)
         config.instance_group.append(
             pb.ModelInstanceGroup(kind=pb.ModelInstanceGroup.KIND_GPU, count=1)
         )
+        config.model_warmup.append(_core_warmup(spec))
+        if spec.response_cache:  # deterministic models only; see ModelSpec.response_cache
+            config.response_cache.enable = True
     elif target is Target.CPU:
         config.platform = "onnxruntime_onnx"
         config.default_model_filename = "model.onnx"
@@ -110,9 +205,9 @@ def core_config(spec: ModelSpec, target: Target) -> pb.ModelConfig:
     return config
 
 
-def decode_config(spec: ModelSpec) -> pb.ModelConfig:
+def decode_config(spec: ModelSpec, target: Target | None = None) -> pb.ModelConfig:
     """The pipeline's decode step: bytes -> uint8 pixels within the spec's size limits."""
-    return pb.ModelConfig(
+    config = pb.ModelConfig(
         name=spec.decode_model,
         backend="python",
         max_batch_size=spec.batching.max_batch_size,
@@ -122,11 +217,17 @@ def decode_config(spec: ModelSpec) -> pb.ModelConfig:
         dynamic_batching=pb.ModelDynamicBatching(),
         parameters=_parameters(_limits(spec)),
     )
+    if target is Target.GPU:
+        _gpu_python_step(config, spec.batching.max_queue_size)
+        config.model_warmup.append(_decode_warmup())
+    return config
 
 
-def encode_config(max_batch_size: int) -> pb.ModelConfig:
+def encode_config(
+    max_batch_size: int, target: Target | None = None, max_queue_size: int = 0
+) -> pb.ModelConfig:
     """The encode step shared by every pipeline: pixels + format + quality -> bytes."""
-    return pb.ModelConfig(
+    config = pb.ModelConfig(
         name=ENCODE_MODEL,
         backend="python",
         max_batch_size=max_batch_size,
@@ -135,6 +236,10 @@ def encode_config(max_batch_size: int) -> pb.ModelConfig:
         instance_group=_cpu_instances(PYTHON_STEP_INSTANCES),
         dynamic_batching=pb.ModelDynamicBatching(),
     )
+    if target is Target.GPU:
+        _gpu_python_step(config, max_queue_size)
+        config.model_warmup.extend(_encode_warmups())
+    return config
 
 
 def _step(
@@ -161,7 +266,7 @@ def pipeline_config(spec: ModelSpec) -> pb.ModelConfig:
             {ENCODED_OUTPUT: ENCODED_OUTPUT},
         ),
     ]
-    return pb.ModelConfig(
+    config = pb.ModelConfig(
         name=spec.pipeline,
         platform="ensemble",
         max_batch_size=spec.batching.max_batch_size,
@@ -169,3 +274,6 @@ def pipeline_config(spec: ModelSpec) -> pb.ModelConfig:
         output=_outputs(PIPELINE_OUTPUTS),
         ensemble_scheduling=pb.ModelEnsembling(step=steps),
     )
+    if spec.response_cache:  # needs `tritonserver --cache-config local,size=...`
+        config.response_cache.enable = True
+    return config

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import secrets
 from pathlib import Path
 
 import vitrine
 from vitrine import paths
 from vitrine.catalog import SPECS
-from vitrine.serving.triton import EmbeddedTriton, serve_forever
+from vitrine.serving.triton import EmbeddedTriton, ServerTls, serve_forever
+from vitrine.serving.watchdog import Watchdog
 
 __all__ = ["embedded_repository", "serve"]
 
@@ -47,8 +49,15 @@ def serve(
     http_port: int,
     metrics_port: int,
     repository: Path | None = None,
+    tls: ServerTls | None = None,
+    probe_interval: float | None = 2.0,
 ) -> int:
-    """`vitrine serve`: the embedded repository on a real Triton server until stopped."""
+    """`vitrine serve`: the embedded repository on a real Triton server until stopped.
+
+    With ``probe_interval`` (seconds) a watchdog probes every pipeline and heals broken
+    steps through a model-control API keyed by a secret only this process knows; with
+    None, model control is off entirely and nothing heals.
+    """
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     server = EmbeddedTriton(
         repository or embedded_repository(),
@@ -56,5 +65,8 @@ def serve(
         grpc_port=grpc_port,
         http_port=http_port,
         metrics_port=metrics_port,
+        tls=tls,
+        admin_key=None if probe_interval is None else secrets.token_urlsafe(32),
     )
-    return serve_forever(server)
+    watchdog = None if probe_interval is None else Watchdog(server, interval=probe_interval)
+    return serve_forever(server, watchdog)

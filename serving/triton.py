@@ -27,11 +27,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType, TracebackType
+from typing import TYPE_CHECKING
 
 from vitrine import paths
 
+if TYPE_CHECKING:
+    from vitrine.serving.watchdog import Watchdog
+
 __all__ = [
+    "ADMIN_HEADER",
     "EmbeddedTriton",
+    "ServerTls",
     "TritonInstall",
     "TritonNotInstalled",
     "TritonStartupError",
@@ -137,8 +143,38 @@ def free_port(host: str = "127.0.0.1") -> int:
         return port
 
 
+@dataclass(frozen=True)
+class ServerTls:
+    """PEM files for gRPC TLS; with ``client_ca`` set, clients must present a certificate
+    signed by it (mutual TLS)."""
+
+    cert: Path
+    key: Path
+    client_ca: Path | None = None
+
+    def arguments(self) -> list[str]:
+        """The ``tritonserver`` flags that enable it."""
+        flags = [
+            "--grpc-use-ssl=true",
+            f"--grpc-server-cert={self.cert}",
+            f"--grpc-server-key={self.key}",
+        ]
+        if self.client_ca is not None:
+            flags += ["--grpc-use-ssl-mutual=true", f"--grpc-root-cert={self.client_ca}"]
+        return flags
+
+
+ADMIN_KEY_NAME = "vitrine-admin-key"
+ADMIN_HEADER = f"triton-grpc-protocol-{ADMIN_KEY_NAME}"  # gRPC metadata that unlocks model control
+
+
 class EmbeddedTriton:
     """A ``tritonserver`` subprocess serving ``repository``; use as a context manager.
+
+    With ``admin_key`` set, models load in explicit mode and the model-repository API
+    (load/unload) answers only requests carrying ``ADMIN_HEADER: admin_key``, so the
+    watchdog can reload a broken step while outsiders can load nothing. Without it the
+    mode is ``none``: no model control at all.
 
     ``grpc_url`` and ``http_url`` are ``host:port`` as ``tritonclient`` expects them.
     """
@@ -154,6 +190,8 @@ class EmbeddedTriton:
         startup_timeout: float = 120.0,
         extra_args: Sequence[str] = (),
         exit_timeout: int = 10,
+        tls: ServerTls | None = None,
+        admin_key: str | None = None,
     ) -> None:
         self.repository = Path(repository)
         self.host = host
@@ -166,6 +204,8 @@ class EmbeddedTriton:
         self.startup_timeout = startup_timeout
         self.extra_args = tuple(extra_args)
         self.exit_timeout = exit_timeout
+        self.tls = tls
+        self.admin_key = admin_key
         self._process: subprocess.Popen[bytes] | None = None
         self._finalizer: weakref.finalize[..., EmbeddedTriton] | None = None
 
@@ -215,11 +255,23 @@ class EmbeddedTriton:
             f"--grpc-port={self.grpc_port}",
             f"--http-port={self.http_port}",
             f"--metrics-port={self.metrics_port}",
-            "--model-control-mode=none",
+            *self._model_control_arguments(),
+            *(self.tls.arguments() if self.tls else ()),
             "--strict-readiness=true",
             f"--exit-timeout-secs={self.exit_timeout}",
             "--log-verbose=0",
             *self.extra_args,
+        ]
+
+    def _model_control_arguments(self) -> list[str]:
+        if self.admin_key is None:
+            return ["--model-control-mode=none"]
+        restriction = f"model-repository:{ADMIN_KEY_NAME}={self.admin_key}"
+        return [
+            "--model-control-mode=explicit",
+            "--load-model=*",
+            f"--grpc-restricted-protocol={restriction}",
+            f"--http-restricted-api={restriction}",
         ]
 
     def environment(self, install: TritonInstall) -> dict[str, str]:
@@ -300,6 +352,11 @@ class EmbeddedTriton:
             self._finalizer.detach()
         return process.returncode
 
+    def restart(self) -> None:
+        """Stop (or reap) the server and start it again on the same ports."""
+        self.stop()
+        self.start()
+
     def log_tail(self, lines: int = _LOG_TAIL_LINES) -> str:
         """The last ``lines`` lines of the server log."""
         try:
@@ -336,8 +393,10 @@ def _kill(process: subprocess.Popen[bytes]) -> None:
         process.wait()
 
 
-def serve_forever(server: EmbeddedTriton) -> int:
+def serve_forever(server: EmbeddedTriton, watchdog: Watchdog | None = None) -> int:
     """Start ``server``, log where it listens, block until SIGINT/SIGTERM, then stop it.
+
+    With a ``watchdog``, a dead server or pipeline step is healed instead of ending the run.
 
     Returns a process exit code: 0 after a clean stop, 1 when the server failed to start,
     otherwise the server's own status (128 + signal number when it died from a signal).
@@ -367,8 +426,10 @@ def serve_forever(server: EmbeddedTriton) -> int:
             server.metrics_url,
             server.log_path,
         )
+        if watchdog is not None:
+            watchdog.start()
         while not stop_requested.wait(0.5):
-            if not server.is_running():
+            if watchdog is None and not server.is_running():
                 logger.error(
                     "tritonserver exited unexpectedly with status %s; last lines of %s:\n%s",
                     server.returncode,
@@ -376,10 +437,14 @@ def serve_forever(server: EmbeddedTriton) -> int:
                     server.log_tail(),
                 )
                 break
+        if watchdog is not None:
+            watchdog.stop()
         status = server.stop()
         logger.info("tritonserver stopped (status %s)", status)
         return _exit_code(status)
     finally:
+        if watchdog is not None:
+            watchdog.stop()
         server.stop()
         for handled, handler in previous.items():
             signal.signal(handled, handler)  # type: ignore[arg-type]

@@ -110,11 +110,14 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
     spec = get_spec(args.model)
     out_dir = args.out or Path("build") / "export" / spec.name
+    weights = args.weights or paths.weights_path(spec.name)
+    if args.format != "onnx":
+        from vitrine.export.tensorrt import run_export_format
+
+        return run_export_format(spec, args.format, weights, out_dir)
     report_path = paths.reports_dir() / spec.name / "parity.json"
     try:
-        result = export_checkpoint(
-            spec, args.weights or paths.weights_path(spec.name), out_dir, report_path=report_path
-        )
+        result = export_checkpoint(spec, weights, out_dir, report_path=report_path)
     except ParityError as error:
         print(f"error: {error} ({report_path})", file=sys.stderr)
         return 1
@@ -144,13 +147,21 @@ def _cmd_build(args: argparse.Namespace) -> int:
 
 def _cmd_serve(args: argparse.Namespace) -> int:
     from vitrine.serving.embedded import serve
+    from vitrine.serving.triton import ServerTls
 
+    if (args.tls_cert is None) != (args.tls_key is None):
+        raise ValueError("--tls-cert and --tls-key go together")
+    if args.tls_client_ca is not None and args.tls_cert is None:
+        raise ValueError("--tls-client-ca (mutual TLS) needs --tls-cert and --tls-key")
+    tls = ServerTls(args.tls_cert, args.tls_key, args.tls_client_ca) if args.tls_cert else None
     return serve(
         host=args.host,
         grpc_port=args.grpc_port,
         http_port=args.http_port,
         metrics_port=args.metrics_port,
         repository=args.repository,
+        tls=tls,
+        probe_interval=None if args.no_watchdog else args.probe_interval,
     )
 
 
@@ -201,8 +212,13 @@ def _parser() -> argparse.ArgumentParser:
     export = command("export", _cmd_export, "export ONNX (FP32 + FP16) and check parity")
     _model_argument(export)
     _weights_argument(export)
+    export.add_argument("--out", type=Path, help="output folder; default build/export/<model>")
     export.add_argument(
-        "--out", type=Path, help="folder for the ONNX files; default build/export/<model>"
+        "--format",
+        choices=("onnx", "trt-plan", "trt"),
+        default="onnx",
+        help="onnx: ONNX FP32+FP16 and parity; trt-plan: TensorRT build plan; "
+        "trt: build and gate the engine (GPU node)",
     )
 
     build = command("build", _cmd_build, "generate a Triton model repository")
@@ -216,6 +232,17 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--http-port", type=int, default=8000)
     serve.add_argument("--metrics-port", type=int, default=8002)
     serve.add_argument("--repository", type=Path, help="serve this built repository as it is")
+    serve.add_argument("--tls-cert", type=Path, help="PEM server certificate: gRPC over TLS")
+    serve.add_argument("--tls-key", type=Path, help="PEM private key of --tls-cert")
+    serve.add_argument("--tls-client-ca", type=Path, help="PEM CA: require client certs (mTLS)")
+    serve.add_argument(
+        "--probe-interval", type=float, default=2.0, help="seconds between watchdog probes"
+    )
+    serve.add_argument(
+        "--no-watchdog",
+        action="store_true",
+        help="no probes, no healing, model control mode none",
+    )
 
     demo = command("demo", _cmd_demo, "serve, call every pipeline, write outputs and a report")
     demo.add_argument("--out", type=Path, help="output folder; default out/demo-<time>")

@@ -92,6 +92,7 @@ class PrecisionPolicy:
     fp32_layers: tuple[str, ...] = ()
     max_abs_error_uint8: int = 1  # parity gate for FP32 ONNX vs PyTorch
     fp16_min_psnr_db: float = 40.0  # accuracy gate for FP16 vs FP32
+    fp16_max_abs_error_uint8: int = 8  # FP16 precision gate: no pixel further off than this
 
 
 @dataclass(frozen=True)
@@ -128,6 +129,7 @@ class ModelSpec:
     batching: BatchingPolicy = field(default_factory=BatchingPolicy)
     quality_targets: Mapping[str, float] = field(default_factory=dict)  # eval margin -> minimum
     loadtest_side: int = 128  # side of the square validation crop the load test sends
+    response_cache: bool = False  # Triton response cache on the pipeline: deterministic only
     onnx_opset: int = 17
 
     def __post_init__(self) -> None:

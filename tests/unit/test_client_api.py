@@ -18,6 +18,7 @@ from tritonclient.utils import InferenceServerException, deserialize_bytes_tenso
 
 import vitrine.client
 from vitrine.catalog import SPECS
+from vitrine.channel import channel_args
 from vitrine.client import (
     ArrayResult,
     AsyncVitrineClient,
@@ -222,6 +223,7 @@ def test_connection_options_passed_through(make: Any) -> None:
         "root_certificates": "ca.pem",
         "private_key": "key.pem",
         "certificate_chain": "chain.pem",
+        "channel_args": channel_args(),
     }
     assert repr(client).endswith("('triton:8001', timeout=30.0)")
 

@@ -1,0 +1,175 @@
+"""Pipeline health by real requests: Triton's own readiness stays true while a step is dead.
+
+``python -m vitrine.serving.probe --url 127.0.0.1:8001`` sends one small real request
+through every public pipeline and exits 0 only if all answer with a decodable image; use
+it as a Kubernetes exec readiness probe. The watchdog of ``vitrine serve`` uses the same
+functions, and :func:`probe_steps` to find which step of a failing pipeline is broken.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import tritonclient.grpc as grpcclient
+from PIL import Image
+from tritonclient.utils import InferenceServerException
+
+from vitrine.catalog import SPECS
+from vitrine.channel import channel_args
+from vitrine.pipeline import (
+    DECODED_OUTPUT,
+    ENCODE_MODEL,
+    ENCODED_INPUT,
+    ENCODED_OUTPUT,
+    FORMAT_INPUT,
+    QUALITY_INPUT,
+)
+from vitrine.spec import ModelSpec
+
+__all__ = ["Probe", "ProbeResult", "main", "probe_pipelines", "probe_steps", "step_probes"]
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    """The outcome of one probe request."""
+
+    model: str
+    ok: bool
+    seconds: float
+    error: str | None = None
+
+
+def _tensor(name: str, value: np.ndarray, dtype: str) -> grpcclient.InferInput:
+    tensor = grpcclient.InferInput(name, list(value.shape), dtype)
+    tensor.set_data_from_numpy(value)
+    return tensor
+
+
+def _probe_image(spec: ModelSpec) -> np.ndarray:
+    side = spec.limits.min_side
+    ramp = np.linspace(0, 255, side * side * 3).astype(np.uint8)
+    return ramp.reshape(side, side, 3)
+
+
+def _png(pixels: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _encode_inputs(pixels: np.ndarray) -> list[grpcclient.InferInput]:
+    return [
+        _tensor(DECODED_OUTPUT, pixels[None], "UINT8"),
+        _tensor(FORMAT_INPUT, np.array([[b"png"]], dtype=object), "BYTES"),
+        _tensor(QUALITY_INPUT, np.array([[90]], dtype=np.int32), "INT32"),
+    ]
+
+
+def _pipeline_inputs(spec: ModelSpec) -> list[grpcclient.InferInput]:
+    payload = np.array([[_png(_probe_image(spec))]], dtype=object)
+    return [_tensor(ENCODED_INPUT, payload, "BYTES"), *_encode_inputs(_probe_image(spec))[1:]]
+
+
+def _decodes_to_image(result: Any, output: str) -> None:
+    Image.open(io.BytesIO(result.as_numpy(output)[0, 0])).load()
+
+
+def _run(
+    client: grpcclient.InferenceServerClient,
+    model: str,
+    inputs: list[grpcclient.InferInput],
+    check: Callable[[Any], object],
+    timeout: float,
+) -> ProbeResult:
+    started = time.perf_counter()
+    try:
+        check(client.infer(model, inputs, client_timeout=timeout))
+    except (InferenceServerException, OSError, ValueError) as error:
+        return ProbeResult(model, False, time.perf_counter() - started, str(error))
+    return ProbeResult(model, True, time.perf_counter() - started)
+
+
+def probe_pipelines(
+    client: grpcclient.InferenceServerClient,
+    timeout: float = 5.0,
+    specs: Sequence[ModelSpec] | None = None,
+) -> list[ProbeResult]:
+    """One real request through each public pipeline."""
+    return [
+        _run(
+            client,
+            spec.pipeline,
+            _pipeline_inputs(spec),
+            lambda result: _decodes_to_image(result, ENCODED_OUTPUT),
+            timeout,
+        )
+        for spec in specs or SPECS.values()
+    ]
+
+
+Probe = tuple[list[grpcclient.InferInput], Callable[[Any], object]]
+
+
+def step_probes(spec: ModelSpec) -> dict[str, Probe]:
+    """A real request (inputs, output check) for each step of ``spec``'s pipeline."""
+    pixels = _probe_image(spec)
+    payload = np.array([[_png(pixels)]], dtype=object)
+    return {
+        spec.decode_model: (
+            [_tensor(ENCODED_INPUT, payload, "BYTES")],
+            lambda result: result.as_numpy(DECODED_OUTPUT).shape,
+        ),
+        spec.core_model: (
+            [_tensor(spec.input.name, pixels[None], "UINT8")],
+            lambda result: result.as_numpy(spec.output.name).shape,
+        ),
+        ENCODE_MODEL: (
+            _encode_inputs(pixels),
+            lambda result: _decodes_to_image(result, ENCODED_OUTPUT),
+        ),
+    }
+
+
+def probe_steps(
+    client: grpcclient.InferenceServerClient, probes: dict[str, Probe], timeout: float = 5.0
+) -> list[ProbeResult]:
+    """Send each step probe once (steps shared by pipelines are probed once)."""
+    return [
+        _run(client, model, inputs, check, timeout) for model, (inputs, check) in probes.items()
+    ]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Exec-probe entry point: exit 0 when every pipeline answers, 1 otherwise."""
+    parser = argparse.ArgumentParser(
+        prog="python -m vitrine.serving.probe", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument("--url", default="127.0.0.1:8001", help="gRPC address")
+    parser.add_argument("--timeout", type=float, default=5.0, help="seconds per request")
+    parser.add_argument("--ssl", action="store_true", help="use TLS")
+    parser.add_argument("--root-certificates", help="PEM file of the CA that signed the server")
+    args = parser.parse_args(argv)
+    client = grpcclient.InferenceServerClient(
+        args.url,
+        ssl=args.ssl,
+        root_certificates=args.root_certificates,
+        channel_args=channel_args(),
+    )
+    try:
+        results = probe_pipelines(client, args.timeout)
+    finally:
+        client.close()
+    print(json.dumps([asdict(result) for result in results]))
+    return 0 if all(result.ok for result in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,57 @@
+"""On a GPU node: build every engine from the shipped weights, gate it, serve it.
+
+Skipped with the reason where no CUDA device is present (tests/conftest.py). Needs the
+`tensorrt` Python package (or trtexec) of the serving image's TensorRT release and
+polygraphy; serving also needs ``VITRINE_GPU_TRITON_URL`` (a running serving image).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vitrine import paths
+from vitrine.catalog import SPECS
+from vitrine.export.onnx_export import export_onnx
+from vitrine.export.tensorrt import build_gated_engine, detect_gpu, gate_shapes
+from vitrine.spec import ModelSpec
+from vitrine.training.checkpoint import load_checkpoint
+
+pytestmark = pytest.mark.gpu
+ALL_SPECS = pytest.mark.parametrize("spec", SPECS.values(), ids=lambda spec: spec.name)
+
+
+@ALL_SPECS
+def test_engine_builds_passes_the_gate_and_describes_itself(
+    spec: ModelSpec, tmp_path: Path
+) -> None:
+    model = load_checkpoint(paths.weights_path(spec.name)).model
+    onnx_path = export_onnx(spec, model, tmp_path / "model.onnx")
+    manifest = build_gated_engine(spec, onnx_path, tmp_path / "engine", shapes=gate_shapes(spec))
+    gpu = detect_gpu()
+    assert gpu is not None
+    assert (tmp_path / "engine" / "model.plan").is_file()
+    assert manifest["gate"]["passed"]
+    assert manifest["cc_model_filename"] == gpu.engine_filename
+    assert manifest["gpu"]["compute_capability"] == gpu.compute_capability
+    assert manifest["profiles"][0]["max"] == list(spec.profile.max)
+    print(spec.name, "extra FP32 layers:", manifest["precision"]["extra_fp32_layers"])
+
+
+@ALL_SPECS
+def test_served_engine_answers_through_the_client(spec: ModelSpec) -> None:
+    url = os.environ.get("VITRINE_GPU_TRITON_URL")
+    if not url:
+        pytest.skip("set VITRINE_GPU_TRITON_URL to a running serving image (gRPC host:port)")
+    from vitrine.client import VitrineClient
+
+    scale = spec.selector[1]
+    pixels = np.full((2, 64, 48, 3), 128, dtype=np.uint8)
+    with VitrineClient(url) as client:
+        client.verify()
+        result = client.super_resolve_array(pixels, scale=scale)
+    assert result.array.shape == (2, 64 * scale, 48 * scale, 3)
+    assert result.model == spec.core_model

@@ -1,0 +1,134 @@
+"""The serving image's entrypoint decisions (which engines to build, cache keys), on CPU."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+from vitrine.catalog import SPECS
+from vitrine.export import tensorrt as trt_plan
+from vitrine.export.repository import build_repository
+from vitrine.export.triton_config import Target
+from vitrine.serving import gpu_entrypoint as entry
+from vitrine.serving.gpu_entrypoint import (
+    EngineKey,
+    install_engines,
+    plan_jobs,
+    runtime_mismatch,
+    tritonserver_command,
+)
+
+KEY = EngineKey("10.5.0", "9.0")
+
+
+@pytest.fixture
+def onnx_dir(tmp_path: Path) -> Path:
+    for spec in SPECS.values():
+        (tmp_path / "onnx" / spec.name).mkdir(parents=True)
+        (tmp_path / "onnx" / spec.name / "model.onnx").write_bytes(spec.name.encode())
+    return tmp_path / "onnx"
+
+
+def _cache_engine(job: entry.EngineJob, key: EngineKey = KEY, passed: bool = True) -> None:
+    job.folder.mkdir(parents=True, exist_ok=True)
+    job.engine.write_bytes(b"engine")
+    manifest = {
+        "tensorrt": key.tensorrt,
+        "gpu": {"name": "H100", "compute_capability": key.compute_capability},
+        "onnx_sha256": job.onnx_sha256,
+        "engine_sha256": hashlib.sha256(b"engine").hexdigest(),
+        "gate": {"passed": passed},
+    }
+    (job.folder / "manifest.json").write_text(json.dumps(manifest))
+
+
+def test_cache_key_names_tensorrt_and_architecture() -> None:
+    assert KEY.folder == "trt-10.5.0_sm90"
+    assert EngineKey("10.5.0.18", "12.0").folder == "trt-10.5.0.18_sm120"
+
+
+def test_empty_cache_builds_every_engine(onnx_dir: Path, tmp_path: Path) -> None:
+    jobs = plan_jobs(SPECS.values(), onnx_dir, tmp_path / "cache", KEY)
+    assert [(job.model, job.build) for job in jobs] == [(name, True) for name in SPECS]
+    digest = hashlib.sha256(b"superres_x2").hexdigest()
+    assert jobs[0].folder == tmp_path / "cache" / "trt-10.5.0_sm90" / "superres_x2" / digest[:16]
+
+
+def test_cached_engines_are_reused_only_when_everything_matches(
+    onnx_dir: Path, tmp_path: Path
+) -> None:
+    cache = tmp_path / "cache"
+    first, second = plan_jobs(SPECS.values(), onnx_dir, cache, KEY)
+    _cache_engine(first)
+    _cache_engine(second, passed=False)
+    jobs = plan_jobs(SPECS.values(), onnx_dir, cache, KEY)
+    assert [(job.build, job.reason) for job in jobs] == [
+        (False, "cached"),
+        (True, "cached engine did not pass its precision gate"),
+    ]
+    # another TensorRT or GPU architecture: another key, fresh builds
+    assert all(
+        job.build for job in plan_jobs(SPECS.values(), onnx_dir, cache, EngineKey("10.6.0", "9.0"))
+    )
+    assert all(
+        job.build for job in plan_jobs(SPECS.values(), onnx_dir, cache, EngineKey("10.5.0", "8.9"))
+    )
+    # a new ONNX file: new folder, fresh build
+    (onnx_dir / "superres_x2" / "model.onnx").write_bytes(b"retrained")
+    assert plan_jobs(SPECS.values(), onnx_dir, cache, KEY)[0].build
+    # a torn engine file is rebuilt
+    first.engine.write_bytes(b"eng")
+    (onnx_dir / "superres_x2" / "model.onnx").write_bytes(b"superres_x2")
+    assert "differs" in plan_jobs(SPECS.values(), onnx_dir, cache, KEY)[0].reason
+
+
+def test_missing_onnx_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="superres_x2"):
+        plan_jobs(SPECS.values(), tmp_path, tmp_path / "cache", KEY)
+
+
+@pytest.mark.parametrize(
+    ("capability", "names"),
+    [("9.0", ["model.sm90.plan"]), ("12.0", ["model.sm120.plan", "model.plan"])],
+)
+def test_engines_are_linked_under_their_cc_model_filename(
+    onnx_dir: Path, tmp_path: Path, capability: str, names: list[str]
+) -> None:
+    key = EngineKey("10.5.0", capability)
+    source = build_repository(Target.GPU, tmp_path / "baked")
+    jobs = plan_jobs(SPECS.values(), onnx_dir, tmp_path / "cache", key)
+    for job in jobs:
+        _cache_engine(job, key)
+    runtime = tmp_path / "runtime"
+    links = install_engines(source, runtime, jobs, key)
+    for job in jobs:
+        assert [path.name for path in links[job.model]] == names
+        for path in links[job.model]:
+            assert path.resolve() == job.engine.resolve()
+        assert not (runtime / job.model / "1" / ".gitkeep").exists()
+    assert (runtime / "superres_x2_decode" / "warmup" / "image_bytes").is_file()
+    install_engines(source, runtime, jobs, key)  # a restart replaces the runtime copy
+
+
+def test_builder_and_server_tensorrt_must_match() -> None:
+    assert runtime_mismatch("10.5.0", "10.5.0.18") is None
+    assert runtime_mismatch("10.5.0", None) is None
+    assert "10.6.0" in (runtime_mismatch("10.6.0", "10.5.0.18") or "")
+
+
+def test_server_command_keeps_model_control_closed(tmp_path: Path) -> None:
+    command = tritonserver_command(tmp_path, ["--log-verbose=1"])
+    assert command == ["tritonserver", f"--model-repository={tmp_path}", "--log-verbose=1"]
+    assert not any("model-control" in part for part in command)
+
+
+def test_main_stops_with_the_reason_without_tensorrt(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(trt_plan, "detect_toolchain", lambda: None)
+    monkeypatch.setattr(trt_plan, "detect_gpu", lambda: None)
+    assert entry.main(["--build-only"]) == 2
+    assert "TensorRT" in capsys.readouterr().err
