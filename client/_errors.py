@@ -77,9 +77,16 @@ _BY_STATUS: dict[str, type[VitrineError]] = {
 def map_error(error: InferenceServerException) -> VitrineError:
     """The typed error for a tritonclient error, keeping its message and status code.
 
-    tritonclient reports statuses as ``"StatusCode.NAME"``; the prefix is dropped.
+    tritonclient reports statuses as ``"StatusCode.NAME"``; the prefix is dropped. A dead
+    python-backend step answers INTERNAL "Stub process ... is not healthy" until the
+    server's watchdog reloads it (seconds), so that one is ``Unavailable``: retryable.
     """
     raw_status: str | None = error.status()
     status = raw_status.removeprefix("StatusCode.") if raw_status else None
     message: str = error.message() or str(error)
+    if status == "INTERNAL" and _DEAD_STEP in message:
+        return Unavailable(message, status=status)
     return _BY_STATUS.get(status or "", ServerError)(message, status=status)
+
+
+_DEAD_STEP = "is not healthy"  # Triton's words for a python-backend stub that died

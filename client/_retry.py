@@ -1,4 +1,5 @@
-"""Deadlines and jittered exponential backoff on UNAVAILABLE, for both client flavours."""
+"""Deadlines and jittered exponential backoff on UNAVAILABLE and RESOURCE_EXHAUSTED (overload),
+for both client flavours."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from typing import Protocol, TypeVar
 
 from tritonclient.utils import InferenceServerException
 
-from ._errors import DeadlineExceeded, InvalidRequest, Unavailable, map_error
+from ._errors import DeadlineExceeded, InvalidRequest, ResourceExhausted, Unavailable, map_error
 
 __all__ = [
     "Deadline",
@@ -22,6 +23,8 @@ __all__ = [
     "call_with_retry",
     "valid_timeout",
 ]
+
+RETRYABLE = (Unavailable, ResourceExhausted)  # the server (or its queue) may take it a moment later
 
 T = TypeVar("T")
 T_co = TypeVar("T_co", covariant=True)
@@ -84,7 +87,7 @@ class RetryPolicy:
 
 
 def _next_delay(
-    error: Unavailable,
+    error: Unavailable | ResourceExhausted,
     attempt: int,
     policy: RetryPolicy,
     deadline: Deadline,
@@ -109,7 +112,7 @@ def call_with_retry(
     rand: Callable[[], float] = random.random,
 ) -> T:
     """Run ``call`` with the time left as ``client_timeout``, mapping tritonclient errors
-    to VitrineError and retrying Unavailable within the deadline."""
+    to VitrineError and retrying the RETRYABLE errors within the deadline."""
     attempt = 0
     while True:
         try:
@@ -117,7 +120,7 @@ def call_with_retry(
                 return call(client_timeout=deadline.budget())
             except InferenceServerException as error:
                 raise map_error(error) from error
-        except Unavailable as error:
+        except RETRYABLE as error:
             sleep(_next_delay(error, attempt, policy, deadline, rand))
             attempt += 1
 
@@ -138,6 +141,6 @@ async def async_call_with_retry(
                 return await call(client_timeout=deadline.budget())
             except InferenceServerException as error:
                 raise map_error(error) from error
-        except Unavailable as error:
+        except RETRYABLE as error:
             await sleep(_next_delay(error, attempt, policy, deadline, rand))
             attempt += 1

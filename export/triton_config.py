@@ -111,15 +111,21 @@ def _core_warmup(spec: ModelSpec) -> pb.ModelWarmup:
     return pb.ModelWarmup(name="opt_zeros", batch_size=batch, inputs=inputs, count=1)
 
 
-def _gpu_python_step(config: pb.ModelConfig, max_queue_size: int) -> None:
+def _bounded_queue(max_queue_size: int) -> pb.ModelDynamicBatching:
+    """Dynamic batching whose queue rejects work beyond ``max_queue_size`` (fail fast)."""
+    return pb.ModelDynamicBatching(
+        default_queue_policy=pb.ModelQueuePolicy(max_queue_size=max_queue_size)
+    )
+
+
+def _gpu_python_step(config: pb.ModelConfig) -> None:
     """GPU-target settings of a decode/encode step (python backend, KIND_CPU instances).
 
     Both steps do CPU work (codecs), so inputs are handed over as CPU numpy arrays
     (``FORCE_CPU_ONLY_INPUT_TENSORS``): the one GPU->CPU copy of the engine's output happens
-    in Triton, not in model code. Their queue is bounded like the core model's.
+    in Triton, not in model code.
     """
     config.parameters["FORCE_CPU_ONLY_INPUT_TENSORS"].string_value = "yes"
-    config.dynamic_batching.default_queue_policy.max_queue_size = max_queue_size
 
 
 def _length_prefixed(*items: bytes) -> bytes:
@@ -214,17 +220,17 @@ def decode_config(spec: ModelSpec, target: Target | None = None) -> pb.ModelConf
         input=_inputs(PIPELINE_INPUTS[:1]),
         output=_outputs([DECODED_PIXELS]),
         instance_group=_cpu_instances(PYTHON_STEP_INSTANCES),
-        dynamic_batching=pb.ModelDynamicBatching(),
+        dynamic_batching=_bounded_queue(spec.batching.max_queue_size),
         parameters=_parameters(_limits(spec)),
     )
     if target is Target.GPU:
-        _gpu_python_step(config, spec.batching.max_queue_size)
+        _gpu_python_step(config)
         config.model_warmup.append(_decode_warmup())
     return config
 
 
 def encode_config(
-    max_batch_size: int, target: Target | None = None, max_queue_size: int = 0
+    max_batch_size: int, target: Target | None = None, *, max_queue_size: int
 ) -> pb.ModelConfig:
     """The encode step shared by every pipeline: pixels + format + quality -> bytes."""
     config = pb.ModelConfig(
@@ -234,10 +240,10 @@ def encode_config(
         input=_inputs([DECODED_PIXELS, *PIPELINE_INPUTS[1:]]),
         output=_outputs(PIPELINE_OUTPUTS),
         instance_group=_cpu_instances(PYTHON_STEP_INSTANCES),
-        dynamic_batching=pb.ModelDynamicBatching(),
+        dynamic_batching=_bounded_queue(max_queue_size),
     )
     if target is Target.GPU:
-        _gpu_python_step(config, max_queue_size)
+        _gpu_python_step(config)
         config.model_warmup.extend(_encode_warmups())
     return config
 

@@ -89,7 +89,10 @@ def _write(repository: Path, config: model_config_pb2.ModelConfig, source: str) 
 def build_repository(repository: Path) -> None:
     """The real decode and encode steps of the catalog, and an identity core model."""
     _write(repository, decode_config(SPEC), "decode.py")
-    _write(repository, encode_config(SPEC.batching.max_batch_size), "encode.py")
+    encode = encode_config(
+        SPEC.batching.max_batch_size, max_queue_size=SPEC.batching.max_queue_size
+    )
+    _write(repository, encode, "encode.py")
     onnx = pytest.importorskip("onnx")
     helper = onnx.helper
     image = helper.make_tensor_value_info("image", onnx.TensorProto.UINT8, ["n", "h", "w", 3])

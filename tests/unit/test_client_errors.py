@@ -137,7 +137,6 @@ def test_zero_retries() -> None:
     ("status", "kind"),
     [
         ("INVALID_ARGUMENT", InvalidRequest),
-        ("RESOURCE_EXHAUSTED", ResourceExhausted),
         ("DEADLINE_EXCEEDED", DeadlineExceeded),
         ("INTERNAL", ServerError),
         ("NOT_FOUND", NotFound),
@@ -153,6 +152,24 @@ def test_other_statuses_are_not_retried(status: str, kind: type[VitrineError]) -
     assert raised.value.status == status
     assert isinstance(raised.value.__cause__, InferenceServerException)
     assert len(call.timeouts) == 1 and clock.sleeps == []  # type: ignore[attr-defined]
+
+
+def test_a_dead_pipeline_step_is_retryable() -> None:
+    message = "in ensemble 'superres_x2_pipeline', Stub process 'superres_x2_0_0' is not healthy."
+    error = map_error(InferenceServerException(message, status="StatusCode.INTERNAL"))
+    assert isinstance(error, Unavailable) and error.status == "INTERNAL"
+
+
+def test_resource_exhausted_is_retried_like_unavailable() -> None:
+    clock = FakeClock()
+    call = _failing(["RESOURCE_EXHAUSTED"], clock)
+    assert (
+        call_with_retry(
+            call, deadline=Deadline(60.0, clock), policy=RetryPolicy(retries=1), sleep=clock.sleep
+        )
+        == "ok"
+    )
+    assert len(clock.sleeps) == 1
 
 
 def test_never_sleeps_past_deadline() -> None:

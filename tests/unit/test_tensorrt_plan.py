@@ -161,7 +161,7 @@ def test_gpu_configs_name_engines_per_architecture_and_warm_up() -> None:
         files = {i.input_data_file for w in decode.model_warmup for i in w.inputs.values()}
         assert files <= set(warmup_files(decode.name))
         assert not decode_config(spec).model_warmup  # cpu/embedded steps unchanged
-    encode = encode_config(8, Target.GPU, 64)
+    encode = encode_config(8, Target.GPU, max_queue_size=64)
     assert len(encode.model_warmup) == 3
     files = {i.input_data_file for w in encode.model_warmup for i in w.inputs.values()} - {""}
     assert files <= set(warmup_files(encode.name))

@@ -1,0 +1,154 @@
+"""Property-based fuzzing of every pipeline and core model on the real server.
+
+Every malformed request must be answered with a valid result or INVALID_ARGUMENT and a
+message; afterwards the server is healthy and a good request succeeds.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+
+import numpy as np
+import pytest
+import tritonclient.grpc as grpcclient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from PIL import Image
+from tritonclient.utils import InferenceServerException
+
+from vitrine.catalog import SPECS
+from vitrine.pipeline import ENCODED_INPUT, ENCODED_OUTPUT, FORMAT_INPUT, QUALITY_INPUT
+from vitrine.serving.triton import EmbeddedTriton
+from vitrine.spec import ModelSpec
+
+pytestmark = pytest.mark.integration
+
+FUZZ = settings(
+    max_examples=120,
+    deadline=None,
+    derandomize=True,  # the same cases on every CI run
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+TRIED = {"pipeline": 0, "core": 0}
+
+
+def _encoded(width: int, height: int, fmt: str, seed: int) -> bytes:
+    rng = np.random.default_rng(seed)
+    buffer = io.BytesIO()
+    Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8)).save(
+        buffer, format=fmt
+    )
+    return buffer.getvalue()
+
+
+def _claim_size(png: bytes, width: int, height: int) -> bytes:
+    header = b"IHDR" + struct.pack(">II", width, height) + png[24:29]
+    return png[:16] + header[4:] + struct.pack(">I", zlib.crc32(header)) + png[33:]
+
+
+@st.composite
+def payloads(draw: st.DrawFn) -> bytes:
+    """Valid images, then damaged ones: truncated, bytes flipped, lying headers, noise."""
+    size = st.integers(1, 40)
+    fmt = draw(st.sampled_from(["PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF"]))
+    data = _encoded(draw(size), draw(size), fmt, draw(st.integers(0, 99)))
+    damage = draw(st.sampled_from(["none", "truncate", "flip", "claim", "noise", "empty"]))
+    if damage == "truncate":
+        data = data[: draw(st.integers(0, max(0, len(data) - 1)))]
+    elif damage == "flip":
+        position = draw(st.integers(0, len(data) - 1))
+        data = data[:position] + bytes([data[position] ^ 0xFF]) + data[position + 1 :]
+    elif damage == "claim" and fmt == "PNG":
+        data = _claim_size(data, draw(st.integers(0, 2**31 - 1)), draw(st.integers(0, 2**31 - 1)))
+    elif damage == "noise":
+        data = draw(st.binary(min_size=1, max_size=512))
+    elif damage == "empty":
+        data = b""
+    return data
+
+
+def _tensor(name: str, value: np.ndarray, dtype: str) -> grpcclient.InferInput:
+    tensor = grpcclient.InferInput(name, list(value.shape), dtype)
+    tensor.set_data_from_numpy(value)
+    return tensor
+
+
+def _answer_is_valid_or_invalid_argument(call: object) -> bool:
+    """True for a result, False for INVALID_ARGUMENT with a message; anything else fails."""
+    try:
+        call()  # type: ignore[operator]
+    except InferenceServerException as error:
+        assert error.status() == "StatusCode.INVALID_ARGUMENT", (error.status(), error.message())
+        assert error.message(), "an error without a message"
+        return False
+    return True
+
+
+@pytest.fixture(scope="module")
+def raw(vitrine_server: EmbeddedTriton) -> grpcclient.InferenceServerClient:
+    return grpcclient.InferenceServerClient(vitrine_server.grpc_url)
+
+
+@pytest.mark.parametrize("spec", SPECS.values(), ids=lambda spec: spec.name)
+def test_fuzz_pipeline(raw: grpcclient.InferenceServerClient, spec: ModelSpec) -> None:
+    @FUZZ
+    @given(
+        payload=payloads(),
+        fmt=st.sampled_from([b"png", b"jpeg", b"webp", b"PNG", b"", b"gif", b"\xff\xfe"]),
+        quality=st.integers(-10, 300),
+    )
+    def case(payload: bytes, fmt: bytes, quality: int) -> None:
+        TRIED["pipeline"] += 1
+        inputs = [
+            _tensor(ENCODED_INPUT, np.array([[payload]], dtype=object), "BYTES"),
+            _tensor(FORMAT_INPUT, np.array([[fmt]], dtype=object), "BYTES"),
+            _tensor(QUALITY_INPUT, np.array([[quality]], dtype=np.int32), "INT32"),
+        ]
+
+        def call() -> None:
+            result = raw.infer(spec.pipeline, inputs, client_timeout=30)
+            Image.open(io.BytesIO(result.as_numpy(ENCODED_OUTPUT)[0, 0])).load()
+
+        _answer_is_valid_or_invalid_argument(call)
+
+    case()
+    _assert_healthy(raw, spec)
+
+
+@pytest.mark.parametrize("spec", SPECS.values(), ids=lambda spec: spec.name)
+def test_fuzz_core_model(raw: grpcclient.InferenceServerClient, spec: ModelSpec) -> None:
+    dtypes = {"UINT8": np.uint8, "INT32": np.int32, "FP32": np.float32, "INT8": np.int8}
+
+    @FUZZ
+    @given(
+        dtype=st.sampled_from(sorted(dtypes)),
+        shape=st.lists(st.integers(0, 24), min_size=1, max_size=5),
+        special=st.sampled_from([0.0, np.nan, np.inf, -1.0, 255.0]),
+    )
+    def case(dtype: str, shape: list[int], special: float) -> None:
+        TRIED["core"] += 1
+        with np.errstate(invalid="ignore"):
+            array = np.full(shape, special, dtype=np.float64).astype(dtypes[dtype])
+        ok = _answer_is_valid_or_invalid_argument(
+            lambda: raw.infer(
+                spec.core_model, [_tensor(spec.input.name, array, dtype)], client_timeout=30
+            )
+        )
+        if ok:  # only well-formed batches may succeed
+            assert dtype == "UINT8" and len(shape) == 4 and shape[3] == 3
+            assert 1 <= shape[0] <= spec.batching.max_batch_size
+            assert all(spec.limits.min_side <= side <= spec.limits.max_side for side in shape[1:3])
+
+    case()
+    _assert_healthy(raw, spec)
+
+
+def _assert_healthy(raw: grpcclient.InferenceServerClient, spec: ModelSpec) -> None:
+    assert raw.is_server_ready() and raw.is_model_ready(spec.pipeline)
+    good = np.full((1, 16, 16, 3), 77, np.uint8)
+    result = raw.infer(spec.core_model, [_tensor(spec.input.name, good, "UINT8")])
+    scale = spec.selector[1]
+    assert result.as_numpy(spec.output.name).shape == (1, 16 * scale, 16 * scale, 3)
+    print(f"\nfuzz cases tried so far: {TRIED}")
