@@ -41,6 +41,12 @@ __all__ = [
 ]
 
 PYTHON_STEP_INSTANCES = 2  # decode/encode instances: one per core of the smallest node
+# CPU core models, measured with `vitrine bench` (labelled runs in reports/bench/bench.json):
+# 1 instance x default threads with spinning stalled ~0.5 s under load; 2 x 1 thread doubled
+# throughput but cost c=1 latency; 1 x 2 threads matched the limit at c=1 but halved
+# throughput; 2 x 2 threads without spinning keeps most of both.
+CPU_CORE_INSTANCES = 2
+CPU_CORE_THREADS = 2
 # GPU architectures (compute capability) of the fleet: T4, A100, A10/RTX, L4/L40, H100/H200.
 # An engine only runs on the architecture it was built for; Triton picks the file by the
 # local GPU's capability through `cc_model_filenames`, else `model.plan`.
@@ -202,11 +208,13 @@ def core_config(spec: ModelSpec, target: Target) -> pb.ModelConfig:
     elif target is Target.CPU:
         config.platform = "onnxruntime_onnx"
         config.default_model_filename = "model.onnx"
-        config.instance_group.extend(_cpu_instances(1))
+        config.instance_group.extend(_cpu_instances(CPU_CORE_INSTANCES))
+        config.parameters["intra_op_thread_count"].string_value = str(CPU_CORE_THREADS)
     else:
         config.backend = "python"
-        config.instance_group.extend(_cpu_instances(1))
-        for key, value in _parameters({"onnx_file": "model.onnx", **_limits(spec)}).items():
+        config.instance_group.extend(_cpu_instances(CPU_CORE_INSTANCES))
+        settings = {"onnx_file": "model.onnx", "intra_op_threads": CPU_CORE_THREADS}
+        for key, value in _parameters({**settings, **_limits(spec)}).items():
             config.parameters[key].CopyFrom(value)
     return config
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -156,7 +157,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=5.0, help="seconds per request")
     parser.add_argument("--ssl", action="store_true", help="use TLS")
     parser.add_argument("--root-certificates", help="PEM file of the CA that signed the server")
+    parser.add_argument(
+        "--pipelines",
+        default=os.environ.get("VITRINE_PIPELINES", ""),
+        help="pipelines to probe, space or comma separated (default: $VITRINE_PIPELINES, "
+        "else every pipeline of the catalog)",
+    )
     args = parser.parse_args(argv)
+    by_pipeline = {spec.pipeline: spec for spec in SPECS.values()}
+    wanted = args.pipelines.replace(",", " ").split()
+    unknown = sorted(set(wanted) - set(by_pipeline))
+    if unknown:
+        parser.error(f"unknown pipelines {unknown}; known: {sorted(by_pipeline)}")
+    specs = [by_pipeline[name] for name in wanted] or list(SPECS.values())
     client = grpcclient.InferenceServerClient(
         args.url,
         ssl=args.ssl,
@@ -164,7 +177,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         channel_args=channel_args(),
     )
     try:
-        results = probe_pipelines(client, args.timeout)
+        results = probe_pipelines(client, args.timeout, specs)
     finally:
         client.close()
     print(json.dumps([asdict(result) for result in results]))

@@ -22,7 +22,12 @@ def _isolated_cache() -> Iterator[None]:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Skip tests marked ``gpu`` with the reason when no CUDA device is present."""
+    """Skip ``slow`` tests unless VITRINE_RUN_SLOW=1, and ``gpu`` tests without CUDA."""
+    if os.environ.get("VITRINE_RUN_SLOW") != "1":
+        slow = pytest.mark.skip(reason="slow (soak); run with VITRINE_RUN_SLOW=1")
+        for item in items:
+            if item.get_closest_marker("slow"):
+                item.add_marker(slow)
     try:
         import torch
 

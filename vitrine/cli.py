@@ -13,6 +13,7 @@ from pathlib import Path
 
 from vitrine import paths
 from vitrine.catalog import SPECS, get_spec
+from vitrine.loadtest.cli import add_loadtest_commands
 
 __all__ = ["main"]
 
@@ -23,6 +24,9 @@ _EXTRAS = {
     "onnx": "export",
     "onnxruntime": "export",
     "pytriton": "serve",
+    "locust": "loadtest",
+    "fastapi": "loadtest",
+    "uvicorn": "loadtest",
 }
 
 _EPILOG = """\
@@ -34,6 +38,8 @@ a first session:
   vitrine export superres_x2                ONNX + FP16 + parity report
   vitrine build --target embedded --out build/repository
   vitrine serve                             gRPC on 127.0.0.1:8001 until Ctrl-C
+  vitrine loadtest --users 16 --duration 60 Locust storefront mix with thresholds
+  vitrine bench                             onnxruntime vs Vitrine vs a naive peer
 """
 
 
@@ -246,6 +252,8 @@ def _parser() -> argparse.ArgumentParser:
 
     demo = command("demo", _cmd_demo, "serve, call every pipeline, write outputs and a report")
     demo.add_argument("--out", type=Path, help="output folder; default out/demo-<time>")
+
+    add_loadtest_commands(commands)
     return parser
 
 

@@ -42,6 +42,8 @@ class TritonPythonModel:
         options = ort.SessionOptions()
         options.intra_op_num_threads = int_parameter(params, "intra_op_threads", 0, minimum=0)
         options.inter_op_num_threads = int_parameter(params, "inter_op_threads", 0, minimum=0)
+        # Spinning worker threads steal the cores other instances and steps need.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = ort.InferenceSession(
             str(path), sess_options=options, providers=["CPUExecutionProvider"]
         )

@@ -32,13 +32,15 @@ def test_core_config_follows_spec_batching_and_tensors() -> None:
     assert config.instance_group[0].kind == pb.ModelInstanceGroup.KIND_GPU
 
 
-def test_embedded_core_carries_onnx_file_and_limits() -> None:
-    parameters = core_config(SPEC, Target.EMBEDDED).parameters
-    assert {key: value.string_value for key, value in parameters.items()} == {
+def test_embedded_core_carries_onnx_file_threads_and_limits() -> None:
+    config = core_config(SPEC, Target.EMBEDDED)
+    assert {key: value.string_value for key, value in config.parameters.items()} == {
         "onnx_file": "model.onnx",
+        "intra_op_threads": "2",
         "min_side": "8",
         "max_side": "512",
     }
+    assert config.instance_group[0].count == 2
 
 
 def test_decode_step_carries_the_size_limits() -> None:

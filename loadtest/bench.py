@@ -1,0 +1,600 @@
+"""`vitrine bench`: the limit, Vitrine and a naive peer, side by side in one run.
+
+For every spec whose task has an adapter (:data:`ADAPTERS`), at each input size and each
+concurrency level, one after another on the same machine with the same model and inputs:
+
+* ``limit``: the served ``model.onnx`` in onnxruntime in-process, uint8 in and out, at each
+  intra-op thread count of ``limit_threads`` (the best one per level is the limit);
+* ``raw``: Vitrine's core model through the typed client (``<client_method>_array``);
+* ``pipeline``: Vitrine's ensemble through the typed client (encoded bytes in and out);
+* ``peer``: a FastAPI service running the PyTorch module eagerly (:mod:`.peer`), over HTTP,
+  with the same encoded bytes in and out.
+
+Closed loop: ``concurrency`` threads call back to back for ``duration_s`` (or until
+``max_requests``) after a warm-up call each. Writes ``bench.json`` (this run appended to the
+file's ``history``, labelled, so before/after figures of tuning stay side by side) and
+``bench.png``; prints the three ratios against the targets.
+
+Adapters are keyed by :class:`~vitrine.spec.Task`, so every image editor added to the
+catalog is benchmarked by :class:`EditorAdapter` without code here; a generator adds one
+adapter (seed/count payloads, no image input) in one line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import io
+import itertools
+import json
+import logging
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from vitrine.catalog import SPECS
+from vitrine.spec import ModelSpec, Task
+
+__all__ = [
+    "ADAPTERS",
+    "SYSTEMS",
+    "TARGETS",
+    "BenchConfig",
+    "Cell",
+    "EditorAdapter",
+    "compute_ratios",
+    "measure",
+    "run_bench",
+]
+
+logger = logging.getLogger("vitrine.loadtest.bench")
+
+SYSTEMS = ("limit", "raw", "pipeline", "peer")
+
+TARGETS = {
+    "raw_latency_c1_vs_limit": ("<=", 1.10),
+    "raw_throughput_top_vs_limit_best": (">=", 0.90),
+    "pipeline_throughput_top_vs_peer": (">=", 1.50),
+}
+"""Ratio → (comparison, target), from the load-test issue."""
+
+Worker = Callable[[], object]
+"""One request; raises on failure."""
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """What ``vitrine bench`` measures; the defaults finish in a few minutes on 2 cores."""
+
+    models: tuple[str, ...] = ()  # empty: every spec with an adapter
+    sizes: tuple[int, ...] = ()  # square input sides; empty: per spec (see default_sizes)
+    concurrency: tuple[int, ...] = (1, 4, 16)
+    duration_s: float = 2.0  # per (system, size, level)
+    max_requests: int | None = None  # stop a level earlier after this many requests
+    warmup: int = 1  # calls per worker before timing
+    systems: tuple[str, ...] = SYSTEMS
+    limit_threads: tuple[int, ...] = (1, 0)  # onnxruntime intra-op threads (0: all cores)
+    input_format: str = "jpeg"  # upload encoding (pipeline and peer)
+    output_format: str = "png"  # result encoding (pipeline and peer)
+    out: Path = Path("reports") / "bench"
+    label: str = ""
+    address: str | None = None  # a running server; default: start the embedded one
+    repository: Path | None = None  # serve this built embedded repository instead
+
+    def __post_init__(self) -> None:
+        unknown = set(self.systems) - set(SYSTEMS)
+        if unknown:
+            raise ValueError(f"unknown systems {sorted(unknown)}; known: {list(SYSTEMS)}")
+        missing = set(self.models) - set(SPECS)
+        if missing:
+            raise ValueError(f"unknown models {sorted(missing)}; known: {sorted(SPECS)}")
+        if not self.concurrency or min(self.concurrency) < 1:
+            raise ValueError("concurrency levels must be positive integers")
+        if self.duration_s <= 0:
+            raise ValueError("duration_s must be positive")
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One measured (system, model, size, concurrency) point."""
+
+    system: str
+    model: str
+    size: int
+    concurrency: int
+    requests: int
+    errors: int
+    wall_s: float
+    rps: float
+    p50_ms: float
+    p95_ms: float
+    mean_ms: float
+    threads: int | None = None  # onnxruntime intra-op threads (limit only)
+    first_error: str | None = None
+
+
+def measure(
+    make_worker: Callable[[], Worker],
+    concurrency: int,
+    *,
+    duration_s: float,
+    max_requests: int | None = None,
+    warmup: int = 1,
+) -> dict[str, Any]:
+    """Closed-loop measurement: ``concurrency`` threads each call their own worker.
+
+    Every thread builds its worker (connection) and warms up before the clock starts.
+    Returns requests, errors, wall_s, rps and latency percentiles (ms) of the successes.
+    """
+    ready = threading.Barrier(concurrency + 1)
+    stop = threading.Event()
+    tickets = itertools.count()
+    latencies: list[list[float]] = [[] for _ in range(concurrency)]
+    errors: list[str] = []
+
+    def run(slot: int) -> None:
+        try:
+            worker = make_worker()
+            for _ in range(warmup):
+                worker()
+        except Exception as exc:  # counted; the level still runs with the others
+            errors.append(f"setup: {exc}")
+            ready.wait()
+            return
+        ready.wait()
+        own = latencies[slot]
+        while not stop.is_set():
+            if max_requests is not None and next(tickets) >= max_requests:
+                break
+            start = time.perf_counter()
+            try:
+                worker()
+            except Exception as exc:
+                errors.append(str(exc))
+                continue
+            own.append((time.perf_counter() - start) * 1000.0)
+
+    threads = [
+        threading.Thread(target=run, args=(slot,), daemon=True) for slot in range(concurrency)
+    ]
+    for thread in threads:
+        thread.start()
+    ready.wait()
+    started = time.perf_counter()
+    deadline = started + duration_s
+    while time.perf_counter() < deadline and any(t.is_alive() for t in threads):
+        time.sleep(0.01)
+    stop.set()
+    for thread in threads:
+        thread.join()
+    wall = time.perf_counter() - started
+    done = np.array([value for own in latencies for value in own], dtype=np.float64)
+    return {
+        "requests": int(done.size),
+        "errors": len(errors),
+        "wall_s": round(wall, 3),
+        "rps": round(done.size / wall, 2) if wall > 0 else 0.0,
+        "p50_ms": round(float(np.percentile(done, 50)), 2) if done.size else 0.0,
+        "p95_ms": round(float(np.percentile(done, 95)), 2) if done.size else 0.0,
+        "mean_ms": round(float(done.mean()), 2) if done.size else 0.0,
+        "first_error": errors[0][:300] if errors else None,
+    }
+
+
+# -- adapters ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Environment:
+    """What the adapters call: the served repository, the server and the peer."""
+
+    repository: Path
+    grpc_address: str
+    peer_address: str | None
+    config: BenchConfig
+
+
+class Adapter(Protocol):
+    """How one task is benchmarked: a worker factory per system."""
+
+    def workers(
+        self, spec: ModelSpec, size: int, env: Environment, threads: int
+    ) -> dict[str, Callable[[], Worker]]: ...
+
+
+@dataclass
+class EditorAdapter:
+    """Image-in/image-out editors: raw uint8 core model, encoded-bytes pipeline, peer."""
+
+    photo: int = 0  # which validation photo (chelsea) is the input
+
+    def workers(
+        self, spec: ModelSpec, size: int, env: Environment, threads: int
+    ) -> dict[str, Callable[[], Worker]]:
+        from vitrine.loadtest.payloads import encode, photo_inputs
+
+        pixels = photo_inputs(size, size)[self.photo]
+        data = encode(pixels, env.config.input_format)
+        key, value = spec.selector
+        fmt = env.config.output_format
+
+        def limit() -> Worker:
+            session = _session(env.repository / spec.core_model / "1" / "model.onnx", threads)
+            feed = {spec.input.name: pixels[None]}
+            return lambda: session.run(None, feed)
+
+        def raw() -> Worker:
+            method = getattr(_client(env.grpc_address), f"{spec.client_method}_array")
+            return lambda: method(pixels, **{key: value})
+
+        def pipeline() -> Worker:
+            method = getattr(_client(env.grpc_address), spec.client_method)
+            return lambda: method(data, **{key: value}, output_format=fmt)
+
+        def peer() -> Worker:
+            if env.peer_address is None:
+                raise RuntimeError("the peer is not running")
+            return _peer_worker(env.peer_address, spec.name, data, fmt)
+
+        return {"limit": limit, "raw": raw, "pipeline": pipeline, "peer": peer}
+
+
+ADAPTERS: dict[Task, Adapter] = {
+    Task.SUPER_RESOLVE: EditorAdapter(),
+}
+"""Task → adapter; specs of a task without one are skipped (and named in the output)."""
+
+
+_SESSIONS: dict[tuple[Path, int], Any] = {}
+_SESSIONS_LOCK = threading.Lock()
+
+
+def _session(path: Path, threads: int) -> Any:
+    """One shared onnxruntime session per (model, threads); run() is thread-safe."""
+    import onnxruntime as ort
+
+    with _SESSIONS_LOCK:
+        session = _SESSIONS.get((path, threads))
+        if session is None:
+            options = ort.SessionOptions()
+            options.intra_op_num_threads = threads
+            options.inter_op_num_threads = 1
+            session = ort.InferenceSession(
+                str(path), sess_options=options, providers=["CPUExecutionProvider"]
+            )
+            _SESSIONS[(path, threads)] = session
+        return session
+
+
+_CLIENTS = threading.local()
+
+
+def _client(address: str) -> Any:
+    """One typed client (gRPC channel) per thread, as co-located callers would hold."""
+    from vitrine.client import VitrineClient
+
+    clients = getattr(_CLIENTS, "clients", None)
+    if clients is None:
+        clients = _CLIENTS.clients = {}
+    if address not in clients:
+        clients[address] = VitrineClient(address, timeout=60.0, retries=0)
+    return clients[address]
+
+
+def _peer_worker(address: str, model: str, data: bytes, fmt: str) -> Worker:
+    from PIL import Image
+
+    host, port = address.rsplit(":", 1)
+    connection = http.client.HTTPConnection(host, int(port), timeout=60)
+    path = f"/v1/models/{model}?output_format={fmt}"
+    headers = {"Content-Type": "application/octet-stream"}
+
+    def call() -> object:
+        connection.request("POST", path, body=data, headers=headers)
+        response = connection.getresponse()
+        body = response.read()
+        if response.status != 200:
+            raise RuntimeError(f"peer answered {response.status}: {body[:200]!r}")
+        with Image.open(io.BytesIO(body)) as image:  # the typed client decodes too
+            return image.convert("RGB")
+
+    return call
+
+
+# -- servers ----------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _vitrine(config: BenchConfig) -> Iterator[tuple[str, Path]]:
+    from vitrine.serving.embedded import embedded_repository
+
+    repository = config.repository or embedded_repository()
+    if config.address is not None:
+        yield config.address, repository
+        return
+    from vitrine.serving.triton import EmbeddedTriton, free_port
+
+    ports = {name: free_port() for name in ("grpc_port", "http_port", "metrics_port")}
+    with EmbeddedTriton(repository, **ports) as server:
+        yield server.grpc_url, repository
+
+
+@contextlib.contextmanager
+def _peer(models: Sequence[str], needed: bool) -> Iterator[str | None]:
+    if not needed:
+        yield None
+        return
+    from vitrine.serving.triton import free_port
+
+    port = free_port()
+    log_path = Path(tempfile.gettempdir()) / f"vitrine-peer-{port}.log"
+    command = [sys.executable, "-m", "vitrine.loadtest.peer", "--port", str(port)]
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            [*command, "--models", ",".join(models)],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        _wait_http(f"http://127.0.0.1:{port}/health", process, log_path, timeout=120)
+        yield f"127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _wait_http(url: str, process: subprocess.Popen[bytes], log: Path, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the naive peer exited with status {process.returncode}; see {log}")
+        try:
+            with urllib.request.urlopen(url, timeout=1.0) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"the naive peer did not answer {url} within {timeout:.0f} s")
+
+
+# -- the run ----------------------------------------------------------------------------------
+
+
+def default_sizes(spec: ModelSpec) -> tuple[int, ...]:
+    """The spec's load-test side and twice it (within its limits)."""
+    side = spec.loadtest_side
+    return tuple(sorted({side, min(2 * side, spec.limits.max_side)}))
+
+
+def bench_specs(config: BenchConfig) -> tuple[list[ModelSpec], list[str]]:
+    """Specs to measure, and a note per spec skipped for want of an adapter."""
+    chosen = [SPECS[name] for name in config.models] if config.models else list(SPECS.values())
+    specs, skipped = [], []
+    for spec in chosen:
+        if spec.task in ADAPTERS:
+            specs.append(spec)
+        else:
+            skipped.append(f"{spec.name}: no bench adapter for task {spec.task.value!r}")
+    return specs, skipped
+
+
+def _measure_cells(
+    spec: ModelSpec, size: int, env: Environment, echo: Callable[[str], None]
+) -> list[Cell]:
+    config = env.config
+    adapter = ADAPTERS[spec.task]
+    cells: list[Cell] = []
+    for system in config.systems:
+        variants = config.limit_threads if system == "limit" else (0,)
+        for threads in variants:
+            factory = adapter.workers(spec, size, env, threads)[system]
+            for level in config.concurrency:
+                figures = measure(
+                    factory,
+                    level,
+                    duration_s=config.duration_s,
+                    max_requests=config.max_requests,
+                    warmup=config.warmup,
+                )
+                cell = Cell(
+                    system=system,
+                    model=spec.name,
+                    size=size,
+                    concurrency=level,
+                    threads=threads if system == "limit" else None,
+                    **figures,
+                )
+                cells.append(cell)
+                label = f"{system}[t={threads}]" if system == "limit" else system
+                echo(
+                    f"  {spec.name:12} {size:>4}px {label:10} c={level:<3} "
+                    f"{cell.rps:>8.1f} req/s  p50 {cell.p50_ms:>7.1f}  p95 {cell.p95_ms:>7.1f} ms"
+                    + (f"  errors {cell.errors}: {cell.first_error}" if cell.errors else "")
+                )
+    return cells
+
+
+def best_limit(cells: Sequence[Cell]) -> list[Cell]:
+    """Per (model, size, level), the limit variant with the highest throughput."""
+    best: dict[tuple[str, int, int], Cell] = {}
+    for cell in cells:
+        if cell.system != "limit":
+            continue
+        key = (cell.model, cell.size, cell.concurrency)
+        if key not in best or cell.rps > best[key].rps:
+            best[key] = cell
+    return list(best.values())
+
+
+def compute_ratios(cells: Sequence[Cell]) -> list[dict[str, Any]]:
+    """The issue's three ratios per (model, size), where the systems they need were run.
+
+    ``top`` is the highest concurrency level measured (16 by default); the limit's best
+    throughput is its maximum over levels and thread settings.
+    """
+    table: dict[tuple[str, int], dict[str, dict[int, Cell]]] = {}
+    for cell in [*best_limit(cells), *(c for c in cells if c.system != "limit")]:
+        table.setdefault((cell.model, cell.size), {}).setdefault(cell.system, {})[
+            cell.concurrency
+        ] = cell
+    rows = []
+    for (model, size), systems in sorted(table.items()):
+        row: dict[str, Any] = {"model": model, "size": size}
+        limit, raw = systems.get("limit", {}), systems.get("raw", {})
+        pipeline, peer = systems.get("pipeline", {}), systems.get("peer", {})
+        if 1 in limit and 1 in raw and limit[1].p50_ms > 0:
+            row["raw_latency_c1_vs_limit"] = round(raw[1].p50_ms / limit[1].p50_ms, 3)
+        best = max((cell.rps for cell in limit.values()), default=0.0)
+        if raw and best > 0:
+            row["raw_throughput_top_vs_limit_best"] = round(raw[max(raw)].rps / best, 3)
+        if pipeline and peer:
+            top = max(set(pipeline) & set(peer), default=None)
+            if top is not None and peer[top].rps > 0:
+                row["pipeline_throughput_top_vs_peer"] = round(pipeline[top].rps / peer[top].rps, 3)
+                row["top_concurrency"] = top
+        rows.append(row)
+    return rows
+
+
+def meets(ratio: str, value: float) -> bool:
+    """Whether ``value`` of ``ratio`` meets its target."""
+    comparison, target = TARGETS[ratio]
+    return value <= target if comparison == "<=" else value >= target
+
+
+def _git_commit() -> str | None:
+    try:
+        result = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=Path(__file__).resolve().parent,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return result.stdout.strip() or None
+
+
+def _config_dict(config: BenchConfig) -> dict[str, Any]:
+    values = asdict(config)
+    return {key: str(value) if isinstance(value, Path) else value for key, value in values.items()}
+
+
+def bench(config: BenchConfig, echo: Callable[[str], None] = print) -> dict[str, Any]:
+    """Measure everything ``config`` asks for; returns the run (also written to disk)."""
+    specs, skipped = bench_specs(config)
+    for note in skipped:
+        echo(f"skipped {note}")
+    if not specs:
+        raise ValueError("nothing to benchmark: no chosen spec has a bench adapter")
+    needs_server = bool({"raw", "pipeline"} & set(config.systems))
+    cells: list[Cell] = []
+    started = time.time()
+    with contextlib.ExitStack() as stack:
+        if needs_server:
+            address, repository = stack.enter_context(_vitrine(config))
+        else:
+            from vitrine.serving.embedded import embedded_repository
+
+            address, repository = "", config.repository or embedded_repository()
+        peer = stack.enter_context(_peer([s.name for s in specs], "peer" in config.systems))
+        env = Environment(repository, address, peer, config)
+        for spec in specs:
+            for size in config.sizes or default_sizes(spec):
+                cells.extend(_measure_cells(spec, size, env, echo))
+    run = {
+        "label": config.label,
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)),
+        "seconds": round(time.time() - started, 1),
+        "commit": _git_commit(),
+        "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
+        "config": _config_dict(config),
+        "skipped": skipped,
+        "cells": [asdict(cell) for cell in cells],
+        "ratios": compute_ratios(cells),
+        "targets": {name: list(target) for name, target in TARGETS.items()},
+    }
+    return run
+
+
+def write_run(run: dict[str, Any], out: Path) -> tuple[Path, Path | None]:
+    """Append ``run`` to ``out/bench.json``'s history and plot it to ``out/bench.png``."""
+    out.mkdir(parents=True, exist_ok=True)
+    json_path = out / "bench.json"
+    history: list[dict[str, Any]] = []
+    if json_path.is_file():
+        with contextlib.suppress(ValueError, KeyError, TypeError):
+            history = list(json.loads(json_path.read_text())["history"])
+    history.append(run)
+    document = {
+        "about": "vitrine bench runs, oldest first; each run is labelled (--label) so "
+        "tuning before/after figures stay side by side",
+        "history": history,
+    }
+    json_path.write_text(json.dumps(document, indent=2) + "\n")
+    png_path = out / "bench.png"
+    try:
+        from vitrine.loadtest.plot import plot_run
+
+        plot_run(run, png_path)
+    except ModuleNotFoundError as error:
+        logger.warning("no plot (%s is missing; pip install matplotlib)", error.name)
+        return json_path, None
+    return json_path, png_path
+
+
+def format_ratios(rows: Sequence[dict[str, Any]]) -> list[str]:
+    """The ratio table as text lines, each value marked against its target."""
+    names = list(TARGETS)
+    header = f"{'model':14} {'size':>5}  " + "  ".join(f"{name:>34}" for name in names)
+    lines = [header]
+    for row in rows:
+        values = []
+        for name in names:
+            value = row.get(name)
+            if value is None:
+                values.append(f"{'-':>34}")
+                continue
+            comparison, target = TARGETS[name]
+            mark = "ok" if meets(name, value) else "MISS"
+            values.append(f"{f'{value:.2f} ({comparison} {target:g}) {mark}':>34}")
+        lines.append(f"{row['model']:14} {row['size']:>5}  " + "  ".join(values))
+    return lines
+
+
+def run_bench(config: BenchConfig | None = None, **options: Any) -> int:
+    """`vitrine bench`: measure, write JSON + PNG, print the ratios. Exit code 0.
+
+    Targets missed are reported, not turned into a failing exit code: the benchmark
+    measures, the load test gates.
+    """
+    config = config or BenchConfig(**options)
+    print(
+        f"bench: systems {', '.join(config.systems)}; concurrency {list(config.concurrency)}; "
+        f"{config.duration_s:g} s per level"
+    )
+    run = bench(config)
+    json_path, png_path = write_run(run, config.out)
+    print()
+    for line in format_ratios(run["ratios"]):
+        print(line)
+    print(f"\nwrote {json_path}" + (f" and {png_path}" if png_path else ""))
+    return 0

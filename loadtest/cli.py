@@ -1,0 +1,194 @@
+"""The ``vitrine loadtest`` and ``vitrine bench`` subcommands (wired by ``vitrine.cli``).
+
+Only argparse and the catalog are imported here, so ``vitrine --help`` works on the base
+install; Locust, onnxruntime, torch and the server load when a command runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from vitrine.catalog import SPECS
+
+__all__ = ["add_loadtest_commands", "cmd_bench", "cmd_loadtest"]
+
+_LOADTEST_EPILOG = """\
+examples:
+  vitrine loadtest --users 16 --duration 60          embedded server, storefront mix
+  vitrine loadtest --address vitrine.internal:8001 --max-p95 superres_x4_pipeline=300
+  vitrine loadtest --thresholds slo.toml --mix my-mix.toml
+  vitrine loadtest --web                             Locust's web UI on 127.0.0.1:8089
+"""
+
+_BENCH_EPILOG = """\
+examples:
+  vitrine bench                                      defaults: a few minutes on 2 cores
+  vitrine bench --duration 10 --label "after: 1 ORT thread per instance"
+  vitrine bench --models superres_x2 --sizes 128 256 --concurrency 1 4 16
+"""
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def cmd_loadtest(args: argparse.Namespace) -> int:
+    """Handler of ``vitrine loadtest``."""
+    from vitrine.loadtest.runner import run_loadtest
+    from vitrine.loadtest.thresholds import (
+        Thresholds,
+        load_thresholds,
+        parse_latency_limits,
+    )
+
+    base = load_thresholds(args.thresholds) if args.thresholds else Thresholds()
+    explicit = [key for key in ("max_failure_ratio", "min_rps") if getattr(args, key) is not None]
+    cli = Thresholds(
+        max_failure_ratio=args.max_failure_ratio,
+        min_rps=args.min_rps,
+        p95_ms=parse_latency_limits(args.max_p95),
+        p99_ms=parse_latency_limits(args.max_p99),
+    )
+    return run_loadtest(
+        address=args.address,
+        metrics_url=args.metrics_url,
+        users=args.users,
+        spawn_rate=args.spawn_rate,
+        duration_s=args.duration,
+        mix=args.mix,
+        out=args.out,
+        thresholds=base.merged(cli, explicit=explicit),
+        timeout_s=args.timeout,
+        retries=args.retries,
+        web=args.web,
+    )
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    """Handler of ``vitrine bench``."""
+    from vitrine.loadtest.bench import BenchConfig, run_bench
+
+    options: dict[str, Any] = {
+        "models": tuple(args.models or ()),
+        "sizes": tuple(args.sizes or ()),
+        "concurrency": tuple(args.concurrency),
+        "duration_s": args.duration,
+        "max_requests": args.requests,
+        "warmup": args.warmup,
+        "systems": tuple(args.systems),
+        "limit_threads": tuple(args.limit_threads),
+        "output_format": args.output_format,
+        "out": args.out,
+        "label": args.label,
+        "address": args.address,
+        "repository": args.repository,
+    }
+    return run_bench(BenchConfig(**options))
+
+
+def add_loadtest_commands(subparsers: Any) -> None:
+    """Add ``loadtest`` and ``bench`` to ``vitrine``'s subparsers (handler in ``handler``)."""
+    text = "load-test a server with Locust (storefront mix); exit 1 when a threshold breaks"
+    loadtest = subparsers.add_parser(
+        "loadtest",
+        help=text,
+        description=text,
+        epilog=_LOADTEST_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    loadtest.set_defaults(handler=cmd_loadtest)
+    loadtest.add_argument(
+        "--address", help="gRPC host:port of the server; default: start the embedded server"
+    )
+    loadtest.add_argument(
+        "--metrics-url", help="Triton metrics URL; default http://<address host>:8002/metrics"
+    )
+    loadtest.add_argument("--users", type=_positive_int, default=16, help="default 16")
+    loadtest.add_argument(
+        "--spawn-rate", type=_positive_float, help="users started per second; default all at once"
+    )
+    loadtest.add_argument(
+        "--duration", type=_positive_float, default=60.0, help="seconds (default 60)"
+    )
+    loadtest.add_argument(
+        "--mix", type=Path, help="traffic-mix TOML; default loadtest/mixes/storefront.toml"
+    )
+    loadtest.add_argument("--out", type=Path, help="report folder; default reports/loadtest/<time>")
+    loadtest.add_argument(
+        "--timeout", type=_positive_float, default=10.0, help="deadline per call, s (default 10)"
+    )
+    loadtest.add_argument(
+        "--retries", type=int, default=0, help="client retries on UNAVAILABLE (default 0)"
+    )
+    loadtest.add_argument("--thresholds", type=Path, help="thresholds TOML (see --help epilog)")
+    loadtest.add_argument(
+        "--max-failure-ratio", type=float, help="failed/all per request name (default 0)"
+    )
+    loadtest.add_argument("--min-rps", type=float, help="minimum overall requests per second")
+    loadtest.add_argument(
+        "--max-p95",
+        action="append",
+        default=[],
+        metavar="[NAME=]MS",
+        help="p95 limit in ms, for every request name or NAME; repeatable",
+    )
+    loadtest.add_argument(
+        "--max-p99", action="append", default=[], metavar="[NAME=]MS", help="as --max-p95"
+    )
+    loadtest.add_argument(
+        "--web", action="store_true", help="open Locust's web UI instead of a headless run"
+    )
+
+    text = "benchmark onnxruntime (limit), Vitrine and a naive FastAPI peer side by side"
+    bench = subparsers.add_parser(
+        "bench",
+        help=text,
+        description=text,
+        epilog=_BENCH_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    bench.set_defaults(handler=cmd_bench)
+    bench.add_argument(
+        "--models", nargs="+", choices=sorted(SPECS), help="default: every benchmarkable spec"
+    )
+    bench.add_argument(
+        "--sizes", nargs="+", type=_positive_int, help="square input sides; default per spec"
+    )
+    bench.add_argument(
+        "--concurrency", nargs="+", type=_positive_int, default=[1, 4, 16], help="default 1 4 16"
+    )
+    bench.add_argument(
+        "--duration", type=_positive_float, default=2.0, help="seconds per level (default 2)"
+    )
+    bench.add_argument("--requests", type=_positive_int, help="at most this many per level")
+    bench.add_argument("--warmup", type=int, default=1, help="warm-up calls per worker")
+    bench.add_argument(
+        "--systems",
+        nargs="+",
+        choices=("limit", "raw", "pipeline", "peer"),
+        default=["limit", "raw", "pipeline", "peer"],
+    )
+    bench.add_argument(
+        "--limit-threads",
+        nargs="+",
+        type=int,
+        default=[1, 0],
+        help="onnxruntime intra-op threads tried for the limit (0: all cores); best is kept",
+    )
+    bench.add_argument("--output-format", choices=("png", "jpeg", "webp"), default="png")
+    bench.add_argument("--out", type=Path, default=Path("reports") / "bench")
+    bench.add_argument("--label", default="", help="names this run in the JSON history")
+    bench.add_argument("--address", help="gRPC host:port of a running server")
+    bench.add_argument("--repository", type=Path, help="serve this built embedded repository")

@@ -1,0 +1,176 @@
+"""Traffic-mix files: which calls a load test sends, in what proportions, at which sizes.
+
+A mix is a TOML file with a ``description`` and one ``[[call]]`` table per Locust task
+(see ``mixes/storefront.toml``, the default). Every call names a spec of the catalog and a
+path; the request name Locust reports is the Triton model the call reaches (the pipeline
+ensemble or the core model), so thresholds and Triton's metrics use the same names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, cast
+
+import tomllib
+
+from vitrine.catalog import SPECS
+from vitrine.pipeline import OUTPUT_FORMATS
+from vitrine.spec import ModelSpec
+
+__all__ = [
+    "DEFAULT_MIX",
+    "INPUT_FORMATS",
+    "MixCall",
+    "MixError",
+    "TrafficMix",
+    "load_mix",
+    "parse_mix",
+]
+
+DEFAULT_MIX = Path(__file__).resolve().parent / "mixes" / "storefront.toml"
+"""The storefront-like mix used when none is given."""
+
+INPUT_FORMATS = ("jpeg", "png", "webp")
+"""Encodings an upload may arrive in (pipeline path)."""
+
+Path_ = Literal["pipeline", "raw"]
+_CALL_KEYS = {"model", "path", "weight", "sizes", "input_format", "output_format", "quality"}
+_CALL_KEYS_RAW = {"model", "path", "weight", "sizes", "batch"}
+
+
+class MixError(ValueError):
+    """A traffic-mix file that cannot be used; the message says which call and why."""
+
+
+@dataclass(frozen=True)
+class MixCall:
+    """One Locust task: ``weight`` shares of calls to ``spec`` on ``path`` at ``sizes``."""
+
+    spec: ModelSpec
+    path: Path_
+    weight: int
+    sizes: tuple[tuple[int, int], ...]  # (height, width) of the inputs, cycled
+    input_format: str = "jpeg"  # pipeline path only
+    output_format: str = "png"  # pipeline path only
+    quality: int = 90  # pipeline path only
+    batch: int = 1  # raw path only
+
+    @property
+    def name(self) -> str:
+        """The request name reported to Locust: the Triton model this call reaches."""
+        return self.spec.pipeline if self.path == "pipeline" else self.spec.core_model
+
+
+@dataclass(frozen=True)
+class TrafficMix:
+    """A parsed mix; ``calls`` keep the file's order."""
+
+    description: str
+    calls: tuple[MixCall, ...]
+
+    def shares(self) -> dict[str, float]:
+        """Fraction of calls per request name (calls with the same name are added up)."""
+        total = sum(call.weight for call in self.calls)
+        shares: dict[str, float] = {}
+        for call in self.calls:
+            shares[call.name] = shares.get(call.name, 0.0) + call.weight / total
+        return shares
+
+
+def load_mix(path: Path | str | None = None) -> TrafficMix:
+    """Read and validate the mix file at ``path`` (default :data:`DEFAULT_MIX`)."""
+    path = Path(path) if path is not None else DEFAULT_MIX
+    try:
+        document = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as error:
+        raise MixError(f"{path}: not valid TOML: {error}") from error
+    return parse_mix(document, source=str(path))
+
+
+def parse_mix(document: Mapping[str, Any], *, source: str = "mix") -> TrafficMix:
+    """Validate a mix already read from TOML (or built in code)."""
+    unknown = set(document) - {"description", "call"}
+    if unknown:
+        raise MixError(f"{source}: unknown keys {sorted(unknown)}; use description and [[call]]")
+    tables = document.get("call")
+    if not isinstance(tables, list) or not tables:
+        raise MixError(f"{source}: needs at least one [[call]] table")
+    calls = tuple(_call(table, f"{source}: call {index + 1}") for index, table in enumerate(tables))
+    return TrafficMix(description=str(document.get("description", "")), calls=calls)
+
+
+def _call(table: object, where: str) -> MixCall:
+    if not isinstance(table, Mapping):
+        raise MixError(f"{where}: must be a table")
+    model = table.get("model")
+    if model not in SPECS:
+        raise MixError(f"{where}: model must be one of {sorted(SPECS)}; got {model!r}")
+    spec = SPECS[cast(str, model)]
+    path = table.get("path", "pipeline")
+    if path not in ("pipeline", "raw"):
+        raise MixError(f"{where}: path must be 'pipeline' or 'raw'; got {path!r}")
+    allowed = _CALL_KEYS if path == "pipeline" else _CALL_KEYS_RAW
+    unknown = set(table) - allowed
+    if unknown:
+        raise MixError(f"{where}: keys {sorted(unknown)} do not apply to the {path} path")
+    weight = _positive_int(table.get("weight", 1), f"{where}: weight")
+    sizes = _sizes(table.get("sizes", [spec.loadtest_side]), spec, where)
+    if path == "raw":
+        batch = _positive_int(table.get("batch", 1), f"{where}: batch")
+        if batch > spec.batching.max_batch_size:
+            raise MixError(
+                f"{where}: batch {batch} exceeds {spec.name}'s max_batch_size "
+                f"{spec.batching.max_batch_size}"
+            )
+        return MixCall(spec=spec, path="raw", weight=weight, sizes=sizes, batch=batch)
+    input_format = _choice(
+        table.get("input_format", "jpeg"), INPUT_FORMATS, f"{where}: input_format"
+    )
+    output_format = _choice(
+        table.get("output_format", "png"), OUTPUT_FORMATS, f"{where}: output_format"
+    )
+    quality = _positive_int(table.get("quality", 90), f"{where}: quality")
+    if quality > 100:
+        raise MixError(f"{where}: quality must be in 1..100; got {quality}")
+    return MixCall(
+        spec=spec,
+        path="pipeline",
+        weight=weight,
+        sizes=sizes,
+        input_format=input_format,
+        output_format=output_format,
+        quality=quality,
+    )
+
+
+def _positive_int(value: object, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise MixError(f"{what} must be a positive integer; got {value!r}")
+    return value
+
+
+def _choice(value: object, choices: Sequence[str], what: str) -> str:
+    if value not in choices:
+        raise MixError(f"{what} must be one of {list(choices)}; got {value!r}")
+    return cast(str, value)
+
+
+def _sizes(value: object, spec: ModelSpec, where: str) -> tuple[tuple[int, int], ...]:
+    if not isinstance(value, list) or not value:
+        raise MixError(f"{where}: sizes must be a non-empty list of sides or [height, width]")
+    sizes = []
+    low, high = spec.limits.min_side, spec.limits.max_side
+    for item in value:
+        pair = [item, item] if isinstance(item, int) and not isinstance(item, bool) else item
+        if (
+            not isinstance(pair, list)
+            or len(pair) != 2
+            or not all(isinstance(side, int) and not isinstance(side, bool) for side in pair)
+        ):
+            raise MixError(f"{where}: size {item!r} is not a side or [height, width]")
+        if not all(low <= side <= high for side in pair):
+            raise MixError(f"{where}: size {item!r} is outside {spec.name}'s limits {low}..{high}")
+        sizes.append((pair[0], pair[1]))
+    return tuple(sizes)

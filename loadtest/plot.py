@@ -1,0 +1,73 @@
+"""The benchmark figure: throughput and p50/p95 latency against concurrency, per system."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = ["plot_run", "series"]
+
+_STYLE = {
+    "limit": ("black", "onnxruntime in-process (limit)"),
+    "raw": ("tab:blue", "Vitrine raw uint8"),
+    "pipeline": ("tab:green", "Vitrine pipeline (bytes)"),
+    "peer": ("tab:red", "naive FastAPI + PyTorch"),
+}
+
+
+def series(
+    cells: Sequence[Mapping[str, Any]],
+) -> dict[tuple[str, int], dict[str, list[Mapping[str, Any]]]]:
+    """Cells grouped by (model, size) then system, sorted by concurrency; the limit keeps
+    its best thread setting per level."""
+    grouped: dict[tuple[str, int], dict[str, dict[int, Mapping[str, Any]]]] = {}
+    for cell in cells:
+        by_level = grouped.setdefault((cell["model"], cell["size"]), {}).setdefault(
+            cell["system"], {}
+        )
+        level = cell["concurrency"]
+        if level not in by_level or cell["rps"] > by_level[level]["rps"]:
+            by_level[level] = cell
+    return {
+        key: {system: [levels[c] for c in sorted(levels)] for system, levels in systems.items()}
+        for key, systems in sorted(grouped.items())
+    }
+
+
+def plot_run(run: Mapping[str, Any], path: Path) -> Path:
+    """Write the figure of one bench run: a row per (model, size), columns throughput,
+    p50 and p95 latency, a line per system."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    groups = series(run["cells"])
+    rows = max(1, len(groups))
+    figure, axes = plt.subplots(rows, 3, figsize=(15, 3.6 * rows), squeeze=False)
+    for row, ((model, size), systems) in enumerate(groups.items()):
+        for column, (key, title) in enumerate(
+            (("rps", "throughput (req/s)"), ("p50_ms", "p50 latency (ms)"), ("p95_ms", "p95 (ms)"))
+        ):
+            axis = axes[row][column]
+            for system, cells in systems.items():
+                color, label = _STYLE.get(system, ("grey", system))
+                levels = [cell["concurrency"] for cell in cells]
+                axis.plot(levels, [cell[key] for cell in cells], "o-", color=color, label=label)
+            axis.set_xscale("log", base=2)
+            levels = sorted({c["concurrency"] for cells in systems.values() for c in cells})
+            axis.set_xticks(levels, [str(level) for level in levels])
+            axis.set_xlabel("concurrency")
+            axis.set_title(f"{model} {size}×{size}: {title}")
+            axis.grid(alpha=0.3)
+            if key != "rps":
+                axis.set_yscale("log")
+        axes[row][0].legend(fontsize=8)
+    label = run.get("label") or ""
+    figure.suptitle(f"vitrine bench {run.get('time', '')} {label}".strip())
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=90)
+    plt.close(figure)
+    return path

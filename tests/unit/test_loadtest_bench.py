@@ -1,0 +1,225 @@
+"""Benchmark logic without servers: measurement loop, ratios, history, plot, CLI wiring."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from vitrine.catalog import SPECS
+from vitrine.loadtest.bench import (
+    ADAPTERS,
+    BenchConfig,
+    Cell,
+    bench_specs,
+    compute_ratios,
+    default_sizes,
+    format_ratios,
+    measure,
+    write_run,
+)
+from vitrine.loadtest.cli import add_loadtest_commands
+from vitrine.loadtest.mix import parse_mix
+from vitrine.loadtest.payloads import photo_inputs, prepare
+
+
+def _cell(system: str, level: int, rps: float, p50: float, threads: int | None = None) -> Cell:
+    return Cell(
+        system=system,
+        model="superres_x2",
+        size=128,
+        concurrency=level,
+        requests=100,
+        errors=0,
+        wall_s=1.0,
+        rps=rps,
+        p50_ms=p50,
+        p95_ms=p50 * 1.5,
+        mean_ms=p50,
+        threads=threads,
+    )
+
+
+CELLS = [
+    _cell("limit", 1, 50, 20.0, threads=1),
+    _cell("limit", 16, 90, 170.0, threads=1),
+    _cell("limit", 1, 60, 16.0, threads=0),  # the best variant at c=1
+    _cell("limit", 16, 80, 190.0, threads=0),
+    _cell("raw", 1, 55, 17.6),
+    _cell("raw", 16, 85, 180.0),
+    _cell("pipeline", 16, 60, 260.0),
+    _cell("peer", 16, 30, 500.0),
+]
+
+
+def test_ratios_use_the_best_limit_variant() -> None:
+    (row,) = compute_ratios(CELLS)
+    assert row["raw_latency_c1_vs_limit"] == pytest.approx(17.6 / 16.0, abs=1e-3)
+    assert row["raw_throughput_top_vs_limit_best"] == pytest.approx(85 / 90, abs=1e-3)
+    assert row["pipeline_throughput_top_vs_peer"] == 2.0 and row["top_concurrency"] == 16
+
+
+def test_ratios_skip_what_was_not_measured() -> None:
+    (row,) = compute_ratios([c for c in CELLS if c.system in ("pipeline", "raw")])
+    assert "raw_latency_c1_vs_limit" not in row and "pipeline_throughput_top_vs_peer" not in row
+
+
+def test_ratio_table_marks_targets() -> None:
+    lines = format_ratios(compute_ratios(CELLS))
+    assert "1.10 (<= 1.1) ok" in lines[1]  # 1.10 rounds to the target and meets it
+    assert "0.94 (>= 0.9) ok" in lines[1] and "2.00 (>= 1.5) ok" in lines[1]
+    slow = [c if c.system != "raw" else _cell("raw", c.concurrency, 40, 30.0) for c in CELLS]
+    assert "MISS" in format_ratios(compute_ratios(slow))[1]
+
+
+def test_measure_counts_requests_errors_and_latency() -> None:
+    calls = iter(range(10_000))
+
+    def make_worker() -> Any:
+        def work() -> None:
+            if next(calls) % 5 == 0:
+                raise RuntimeError("boom")
+            time.sleep(0.002)
+
+        return work
+
+    figures = measure(make_worker, 2, duration_s=0.3, warmup=0)
+    assert figures["requests"] > 10 and figures["errors"] > 0
+    assert figures["first_error"] == "boom"
+    assert 1.5 < figures["p50_ms"] < 50 and figures["rps"] > 0
+
+
+def test_measure_stops_after_max_requests() -> None:
+    figures = measure(lambda: lambda: None, 4, duration_s=5.0, max_requests=20, warmup=1)
+    assert figures["requests"] == 20 and figures["wall_s"] < 5
+
+
+def test_every_spec_task_has_an_adapter_and_default_sizes_fit() -> None:
+    specs, skipped = bench_specs(BenchConfig())
+    assert {spec.task for spec in specs} <= set(ADAPTERS) and not skipped
+    for spec in SPECS.values():
+        sizes = default_sizes(spec)
+        assert len(sizes) == 2 and max(sizes) <= spec.limits.max_side
+
+
+def test_config_rejects_unknown_systems_and_models() -> None:
+    with pytest.raises(ValueError, match="unknown systems"):
+        BenchConfig(systems=("tensorrt",))
+    with pytest.raises(ValueError, match="unknown models"):
+        BenchConfig(models=("superres_x3",))
+
+
+def test_runs_append_to_the_history_and_plot(tmp_path: Path) -> None:
+    run = {
+        "label": "before",
+        "time": "t",
+        "cells": [asdict(cell) for cell in CELLS],
+        "ratios": compute_ratios(CELLS),
+    }
+    write_run(run, tmp_path)
+    json_path, png_path = write_run({**run, "label": "after"}, tmp_path)
+    history = json.loads(json_path.read_text())["history"]
+    assert [entry["label"] for entry in history] == ["before", "after"]
+    assert png_path is not None and png_path.read_bytes()[:4] == b"\x89PNG"
+
+
+class _Recorder:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = []
+
+    def __getattr__(self, method: str) -> Any:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            self.calls.append((method, args, kwargs))
+            if method.endswith("_array"):
+                return type("R", (), {"array": np.zeros((2, 2, 3), np.uint8)})()
+            return type("R", (), {"data": b"12345"})()
+
+        return call
+
+
+def test_payloads_call_the_spec_client_method_with_a_deadline() -> None:
+    document = {
+        "call": [
+            {"model": "superres_x4", "sizes": [[48, 64]], "output_format": "webp"},
+            {"model": "superres_x2", "path": "raw", "sizes": [32], "batch": 2},
+        ]
+    }
+    pipeline, raw = (prepare(call) for call in parse_mix(document).calls)
+    client = _Recorder()
+    assert pipeline.next_invoke()(client, 3.0) == 5
+    assert raw.next_invoke()(client, 3.0) == 12
+    (method, args, kwargs), (raw_method, raw_args, raw_kwargs) = client.calls
+    assert method == "super_resolve" and isinstance(args[0], bytes)
+    assert kwargs == {"scale": 4, "output_format": "webp", "quality": 90, "timeout": 3.0}
+    assert raw_method == "super_resolve_array" and raw_args[0].shape == (2, 32, 32, 3)
+    assert raw_kwargs == {"scale": 2, "timeout": 3.0}
+
+
+def test_photo_inputs_are_the_validation_photos_at_the_size() -> None:
+    inputs = photo_inputs(48, 64)
+    assert len(inputs) == 3 and all(p.shape == (48, 64, 3) and p.dtype == np.uint8 for p in inputs)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vitrine")
+    add_loadtest_commands(parser.add_subparsers(dest="command", required=True))
+    return parser
+
+
+def test_loadtest_command_merges_thresholds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    slo = tmp_path / "slo.toml"
+    slo.write_text('max_failure_ratio = 0.02\n[p95_ms]\n"*" = 900\n')
+    seen: dict[str, Any] = {}
+    monkeypatch.setattr("vitrine.loadtest.runner.run_loadtest", lambda **kw: seen.update(kw) or 0)
+    args = _parser().parse_args(
+        ["loadtest", "--thresholds", str(slo)]
+        + [
+            "--users",
+            "4",
+            "--duration",
+            "5",
+            "--max-p95",
+            "superres_x4_pipeline=300",
+            "--min-rps",
+            "20",
+        ]
+    )
+    assert args.handler(args) == 0
+    limits = seen["thresholds"]
+    assert limits.max_failure_ratio == 0.02 and limits.min_rps == 20
+    assert dict(limits.p95_ms) == {"*": 900, "superres_x4_pipeline": 300}
+    assert seen["users"] == 4 and seen["duration_s"] == 5 and seen["address"] is None
+
+
+def test_bench_command_builds_the_config(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[BenchConfig] = []
+    monkeypatch.setattr("vitrine.loadtest.bench.run_bench", lambda config: seen.append(config) or 0)
+    args = _parser().parse_args(
+        [
+            "bench",
+            "--models",
+            "superres_x2",
+            "--sizes",
+            "64",
+            "--concurrency",
+            "1",
+            "2",
+            "--duration",
+            "0.5",
+            "--label",
+            "after",
+        ]
+    )
+    assert args.handler(args) == 0
+    (config,) = seen
+    assert config.models == ("superres_x2",) and config.sizes == (64,)
+    assert config.concurrency == (1, 2) and config.label == "after"
+    assert config.systems == ("limit", "raw", "pipeline", "peer")
