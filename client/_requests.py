@@ -31,6 +31,8 @@ __all__ = [
     "InferPlan",
     "OutputFormat",
     "Scale",
+    "plan_enhance",
+    "plan_enhance_array",
     "plan_super_resolve",
     "plan_super_resolve_array",
     "resolve_spec",
@@ -119,11 +121,30 @@ def _parse_image(model: str, output_format: str, result: Any, latency_ms: float)
     )
 
 
+def _only_spec(method: str) -> ModelSpec:
+    """The single spec behind a client method that takes no selector."""
+    (spec,) = specs_for_method(method).values()
+    return spec
+
+
 def plan_super_resolve(
     image: ImageInput, *, scale: object, output_format: object, quality: object
 ) -> InferPlan[ImageResult]:
     """Validate a ``super_resolve`` call and build its pipeline request."""
     spec = resolve_spec(Task.SUPER_RESOLVE.value, "scale", scale)
+    return _plan_image(spec, image, output_format, quality)
+
+
+def plan_enhance(
+    image: ImageInput, *, output_format: object, quality: object
+) -> InferPlan[ImageResult]:
+    """Validate an ``enhance`` call and build its pipeline request."""
+    return _plan_image(_only_spec(Task.ENHANCE.value), image, output_format, quality)
+
+
+def _plan_image(
+    spec: ModelSpec, image: ImageInput, output_format: object, quality: object
+) -> InferPlan[ImageResult]:
     _check_output_options(output_format, quality)
     fmt, level = cast(str, output_format), cast(int, quality)
     return InferPlan(
@@ -183,9 +204,17 @@ def _parse_array(
 
 def plan_super_resolve_array(pixels: object, *, scale: object) -> InferPlan[ArrayResult]:
     """Validate a ``super_resolve_array`` call and build its core-model request."""
-    spec = resolve_spec(Task.SUPER_RESOLVE.value, "scale", scale)
+    return _plan_array(resolve_spec(Task.SUPER_RESOLVE.value, "scale", scale), pixels)
+
+
+def plan_enhance_array(pixels: object) -> InferPlan[ArrayResult]:
+    """Validate an ``enhance_array`` call and build its core-model request."""
+    return _plan_array(_only_spec(Task.ENHANCE.value), pixels)
+
+
+def _plan_array(spec: ModelSpec, pixels: object) -> InferPlan[ArrayResult]:
     batch = _batch(pixels, spec)
-    factor = int(cast(int, scale))
+    factor = spec.output_scale
     count, height, width, _ = batch.shape
     expected = (count, height * factor, width * factor, spec.output.dims[-1])
     return InferPlan(

@@ -13,7 +13,15 @@ import tritonclient.grpc
 from ._base import ClientBase
 from ._errors import ModelMismatch, NotFound, Unavailable
 from ._images import ImageInput
-from ._requests import InferPlan, OutputFormat, Scale, plan_super_resolve, plan_super_resolve_array
+from ._requests import (
+    InferPlan,
+    OutputFormat,
+    Scale,
+    plan_enhance,
+    plan_enhance_array,
+    plan_super_resolve,
+    plan_super_resolve_array,
+)
 from ._results import ArrayResult, Health, ImageResult
 from ._retry import Deadline, TimedCall, call_with_retry
 from ._verify import contracts, metadata_problems, not_ready, unreachable
@@ -50,6 +58,24 @@ class VitrineClient(ClientBase):
     ) -> ArrayResult:
         """Upscale uint8 (H, W, 3) or (N, H, W, 3) pixels with the core model, no codec."""
         return self._infer(plan_super_resolve_array(pixels, scale=scale), timeout)
+
+    def enhance(
+        self,
+        image: ImageInput,
+        *,
+        output_format: OutputFormat = "png",
+        quality: int = 95,
+        timeout: float | None = None,
+    ) -> ImageResult:
+        """Correct exposure, contrast and colour cast of ``image`` through the pipeline."""
+        plan = plan_enhance(image, output_format=output_format, quality=quality)
+        return self._infer(plan, timeout)
+
+    def enhance_array(
+        self, pixels: npt.NDArray[Any], *, timeout: float | None = None
+    ) -> ArrayResult:
+        """Correct uint8 (H, W, 3) or (N, H, W, 3) pixels with the core model, no codec."""
+        return self._infer(plan_enhance_array(pixels), timeout)
 
     def health(self, *, timeout: float | None = None) -> Health:
         """Liveness, readiness and per-model readiness; all False when unreachable."""

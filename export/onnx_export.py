@@ -41,5 +41,27 @@ def export_onnx(spec: ModelSpec, model: nn.Module, path: Path) -> Path:
             opset_version=spec.onnx_opset,
             dynamo=False,
         )
+    model = onnx.load(str(path))
+    _declare_io_shapes(spec, model)
+    onnx.save(model, str(path))
     onnx.checker.check_model(str(path), full_check=True)
     return path
+
+
+def _declare_io_shapes(spec: ModelSpec, model: onnx.ModelProto) -> None:
+    """Declare every input and output shape exactly as the spec has it.
+
+    The exporter names a dimension it could not trace (``Transposeresult_dim_3``) even
+    where the spec fixes it (3 channels); the spec is the source of truth.
+    """
+    tensors = {tensor.name: tensor for tensor in (*spec.inputs, *spec.outputs)}
+    for value in (*model.graph.input, *model.graph.output):
+        tensor = tensors[value.name]
+        dims = value.type.tensor_type.shape.dim
+        for dim, size, name in zip(
+            dims, (-1, *tensor.dims), ("batch", *tensor.axis_names), strict=True
+        ):
+            if size == -1:
+                dim.dim_param = name or "batch"
+            else:
+                dim.dim_value = size

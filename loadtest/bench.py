@@ -226,7 +226,6 @@ class EditorAdapter:
 
         pixels = photo_inputs(size, size)[self.photo]
         data = encode(pixels, env.config.input_format)
-        key, value = spec.selector
         fmt = env.config.output_format
 
         def limit() -> Worker:
@@ -236,11 +235,11 @@ class EditorAdapter:
 
         def raw() -> Worker:
             method = getattr(_client(env.grpc_address), f"{spec.client_method}_array")
-            return lambda: method(pixels, **{key: value})
+            return lambda: method(pixels, **spec.selector_kwargs)
 
         def pipeline() -> Worker:
             method = getattr(_client(env.grpc_address), spec.client_method)
-            return lambda: method(data, **{key: value}, output_format=fmt)
+            return lambda: method(data, **spec.selector_kwargs, output_format=fmt)
 
         def peer() -> Worker:
             if env.peer_address is None:
@@ -252,6 +251,7 @@ class EditorAdapter:
 
 ADAPTERS: dict[Task, Adapter] = {
     Task.SUPER_RESOLVE: EditorAdapter(),
+    Task.ENHANCE: EditorAdapter(),
 }
 """Task → adapter; specs of a task without one are skipped (and named in the output)."""
 

@@ -14,6 +14,7 @@ import itertools
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import cache
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -84,37 +85,40 @@ def encode(pixels: np.ndarray, fmt: str, quality: int = 90) -> bytes:
 def editor_call(call: MixCall) -> list[Invoke]:
     """Image-in/image-out editors: one invoke per (photo, size) of ``call``."""
     spec = call.spec
-    key, value = spec.selector
     invokes: list[Invoke] = []
     for height, width in call.sizes:
         for pixels in photo_inputs(height, width):
             if call.path == "raw":
                 batch = np.ascontiguousarray(np.repeat(pixels[None], call.batch, axis=0))
-                invokes.append(_raw(f"{spec.client_method}_array", batch, key, value))
+                invokes.append(_raw(f"{spec.client_method}_array", batch, spec.selector_kwargs))
             else:
                 data = encode(pixels, call.input_format, 90)
                 invokes.append(
                     _pipeline(
-                        spec.client_method, data, key, value, call.output_format, call.quality
+                        spec.client_method,
+                        data,
+                        spec.selector_kwargs,
+                        call.output_format,
+                        call.quality,
                     )
                 )
     return invokes
 
 
-def _raw(method: str, batch: np.ndarray, key: str, value: object) -> Invoke:
+def _raw(method: str, batch: np.ndarray, selector: dict[str, Any]) -> Invoke:
     def invoke(client: object, timeout: float) -> int:
-        result = getattr(client, method)(batch, **{key: value}, timeout=timeout)
+        result = getattr(client, method)(batch, **selector, timeout=timeout)
         return int(result.array.nbytes)
 
     return invoke
 
 
 def _pipeline(
-    method: str, data: bytes, key: str, value: object, output_format: str, quality: int
+    method: str, data: bytes, selector: dict[str, Any], output_format: str, quality: int
 ) -> Invoke:
     def invoke(client: object, timeout: float) -> int:
         result = getattr(client, method)(
-            data, **{key: value}, output_format=output_format, quality=quality, timeout=timeout
+            data, **selector, output_format=output_format, quality=quality, timeout=timeout
         )
         return len(result.data)
 
@@ -123,6 +127,7 @@ def _pipeline(
 
 CALLERS: dict[Task, Callable[[MixCall], list[Invoke]]] = {
     Task.SUPER_RESOLVE: editor_call,
+    Task.ENHANCE: editor_call,
 }
 """Task → builder of its calls. A task missing here cannot be load-tested (clear error)."""
 

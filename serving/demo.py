@@ -1,15 +1,17 @@
 """`vitrine demo`, the main job: serve every pipeline and call it through the client.
 
 Starts the embedded Triton server on free loopback ports, sends each validation photo
-(downscaled, as a low-resolution upload) through every pipeline, checks the raw uint8
-path agrees with the pipeline, and writes the outputs, side-by-side comparisons and a
-JSON report.
+through every pipeline (as that task's upload: downscaled for super-resolution, badly
+exposed for enhancement), checks the raw uint8 path agrees with the pipeline, and writes
+the outputs, side-by-side comparisons with a classical baseline and a JSON report.
 """
 
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -23,53 +25,81 @@ from vitrine.catalog import SPECS
 from vitrine.client import VitrineClient
 from vitrine.serving.embedded import embedded_repository
 from vitrine.serving.triton import EmbeddedTriton, free_port
-from vitrine.spec import ModelSpec
+from vitrine.spec import ModelSpec, Task
 from vitrine.training.degradations import downscale
-from vitrine.training.evaluate import labelled_row
+from vitrine.training.enhance import BASELINES, EVAL_CASES
+from vitrine.training.grids import labelled_row
 from vitrine.training.metrics import psnr
 from vitrine.training.photos import load_split
 
 __all__ = ["run_demo"]
 
 
-def _fit(photo: np.ndarray, spec: ModelSpec, scale: int) -> np.ndarray:
-    """Crop ``photo`` so its low-resolution version is within the spec's limits."""
+@dataclass(frozen=True)
+class DemoCase:
+    """What the demo sends for one photo, what it should get back, and a classical rival."""
+
+    upload: np.ndarray
+    reference: np.ndarray
+    baseline_name: str
+    baseline: np.ndarray
+
+
+def _superres_case(spec: ModelSpec, photo: np.ndarray) -> DemoCase:
+    """The photo cropped to fit the limits, downscaled as a low-resolution upload."""
+    scale = spec.output_scale
     side = spec.limits.max_side * scale
     height = min(photo.shape[0], side) // scale * scale
     width = min(photo.shape[1], side) // scale * scale
-    return photo[:height, :width]
+    original = photo[:height, :width]
+    upload = downscale(original, scale)
+    bicubic = Image.fromarray(upload).resize((width, height), Image.Resampling.BICUBIC)
+    return DemoCase(upload, original, "bicubic", np.asarray(bicubic))
+
+
+def _enhance_case(spec: ModelSpec, photo: np.ndarray) -> DemoCase:
+    """The photo under-exposed, flattened and colour-cast (the "combined" evaluation case)."""
+    upload = EVAL_CASES["combined"].apply(photo)
+    return DemoCase(upload, photo, "autocontrast", BASELINES["autocontrast"](upload))
+
+
+DEMO_CASES: dict[Task, Callable[[ModelSpec, np.ndarray], DemoCase]] = {
+    Task.SUPER_RESOLVE: _superres_case,
+    Task.ENHANCE: _enhance_case,
+}
 
 
 def _call_pipeline(
     client: VitrineClient, spec: ModelSpec, name: str, photo: np.ndarray, out_dir: Path
 ) -> dict[str, Any]:
-    key, scale = spec.selector
-    original = _fit(photo, spec, scale)
-    upload = downscale(original, scale)
-    result = client.super_resolve(Image.fromarray(upload), **{key: scale})
-    size = (original.shape[1], original.shape[0])
-    bicubic = np.asarray(Image.fromarray(upload).resize(size, Image.Resampling.BICUBIC))
+    case = DEMO_CASES[spec.task](spec, photo)
+    pipeline = getattr(client, spec.client_method)
+    raw_path = getattr(client, f"{spec.client_method}_array")
+    result = pipeline(Image.fromarray(case.upload), **spec.selector_kwargs)
     served = np.asarray(result.image)
-    raw = client.super_resolve_array(upload, **{key: scale}).array
+    raw = raw_path(case.upload, **spec.selector_kwargs).array
     folder = out_dir / spec.name
     folder.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(upload).save(folder / f"{name}_input.png")
+    Image.fromarray(case.upload).save(folder / f"{name}_input.png")
     result.image.save(folder / f"{name}_vitrine.png")
+    size = result.image.size
     panels = {
-        "input (nearest)": Image.fromarray(upload).resize(size, Image.Resampling.NEAREST),
-        "bicubic": Image.fromarray(bicubic),
+        "input": Image.fromarray(case.upload).resize(size, Image.Resampling.NEAREST),
+        case.baseline_name: Image.fromarray(case.baseline),
         "vitrine": result.image,
-        "original": Image.fromarray(original),
+        "original": Image.fromarray(case.reference),
     }
     labelled_row(panels).save(folder / f"{name}_comparison.png")
+    border = spec.output_scale if spec.output_scale > 1 else 0
     return {
         "photo": name,
-        "input_size": [upload.shape[1], upload.shape[0]],
-        "output_size": list(result.image.size),
+        "input_size": [case.upload.shape[1], case.upload.shape[0]],
+        "output_size": list(size),
         "latency_ms": round(result.latency_ms, 2),
         "model_version": result.model_version,
-        "psnr_y_vitrine_db": psnr(original, served, border=scale, y_only=True),
-        "psnr_y_bicubic_db": psnr(original, bicubic, border=scale, y_only=True),
+        "baseline": case.baseline_name,
+        "psnr_vitrine_db": psnr(case.reference, served, border=border),
+        "psnr_baseline_db": psnr(case.reference, case.baseline, border=border),
         "raw_path_matches_pipeline": bool(np.array_equal(raw, served)),
     }
 
@@ -117,8 +147,8 @@ def run_demo(out_dir: Path | None = None) -> Path:
             call["photo"],
             f"{_size(call['input_size'])} -> {_size(call['output_size'])}",
             f"{call['latency_ms']:.1f}",
-            f"{call['psnr_y_vitrine_db']:.2f}",
-            f"{call['psnr_y_bicubic_db']:.2f}",
+            f"{call['psnr_vitrine_db']:.2f}",
+            f"{call['psnr_baseline_db']:.2f} ({call['baseline']})",
             "yes" if call["raw_path_matches_pipeline"] else "NO",
         )
     console.print(table)

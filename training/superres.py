@@ -12,11 +12,14 @@ from torch import nn
 from vitrine.spec import ModelSpec
 from vitrine.training.config import TrainConfig
 from vitrine.training.degradations import degrade_upload, downscale, random_crop_flip
+from vitrine.training.grids import labelled_row, stack_rows
 from vitrine.training.metrics import quality_report
 from vitrine.training.photos import TRAIN_PHOTOS, VALIDATION_PHOTOS, load_split
 from vitrine.training.uint8_wrapper import run_uint8
 
-__all__ = ["SuperResolutionRecipe", "evaluate_superres"]
+__all__ = ["SuperResolutionRecipe", "comparison_image", "evaluate_superres"]
+
+_CROP = 96  # low-resolution side of each comparison crop (smaller photos: as large as fits)
 
 _BASELINES = {"bicubic": Image.Resampling.BICUBIC, "lanczos": Image.Resampling.LANCZOS}
 
@@ -25,7 +28,7 @@ class SuperResolutionRecipe:
     """Batches of (low-res, high-res) float patches; Charbonnier loss."""
 
     def __init__(self, spec: ModelSpec, config: TrainConfig) -> None:
-        self.scale = int(spec.arch_kwargs["scale"])
+        self.scale = spec.output_scale
         if config.patch_size % self.scale:
             raise ValueError(f"patch_size {config.patch_size} is not divisible by {self.scale}")
         self.spec = spec
@@ -108,3 +111,23 @@ def evaluate_superres(model: nn.Module, scale: int) -> dict[str, Any]:
         for baseline in _BASELINES
     }
     return {"scale": scale, "per_photo": per_photo, "mean": mean, "margins": margins}
+
+
+def comparison_image(model: nn.Module, scale: int) -> Image.Image:
+    """Centre crops of each validation photo: input, bicubic, Lanczos, Vitrine, original."""
+    rows = []
+    for photo in load_split("validation").values():
+        side = min(_CROP * scale, *photo.shape[:2]) // scale * scale
+        top, left = (photo.shape[0] - side) // 2, (photo.shape[1] - side) // 2
+        original = photo[top : top + side, left : left + side]
+        small = downscale(original, scale)
+        image = Image.fromarray(small)
+        panels = {
+            "input (nearest)": image.resize((side, side), Image.Resampling.NEAREST),
+            "bicubic": image.resize((side, side), Image.Resampling.BICUBIC),
+            "lanczos": image.resize((side, side), Image.Resampling.LANCZOS),
+            "vitrine": Image.fromarray(run_uint8(model, small)),
+            "original": Image.fromarray(original),
+        }
+        rows.append(labelled_row(panels))
+    return stack_rows(rows)

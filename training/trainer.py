@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -23,6 +24,7 @@ from vitrine.training.checkpoint import (
     save_optimizer,
 )
 from vitrine.training.config import TrainConfig, load_config
+from vitrine.training.enhance import EnhancementRecipe
 from vitrine.training.superres import SuperResolutionRecipe
 
 __all__ = ["RECIPES", "TrainResult", "train"]
@@ -40,8 +42,9 @@ class Recipe(Protocol):
     def data_description(self) -> dict[str, Any]: ...
 
 
-RECIPES: dict[Task, type[SuperResolutionRecipe]] = {
+RECIPES: dict[Task, Callable[[ModelSpec, TrainConfig], Recipe]] = {
     Task.SUPER_RESOLVE: SuperResolutionRecipe,
+    Task.ENHANCE: EnhancementRecipe,
 }
 
 

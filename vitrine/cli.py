@@ -55,10 +55,10 @@ def _weights_argument(parser: argparse.ArgumentParser) -> None:
 
 def _cmd_list(args: argparse.Namespace) -> int:
     for spec in SPECS.values():
-        key, value = spec.selector
+        routing = "".join(f", {key}={value!r}" for key, value in spec.selector_kwargs.items())
         print(
             f"{spec.name:14} {spec.description}\n"
-            f"{'':14} pipeline {spec.pipeline}, client.{spec.client_method}(..., {key}={value!r})"
+            f"{'':14} pipeline {spec.pipeline}, client.{spec.client_method}(image{routing})"
         )
     return 0
 
@@ -98,10 +98,11 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     spec = get_spec(args.model)
     out_dir = args.out or paths.reports_dir() / spec.name
     report = evaluate_checkpoint(spec, args.weights or paths.weights_path(spec.name), out_dir)
-    table = Table(title=f"{spec.name}: mean over validation photos (border {report['scale']} px)")
-    for column in ("method", "PSNR-Y dB", "PSNR-RGB dB", "SSIM-Y", "SSIM-RGB"):
+    columns, rows = as_rows(report)
+    table = Table(title=f"{spec.name}: mean over the validation photos")
+    for column in columns:
         table.add_column(column)
-    for row in as_rows(report):
+    for row in rows:
         table.add_row(*row)
     console = Console()
     console.print(table)

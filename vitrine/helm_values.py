@@ -20,13 +20,12 @@ __all__ = ["model_entry", "models_values"]
 
 def model_entry(spec: ModelSpec) -> dict[str, Any]:
     """One ``models`` item: the pipeline, its repository folders and the client call reaching it."""
-    key, value = spec.selector
     return {
         "name": spec.name,
         "pipeline": spec.pipeline,
         "coreModel": spec.core_model,
         "repositoryModels": [spec.decode_model, spec.core_model, spec.pipeline],
-        "clientCall": {"method": spec.client_method, "selector": {key: value}},
+        "clientCall": {"method": spec.client_method, "selector": spec.selector_kwargs},
     }
 
 

@@ -27,6 +27,7 @@ class Task(str, Enum):
     """What a model does; picks the client method family and the data pipeline."""
 
     SUPER_RESOLVE = "super_resolve"
+    ENHANCE = "enhance"
 
 
 @dataclass(frozen=True)
@@ -110,7 +111,8 @@ class ModelSpec:
     """Everything the project knows about one model, declared once.
 
     ``selector`` is the client keyword argument and value that route a call of
-    ``client_method`` to this model, e.g. ``("scale", 2)``. ``quality_targets`` are the
+    ``client_method`` to this model, e.g. ``("scale", 2)``; ``output_scale`` is how many
+    times larger than the input each output side is. ``quality_targets`` are the
     minimum margins ``vitrine eval`` must report for the shipped weights (a test holds them).
     """
 
@@ -124,9 +126,10 @@ class ModelSpec:
     profile: ShapeProfile
     limits: ImageLimits
     client_method: str
-    selector: tuple[str, Any]
+    selector: tuple[str, Any] | None  # None: the only model behind client_method
     precision: PrecisionPolicy = field(default_factory=PrecisionPolicy)
     batching: BatchingPolicy = field(default_factory=BatchingPolicy)
+    output_scale: int = 1
     quality_targets: Mapping[str, float] = field(default_factory=dict)  # eval margin -> minimum
     loadtest_side: int = 128  # side of the square validation crop the load test sends
     response_cache: bool = False  # Triton response cache on the pipeline: deterministic only
@@ -152,6 +155,11 @@ class ModelSpec:
     def decode_model(self) -> str:
         """Triton name of this pipeline's decode step (it carries the size limits)."""
         return f"{self.name}_decode"
+
+    @property
+    def selector_kwargs(self) -> dict[str, Any]:
+        """The keyword arguments that route ``client_method`` here (empty without a selector)."""
+        return dict([self.selector]) if self.selector else {}
 
     @property
     def input(self) -> TensorSpec:

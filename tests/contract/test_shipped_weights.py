@@ -11,7 +11,7 @@ from vitrine.catalog import SPECS
 from vitrine.spec import ModelSpec
 from vitrine.training.checkpoint import load_checkpoint
 from vitrine.training.config import load_config
-from vitrine.training.superres import evaluate_superres
+from vitrine.training.evaluate import evaluate_model
 
 ALL_SPECS = pytest.mark.parametrize("spec", SPECS.values(), ids=lambda spec: spec.name)
 
@@ -30,7 +30,7 @@ def test_sidecar_matches_spec_and_full_config(spec: ModelSpec) -> None:
 @ALL_SPECS
 def test_shipped_weights_hold_their_quality_targets(spec: ModelSpec) -> None:
     checkpoint = load_checkpoint(paths.weights_path(spec.name))
-    report = evaluate_superres(checkpoint.model, int(spec.arch_kwargs["scale"]))
+    report = evaluate_model(spec, checkpoint.model)
     assert spec.quality_targets, f"{spec.name} declares no quality target"
     for key, minimum in spec.quality_targets.items():
         assert report["margins"][key] >= minimum, (

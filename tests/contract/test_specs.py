@@ -15,7 +15,7 @@ from vitrine.client import AsyncVitrineClient, VitrineClient
 from vitrine.export.fp16 import convert_fp16
 from vitrine.export.onnx_export import dynamic_axes, export_onnx
 from vitrine.export.parity import parity_report
-from vitrine.spec import ModelSpec, Task
+from vitrine.spec import ModelSpec
 from vitrine.training.architectures import build_architecture
 from vitrine.training.config import load_config
 from vitrine.training.uint8_wrapper import Uint8ImageModel
@@ -24,10 +24,8 @@ ALL_SPECS = pytest.mark.parametrize("spec", SPECS.values(), ids=lambda spec: spe
 
 
 def _expected_output_shape(spec: ModelSpec, shape: tuple[int, ...]) -> tuple[int, ...]:
-    if spec.task is Task.SUPER_RESOLVE:
-        scale = spec.selector[1]
-        return (shape[0], shape[1] * scale, shape[2] * scale, shape[3])
-    raise AssertionError(f"no output-shape rule for task {spec.task}")
+    scale = spec.output_scale
+    return (shape[0], shape[1] * scale, shape[2] * scale, shape[3])
 
 
 def _model(spec: ModelSpec) -> torch.nn.Module:
@@ -80,15 +78,15 @@ def test_onnx_export_names_axes_and_parity(spec: ModelSpec, tmp_path: Path) -> N
 def test_training_config_presets_load(spec: ModelSpec) -> None:
     full, smoke = load_config(spec.name, "full"), load_config(spec.name, "smoke")
     assert smoke.steps < full.steps
-    assert full.patch_size % spec.selector[1] == 0
+    assert full.patch_size % spec.output_scale == 0
 
 
 @ALL_SPECS
 @pytest.mark.parametrize("client_class", [VitrineClient, AsyncVitrineClient])
 def test_client_method_routes_by_selector(spec: ModelSpec, client_class: type) -> None:
     method = getattr(client_class, spec.client_method)
-    parameter = inspect.signature(method).parameters[spec.selector[0]]
-    assert parameter.kind is inspect.Parameter.KEYWORD_ONLY
+    for name in spec.selector_kwargs:
+        assert inspect.signature(method).parameters[name].kind is inspect.Parameter.KEYWORD_ONLY
     assert hasattr(client_class, f"{spec.client_method}_array")
 
 

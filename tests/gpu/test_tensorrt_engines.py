@@ -48,10 +48,11 @@ def test_served_engine_answers_through_the_client(spec: ModelSpec) -> None:
         pytest.skip("set VITRINE_GPU_TRITON_URL to a running serving image (gRPC host:port)")
     from vitrine.client import VitrineClient
 
-    scale = spec.selector[1]
+    scale = spec.output_scale
     pixels = np.full((2, 64, 48, 3), 128, dtype=np.uint8)
     with VitrineClient(url) as client:
         client.verify()
-        result = client.super_resolve_array(pixels, scale=scale)
+        call = getattr(client, f"{spec.client_method}_array")
+        result = call(pixels, **spec.selector_kwargs)
     assert result.array.shape == (2, 64 * scale, 48 * scale, 3)
     assert result.model == spec.core_model

@@ -23,6 +23,8 @@ from helm_chart import (
     template_args,
 )
 
+from vitrine.catalog import SPECS
+
 # Bundled by kubernetes-validate; the oldest the chart supports (Chart.yaml kubeVersion),
 # one in the middle and the newest.
 KUBERNETES_VERSIONS = ("1.29.0", "1.32.0", "1.37.0")
@@ -191,7 +193,7 @@ def test_engine_build_runs_on_the_gpu_before_triton(render: Render) -> None:
     volumes = {v["name"]: v for v in pod["volumes"]}
     assert volumes["engine-cache"]["persistentVolumeClaim"]["claimName"] == "vitrine-engine-cache"
     env = {e["name"]: e["value"] for e in build["env"]}
-    assert env["VITRINE_MODELS"].split() == ["superres_x2", "superres_x4"]
+    assert env["VITRINE_MODELS"].split() == list(SPECS)
     dev = _pod_spec(render("values-dev.yaml"))
     assert [c["name"] for c in dev["initContainers"]] == ["sync-repository"]
 
@@ -235,7 +237,8 @@ def test_monitoring_objects_only_with_their_crds(render: Render) -> None:
     (rule,) = group["rules"]
     assert rule["record"] == "vitrine:queue_time_per_request_us"
     assert "nv_inference_queue_duration_us" in rule["expr"]
-    assert 'model!~"superres_x2_pipeline|superres_x4_pipeline"' in rule["expr"]
+    pipelines = "|".join(spec.pipeline for spec in SPECS.values())
+    assert f'model!~"{pipelines}"' in rule["expr"]
 
 
 def test_services_and_grpc_ingress(render: Render) -> None:

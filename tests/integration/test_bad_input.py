@@ -76,7 +76,7 @@ def _expect_invalid(call: Callable[[], object], message: str) -> None:
 
 def _still_serves(triton: grpcclient.InferenceServerClient, spec: ModelSpec) -> None:
     encoded = _pipeline_request(triton, spec, _png(16, 12))[0, 0]
-    assert Image.open(io.BytesIO(encoded)).size == (16 * spec.selector[1], 12 * spec.selector[1])
+    assert Image.open(io.BytesIO(encoded)).size == (16 * spec.output_scale, 12 * spec.output_scale)
 
 
 PIPELINE_CASES = {

@@ -149,6 +149,6 @@ def _assert_healthy(raw: grpcclient.InferenceServerClient, spec: ModelSpec) -> N
     assert raw.is_server_ready() and raw.is_model_ready(spec.pipeline)
     good = np.full((1, 16, 16, 3), 77, np.uint8)
     result = raw.infer(spec.core_model, [_tensor(spec.input.name, good, "UINT8")])
-    scale = spec.selector[1]
+    scale = spec.output_scale
     assert result.as_numpy(spec.output.name).shape == (1, 16 * scale, 16 * scale, 3)
     print(f"\nfuzz cases tried so far: {TRIED}")

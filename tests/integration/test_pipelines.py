@@ -100,3 +100,14 @@ def test_typed_errors_for_bad_uploads(client: VitrineClient) -> None:
     with pytest.raises(InvalidRequest, match="scale"):
         client.super_resolve(_photo(16), scale=3)  # type: ignore[arg-type]
     assert client.super_resolve(_photo(16), scale=2).image.size == (48, 32)
+
+
+@pytest.mark.parametrize("output_format", ["png", "jpeg"])
+def test_enhance_pipeline_and_raw_path(client: VitrineClient, output_format: str) -> None:
+    pixels = np.ascontiguousarray(load_photo("coffee")[:64, :96])
+    result = client.enhance(pixels, output_format=output_format, quality=90)
+    assert result.image.size == (96, 64) and result.model == SPECS["enhance"].pipeline
+    raw = client.enhance_array(np.stack([pixels, pixels]))
+    assert raw.array.shape == (2, 64, 96, 3)
+    if output_format == "png":
+        np.testing.assert_array_equal(raw.array[0], np.asarray(result.image))

@@ -47,6 +47,7 @@ def _rss_kib(root_pid: int) -> int:
     return sum(rss.get(pid, 0) for pid in tree)
 
 
+@pytest.mark.timeout(DURATION_S + 300)
 def test_soak_ten_minutes(tmp_path: Path) -> None:
     ports = {name: free_port() for name in ("grpc_port", "http_port", "metrics_port")}
     with EmbeddedTriton(embedded_repository(), **ports) as server:

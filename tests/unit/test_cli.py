@@ -32,7 +32,11 @@ def test_each_subcommand_has_help(name: str, capsys: pytest.CaptureFixture[str])
 def test_list_names_pipelines_and_client_calls(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["list"]) == 0
     out = capsys.readouterr().out
-    assert "superres_x4_pipeline" in out and "client.super_resolve(..., scale=4)" in out
+    assert (
+        "superres_x4_pipeline" in out
+        and "client.super_resolve(image, scale=4)" in out
+        and "client.enhance(image)" in out
+    )
 
 
 def test_unknown_model_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:

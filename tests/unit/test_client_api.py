@@ -31,7 +31,7 @@ from vitrine.client import (
 )
 
 CLIENTS = [VitrineClient, AsyncVitrineClient]
-MODELS = ["superres_x2_pipeline", "superres_x2", "superres_x4_pipeline", "superres_x4"]
+MODELS = [name for spec in SPECS.values() for name in (spec.pipeline, spec.core_model)]
 
 
 def test_public_names() -> None:
@@ -128,7 +128,7 @@ class FakeTriton:
             if i.datatype() == "BYTES"
         }
         spec = SPECS[model_name.removesuffix("_pipeline")]
-        scale = spec.selector[1]
+        scale = spec.output_scale
         if model_name == spec.pipeline:
             pixels = np.asarray(Image.open(io.BytesIO(data["image_bytes"][0])))
             big = pixels.repeat(scale, axis=0).repeat(scale, axis=1)

@@ -22,7 +22,7 @@ def test_storefront_mix_is_the_default_and_valid() -> None:
     names = {call.name for call in mix.calls}
     assert {"superres_x2_pipeline", "superres_x4_pipeline", "superres_x2"} <= names
     assert sum(mix.shares().values()) == pytest.approx(1.0)
-    assert mix.shares()["superres_x2_pipeline"] == pytest.approx(0.6)
+    assert mix.shares()["superres_x2_pipeline"] == pytest.approx(0.5)  # 6 of 12
 
 
 def test_every_mix_name_is_a_triton_model_of_a_spec() -> None:

@@ -7,12 +7,14 @@ from typing import Any
 
 from torch import nn
 
+from vitrine.training.architectures.curves import CurveEnhancer
 from vitrine.training.architectures.espcn import ESPCN
 
 __all__ = ["ARCHITECTURES", "build_architecture"]
 
 ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
     "espcn": ESPCN,
+    "curves": CurveEnhancer,
 }
 
 
