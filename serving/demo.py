@@ -110,7 +110,7 @@ def _size(size: list[int]) -> str:
 
 def run_demo(out_dir: Path | None = None) -> Path:
     """Run the demo; returns the folder holding its outputs and ``report.json``."""
-    console = Console(width=110)
+    console = Console(width=130)
     out_dir = out_dir or Path("out") / f"demo-{datetime.now():%Y%m%d-%H%M%S}"
     out_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
@@ -136,8 +136,8 @@ def run_demo(out_dir: Path | None = None) -> Path:
         "photo",
         "in -> out",
         "ms",
-        "PSNR-Y vitrine",
-        "bicubic",
+        "PSNR vitrine dB",
+        "baseline dB",
         "raw = pipeline",
     ):
         table.add_column(column)

@@ -75,8 +75,12 @@ def _expect_invalid(call: Callable[[], object], message: str) -> None:
 
 
 def _still_serves(triton: grpcclient.InferenceServerClient, spec: ModelSpec) -> None:
-    encoded = _pipeline_request(triton, spec, _png(16, 12))[0, 0]
-    assert Image.open(io.BytesIO(encoded)).size == (16 * spec.output_scale, 12 * spec.output_scale)
+    width, height = spec.limits.min_side + 8, spec.limits.min_side
+    encoded = _pipeline_request(triton, spec, _png(width, height))[0, 0]
+    assert Image.open(io.BytesIO(encoded)).size == (
+        width * spec.output_scale,
+        height * spec.output_scale,
+    )
 
 
 PIPELINE_CASES = {
@@ -86,8 +90,8 @@ PIPELINE_CASES = {
     "gif": (_png(16, 16, "GIF"), {}, "gif"),
     "bomb": (_png_claiming(40000, 40000), {}, "too large"),
     "too small": (_png(4, 4), {}, "4x4"),
-    "bad format": (_png(16, 16), {"fmt": b"bmp"}, "format"),
-    "bad quality": (_png(16, 16), {"quality": 0}, "quality"),
+    "bad format": (_png(32, 32), {"fmt": b"bmp"}, "format"),
+    "bad quality": (_png(32, 32), {"quality": 0}, "quality"),
 }
 
 
@@ -114,7 +118,7 @@ def test_oversized_image_names_the_limit(triton: grpcclient.InferenceServerClien
 def test_core_model_rejects_wrong_dtype_rank_and_size(
     triton: grpcclient.InferenceServerClient, spec: ModelSpec
 ) -> None:
-    image = np.zeros((1, 16, 16, 3), np.uint8)
+    image = np.zeros((1, 32, 32, 3), np.uint8)
     _expect_invalid(
         lambda: _core_request(triton, spec, image.astype(np.float32), "FP32"), "data-type"
     )
