@@ -44,6 +44,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from vitrine.catalog import SPECS
+from vitrine.provenance import git_commit
 from vitrine.spec import ModelSpec, Task
 
 __all__ = [
@@ -479,20 +480,6 @@ def meets(ratio: str, value: float) -> bool:
     return value <= target if comparison == "<=" else value >= target
 
 
-def _git_commit() -> str | None:
-    try:
-        result = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            cwd=Path(__file__).resolve().parent,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    return result.stdout.strip() or None
-
-
 def _config_dict(config: BenchConfig) -> dict[str, Any]:
     values = asdict(config)
     return {key: str(value) if isinstance(value, Path) else value for key, value in values.items()}
@@ -524,7 +511,7 @@ def bench(config: BenchConfig, echo: Callable[[str], None] = print) -> dict[str,
         "label": config.label,
         "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)),
         "seconds": round(time.time() - started, 1),
-        "commit": _git_commit(),
+        "commit": git_commit(short=True),
         "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
         "config": _config_dict(config),
         "skipped": skipped,

@@ -8,7 +8,6 @@ alone. Optimizer state for resuming goes to a second safetensors file. No pickle
 from __future__ import annotations
 
 import json
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,6 @@ from vitrine.training.architectures import build_architecture
 
 __all__ = [
     "Checkpoint",
-    "git_commit",
     "load_checkpoint",
     "save_checkpoint",
     "save_optimizer",
@@ -36,21 +34,6 @@ class Checkpoint:
     model: nn.Module
     meta: dict[str, Any]
     path: Path
-
-
-def git_commit() -> str | None:
-    """The current commit of the source tree, if it is a git checkout."""
-    try:
-        result = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=Path(__file__).resolve().parent,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    return result.stdout.strip() or None
 
 
 def _sidecar(weights: Path) -> Path:

@@ -24,7 +24,7 @@ from vitrine.training.degradations import degrade_upload, random_crop_flip
 from vitrine.training.grids import labelled_row, stack_rows
 from vitrine.training.metrics import psnr
 from vitrine.training.photos import TRAIN_PHOTOS, VALIDATION_PHOTOS, load_split
-from vitrine.training.uint8_wrapper import run_uint8
+from vitrine.training.uint8_wrapper import run_uint8, to_float_batch
 
 __all__ = ["EVAL_CASES", "Degradation", "EnhancementRecipe", "comparison_image", "evaluate_enhance"]
 
@@ -126,7 +126,7 @@ class EnhancementRecipe:
             )
             degraded.append(upload)
             clean.append(crop)
-        return _to_float(np.stack(degraded)), _to_float(np.stack(clean))
+        return to_float_batch(np.stack(degraded)), to_float_batch(np.stack(clean))
 
     @staticmethod
     def loss(model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
@@ -137,10 +137,6 @@ class EnhancementRecipe:
     def evaluate(self, model: nn.Module) -> dict[str, Any]:
         """Validation metrics of ``model`` and of the classical corrections."""
         return evaluate_enhance(model)
-
-
-def _to_float(images: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255.0
 
 
 def evaluate_enhance(model: nn.Module) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from vitrine.training.degradations import degrade_upload, downscale, random_crop
 from vitrine.training.grids import labelled_row, stack_rows
 from vitrine.training.metrics import quality_report
 from vitrine.training.photos import TRAIN_PHOTOS, VALIDATION_PHOTOS, load_split
-from vitrine.training.uint8_wrapper import run_uint8
+from vitrine.training.uint8_wrapper import run_uint8, to_float_batch
 
 __all__ = ["SuperResolutionRecipe", "comparison_image", "evaluate_superres"]
 
@@ -61,7 +61,7 @@ class SuperResolutionRecipe:
             )
             low.append(small)
             high.append(patch)
-        return _to_float(np.stack(low)), _to_float(np.stack(high))
+        return to_float_batch(np.stack(low)), to_float_batch(np.stack(high))
 
     @staticmethod
     def loss(model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
@@ -72,10 +72,6 @@ class SuperResolutionRecipe:
     def evaluate(self, model: nn.Module) -> dict[str, Any]:
         """Validation metrics of ``model`` and of the classical baselines."""
         return evaluate_superres(model, self.scale)
-
-
-def _to_float(images: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255.0
 
 
 def _crop_to_multiple(image: np.ndarray, scale: int) -> np.ndarray:

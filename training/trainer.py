@@ -14,10 +14,10 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from vitrine.provenance import git_commit
 from vitrine.spec import ModelSpec, Task
 from vitrine.training.architectures import build_architecture
 from vitrine.training.checkpoint import (
-    git_commit,
     load_checkpoint,
     load_optimizer,
     save_checkpoint,

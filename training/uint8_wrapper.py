@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["Uint8ImageModel", "run_uint8"]
+__all__ = ["Uint8ImageModel", "run_uint8", "to_float_batch"]
 
 
 class Uint8ImageModel(nn.Module):
@@ -32,3 +32,8 @@ def run_uint8(model: nn.Module, image: np.ndarray) -> np.ndarray:
     """Run a float image model on one (H, W, 3) uint8 image through :class:`Uint8ImageModel`."""
     wrapped = Uint8ImageModel(model).eval()
     return wrapped(torch.tensor(image)[None])[0].numpy()
+
+
+def to_float_batch(images: np.ndarray) -> torch.Tensor:
+    """(N, H, W, 3) uint8 -> (N, 3, H, W) float in [0, 1], the training layout."""
+    return torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255.0
