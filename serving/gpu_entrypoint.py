@@ -9,6 +9,10 @@ repository is copied to a writable folder and each engine is linked in under its
 ``cc_model_filenames`` name before ``tritonserver`` replaces this process.
 
     python -m vitrine.serving.gpu_entrypoint [--build-only] [-- TRITONSERVER ARGS...]
+
+``--build-only`` builds and installs the engines into the runtime repository and exits (the
+Helm chart's init container); ``VITRINE_MODELS`` (space separated) limits the models to
+those a release serves.
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ __all__ = [
     "main",
     "plan_jobs",
     "runtime_mismatch",
+    "served_specs",
     "tritonserver_command",
 ]
 
@@ -176,13 +181,24 @@ def tritonserver_command(runtime: Path, extra: Sequence[str]) -> list[str]:
     return ["tritonserver", f"--model-repository={runtime}", *extra]
 
 
+def served_specs() -> list[ModelSpec]:
+    """The specs named in ``VITRINE_MODELS`` (space separated), else the whole catalog."""
+    names = os.environ.get("VITRINE_MODELS", "").split()
+    unknown = sorted(set(names) - set(SPECS))
+    if unknown:
+        raise ValueError(f"VITRINE_MODELS names unknown models {unknown}; known: {sorted(SPECS)}")
+    return [SPECS[name] for name in names] if names else list(SPECS.values())
+
+
 def _settings() -> dict[str, Path]:
     return {name: Path(os.environ.get(name, default)) for name, default in DEFAULTS.items()}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="gpu_entrypoint", description=__doc__.splitlines()[0])
-    parser.add_argument("--build-only", action="store_true", help="build engines, do not serve")
+    parser.add_argument(
+        "--build-only", action="store_true", help="build and install engines, do not serve"
+    )
     parser.add_argument("server_args", nargs="*", help="arguments passed on to tritonserver")
     args = parser.parse_args(argv)
     settings = _settings()
@@ -200,7 +216,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     (cache / key.folder).mkdir(parents=True, exist_ok=True)
     with (cache / key.folder / ".lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # replicas sharing the volume build each engine once
-        jobs = plan_jobs(SPECS.values(), settings["VITRINE_ONNX_DIR"], cache, key)
+        jobs = plan_jobs(served_specs(), settings["VITRINE_ONNX_DIR"], cache, key)
         for job in jobs:
             print(f"{job.model}: {'build' if job.build else 'reuse'} ({job.reason})", flush=True)
             if job.build:
@@ -212,10 +228,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                     toolchain=toolchain,
                     gpu=gpu,
                 )
-    if args.build_only:
-        return 0
     runtime = settings["VITRINE_RUNTIME_REPOSITORY"]
     install_engines(settings["VITRINE_MODEL_REPOSITORY"], runtime, jobs, key)
+    if args.build_only:
+        return 0
     command = tritonserver_command(runtime, args.server_args)
     print(" ".join(command), flush=True)
     os.execvp(command[0], command)

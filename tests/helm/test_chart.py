@@ -194,6 +194,11 @@ def test_engine_build_runs_on_the_gpu_before_triton(render: Render) -> None:
     assert volumes["engine-cache"]["persistentVolumeClaim"]["claimName"] == "vitrine-engine-cache"
     env = {e["name"]: e["value"] for e in build["env"]}
     assert env["VITRINE_MODELS"].split() == list(SPECS)
+    assert build["command"][-2:] == ["vitrine.serving.gpu_entrypoint", "--build-only"]
+    (triton,) = pod["containers"]
+    assert "--model-repository=/runtime/repository" in triton["args"]  # where engines are linked
+    mounts = {m["name"]: m["mountPath"] for m in triton["volumeMounts"]}
+    assert mounts["engine-cache"] == env["VITRINE_ENGINE_CACHE"]  # the links resolve
     dev = _pod_spec(render("values-dev.yaml"))
     assert [c["name"] for c in dev["initContainers"]] == ["sync-repository"]
 

@@ -133,3 +133,13 @@ def test_main_stops_with_the_reason_without_tensorrt(
     monkeypatch.setattr(trt_plan, "detect_gpu", lambda: None)
     assert entry.main(["--build-only"]) == 2
     assert "TensorRT" in capsys.readouterr().err
+
+
+def test_served_specs_follow_vitrine_models(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VITRINE_MODELS", "superres_x4")
+    assert [spec.name for spec in entry.served_specs()] == ["superres_x4"]
+    monkeypatch.setenv("VITRINE_MODELS", "superres_x3")
+    with pytest.raises(ValueError, match="superres_x3"):
+        entry.served_specs()
+    monkeypatch.delenv("VITRINE_MODELS")
+    assert [spec.name for spec in entry.served_specs()] == list(SPECS)
