@@ -76,8 +76,22 @@ def cmd_loadtest(args: argparse.Namespace) -> int:
     )
 
 
+_CPU_BENCH_OUT = Path("reports") / "bench"
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     """Handler of ``vitrine bench``."""
+    if args.target == "gpu":
+        from vitrine.loadtest.gpu_bench import GpuBenchConfig, run_gpu_bench
+
+        gpu = GpuBenchConfig(
+            models=tuple(args.models or ()),
+            sizes=tuple(args.sizes or ()),
+            duration_s=args.duration,
+            out=args.out if args.out != _CPU_BENCH_OUT else Path("reports") / "bench-gpu",
+            label=args.label,
+        )
+        return run_gpu_bench(gpu)
     from vitrine.loadtest.bench import BenchConfig, run_bench
 
     options: dict[str, Any] = {
@@ -161,6 +175,13 @@ def add_loadtest_commands(subparsers: Any) -> None:
     )
     bench.set_defaults(handler=cmd_bench)
     bench.add_argument(
+        "--target",
+        choices=("cpu", "gpu"),
+        default="cpu",
+        help="cpu: limit vs Vitrine vs peer (default); gpu: PyTorch eager vs onnxruntime "
+        "CUDA vs TensorRT FP16 per model, bucket and batch size (needs a GPU node)",
+    )
+    bench.add_argument(
         "--models", nargs="+", choices=sorted(SPECS), help="default: every benchmarkable spec"
     )
     bench.add_argument(
@@ -188,7 +209,7 @@ def add_loadtest_commands(subparsers: Any) -> None:
         help="onnxruntime intra-op threads tried for the limit (0: all cores); best is kept",
     )
     bench.add_argument("--output-format", choices=("png", "jpeg", "webp"), default="png")
-    bench.add_argument("--out", type=Path, default=Path("reports") / "bench")
+    bench.add_argument("--out", type=Path, default=_CPU_BENCH_OUT)
     bench.add_argument("--label", default="", help="names this run in the JSON history")
     bench.add_argument("--address", help="gRPC host:port of a running server")
     bench.add_argument("--repository", type=Path, help="serve this built embedded repository")

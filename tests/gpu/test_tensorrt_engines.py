@@ -7,6 +7,7 @@ polygraphy; serving also needs ``VITRINE_GPU_TRITON_URL`` (a running serving ima
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -56,3 +57,14 @@ def test_served_engine_answers_through_the_client(spec: ModelSpec) -> None:
         result = call(pixels, **spec.selector_kwargs)
     assert result.array.shape == (2, 64 * scale, 48 * scale, 3)
     assert result.model == spec.core_model
+
+
+@pytest.mark.gpu
+def test_gpu_bench_reports_every_system(tmp_path: Path) -> None:
+    from vitrine.loadtest.gpu_bench import GPU_SYSTEMS, GpuBenchConfig, run_gpu_bench
+
+    config = GpuBenchConfig(models=("superres_x4",), sizes=(64,), duration_s=0.5, out=tmp_path)
+    assert run_gpu_bench(config) == 0
+    cells = json.loads((tmp_path / "gpu_bench.json").read_text())["cells"]
+    assert {cell["system"] for cell in cells} == set(GPU_SYSTEMS)
+    assert all(cell["errors"] == 0 and cell["images_per_s"] > 0 for cell in cells)

@@ -1,0 +1,190 @@
+"""`vitrine bench --target gpu`: PyTorch eager vs onnxruntime CUDA vs TensorRT FP16 per model.
+
+For every spec, input size (the spec's resolution buckets by default) and batch size (1 and
+the Triton config's preferred sizes), on one GPU, one after another with the same inputs:
+
+* ``torch_cuda``: the checkpoint's module behind the uint8 wrapper, eager, on CUDA;
+* ``ort_cuda``: the exported ``model.onnx`` with onnxruntime's CUDA execution provider;
+* ``trt_fp16``: the engine :func:`vitrine.export.tensorrt.build_gated_engine` builds (the
+  same plan and precision gate as the serving image), run with the TensorRT runtime.
+
+Each cell is a closed loop at concurrency 1 (:func:`vitrine.loadtest.bench.measure`), so
+throughput is images per second at that batch size. Needs a CUDA GPU, torch with CUDA,
+onnxruntime-gpu and ``tensorrt``; without them it stops and names what is missing.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vitrine import paths
+from vitrine.catalog import SPECS
+from vitrine.loadtest.bench import Worker, measure
+from vitrine.provenance import git_commit
+from vitrine.spec import ModelSpec
+
+__all__ = ["GPU_SYSTEMS", "GpuBenchConfig", "missing_gpu_stack", "run_gpu_bench"]
+
+GPU_SYSTEMS = ("torch_cuda", "ort_cuda", "trt_fp16")
+
+
+@dataclass(frozen=True)
+class GpuBenchConfig:
+    """What ``vitrine bench --target gpu`` measures."""
+
+    models: tuple[str, ...] = ()  # empty: the whole catalog
+    sizes: tuple[int, ...] = ()  # square sides; empty: the spec's opt and max buckets
+    duration_s: float = 3.0
+    warmup: int = 3
+    out: Path = Path("reports") / "bench-gpu"
+    label: str = ""
+
+
+def missing_gpu_stack() -> list[str]:
+    """What this machine lacks for the GPU benchmark (empty: all there)."""
+    missing = []
+    try:
+        import torch
+
+        if not torch.cuda.is_available():
+            missing.append("a CUDA GPU visible to torch")
+    except ImportError:
+        missing.append("torch")
+    try:
+        import onnxruntime as ort
+
+        if "CUDAExecutionProvider" not in ort.get_available_providers():
+            missing.append("onnxruntime's CUDAExecutionProvider (pip install onnxruntime-gpu)")
+    except ImportError:
+        missing.append("onnxruntime-gpu")
+    try:
+        import tensorrt  # noqa: F401
+    except ImportError:
+        missing.append("the tensorrt Python package")
+    return missing
+
+
+def _sizes(spec: ModelSpec, config: GpuBenchConfig) -> tuple[int, ...]:
+    return config.sizes or (spec.profile.opt[1], spec.profile.max[1])
+
+
+def _batches(spec: ModelSpec) -> tuple[int, ...]:
+    return tuple(sorted({1, *spec.batching.preferred_batch_sizes}))
+
+
+def _torch_worker(spec: ModelSpec, batch: np.ndarray) -> Callable[[], Worker]:
+    import torch
+
+    from vitrine.training.checkpoint import load_checkpoint
+    from vitrine.training.uint8_wrapper import Uint8ImageModel
+
+    model = Uint8ImageModel(load_checkpoint(paths.weights_path(spec.name)).model).cuda().eval()
+    images = torch.from_numpy(batch).cuda()
+
+    def run() -> None:
+        with torch.inference_mode():
+            model(images)
+        torch.cuda.synchronize()
+
+    return lambda: run
+
+
+def _ort_worker(spec: ModelSpec, onnx_path: Path, batch: np.ndarray) -> Callable[[], Worker]:
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(onnx_path), providers=["CUDAExecutionProvider"])
+    feed = {spec.input.name: batch}
+    return lambda: lambda: session.run(None, feed)
+
+
+def _trt_worker(spec: ModelSpec, engine_path: Path, batch: np.ndarray) -> Callable[[], Worker]:
+    import tensorrt as trt
+    import torch
+
+    runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
+    engine = runtime.deserialize_cuda_engine(engine_path.read_bytes())
+    context = engine.create_execution_context()
+    images = torch.from_numpy(batch).cuda()
+    context.set_input_shape(spec.input.name, tuple(images.shape))
+    shape = tuple(context.get_tensor_shape(spec.output.name))
+    output = torch.empty(shape, dtype=torch.uint8, device="cuda")
+    context.set_tensor_address(spec.input.name, images.data_ptr())
+    context.set_tensor_address(spec.output.name, output.data_ptr())
+    stream = torch.cuda.current_stream()
+
+    def run() -> None:
+        context.execute_async_v3(stream.cuda_stream)
+        stream.synchronize()
+
+    return lambda: run
+
+
+def _artifacts(spec: ModelSpec, folder: Path) -> tuple[Path, Path]:
+    """The exported ONNX and a gated TensorRT FP16 engine for this GPU."""
+    from vitrine.export.artifacts import export_checkpoint
+    from vitrine.export.tensorrt import ENGINE_FILE, build_gated_engine
+
+    onnx = export_checkpoint(spec, paths.weights_path(spec.name), folder, profiles=("min",)).onnx
+    build_gated_engine(spec, onnx, folder)
+    return onnx, folder / ENGINE_FILE
+
+
+def _measure_spec(spec: ModelSpec, config: GpuBenchConfig, folder: Path) -> list[dict[str, Any]]:
+    from vitrine.loadtest.payloads import photo_inputs
+
+    onnx, engine = _artifacts(spec, folder)
+    cells = []
+    for size in _sizes(spec, config):
+        for count in _batches(spec):
+            batch = np.ascontiguousarray(np.repeat(photo_inputs(size, size)[0][None], count, 0))
+            workers = {
+                "torch_cuda": _torch_worker(spec, batch),
+                "ort_cuda": _ort_worker(spec, onnx, batch),
+                "trt_fp16": _trt_worker(spec, engine, batch),
+            }
+            for system, make in workers.items():
+                cell = measure(make, 1, duration_s=config.duration_s, warmup=config.warmup)
+                images_per_s = round(cell["rps"] * count, 2)
+                cells.append(
+                    {"system": system, "model": spec.name, "size": size, "batch": count}
+                    | cell
+                    | {"images_per_s": images_per_s}
+                )
+                print(
+                    f"  {spec.name:12} {size:5}px batch {count:2} {system:10} "
+                    f"{images_per_s:9.1f} img/s  p50 {cell['p50_ms']:8.2f} ms"
+                )
+    return cells
+
+
+def run_gpu_bench(config: GpuBenchConfig, models: Sequence[str] = ()) -> int:
+    """Measure and write ``<out>/gpu_bench.json``; 2 when the GPU stack is missing."""
+    missing = missing_gpu_stack()
+    if missing:
+        print(f"error: the GPU benchmark needs {', '.join(missing)}; run it on a GPU node")
+        return 2
+    import torch
+
+    specs = [SPECS[name] for name in (config.models or models or tuple(SPECS))]
+    cells: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="vitrine-gpu-bench-") as work:
+        for spec in specs:
+            cells += _measure_spec(spec, config, Path(work) / spec.name)
+    run = {
+        "label": config.label,
+        "commit": git_commit(short=True),
+        "gpu": torch.cuda.get_device_name(0),
+        "cells": cells,
+    }
+    config.out.mkdir(parents=True, exist_ok=True)
+    path = config.out / "gpu_bench.json"
+    path.write_text(json.dumps(run, indent=2) + "\n")
+    print(f"wrote {path}")
+    return 0
