@@ -335,6 +335,8 @@ class EmbeddedTriton:
     def stop(self) -> int | None:
         """SIGTERM, wait up to the exit timeout plus a few seconds, then SIGKILL.
 
+        Afterwards the server's process group is killed too: python-backend stubs outlive a
+        server that crashed or was killed, and would pile up with every restart.
         Returns the exit status (None if never started).
         """
         process = self._process
@@ -348,6 +350,7 @@ class EmbeddedTriton:
                 logger.warning("tritonserver ignored SIGTERM; killing pid %s", process.pid)
                 process.kill()
                 process.wait()
+        _kill_group(process.pid)
         if self._finalizer is not None:
             self._finalizer.detach()
         return process.returncode
@@ -391,6 +394,13 @@ def _kill(process: subprocess.Popen[bytes]) -> None:
     if process.poll() is None:
         process.kill()
         process.wait()
+    _kill_group(process.pid)
+
+
+def _kill_group(leader: int) -> None:
+    """SIGKILL what is left of the server's process group (its own session, see start)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(leader, signal.SIGKILL)
 
 
 def serve_forever(server: EmbeddedTriton, watchdog: Watchdog | None = None) -> int:

@@ -46,6 +46,11 @@ def guarded() -> Iterator[tuple[EmbeddedTriton, Watchdog]]:
         watchdog.stop()
 
 
+def _parent(pid: int) -> int:
+    fields = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[1])
+
+
 def _stub_pids(server: EmbeddedTriton, model: str) -> list[int]:
     marker = f"{server.repository}/{model}/1/model.py".encode()
     pids = []
@@ -141,6 +146,8 @@ def test_killed_server_is_restarted(guarded: tuple[EmbeddedTriton, Watchdog]) ->
     event = watchdog.events[before]
     assert event.healed and event.action == "restart"
     print(f"\nserver kill: healed by restart in {event.seconds:.2f} s; {record}")
+    orphans = [pid for pid in _stub_pids(server, "superres_x2") if _parent(pid) != server.pid]
+    assert not orphans, "the killed server's python-backend stubs were left running"
     assert all(result.ok for result in _probe(server))
 
 
