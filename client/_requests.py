@@ -17,7 +17,6 @@ from vitrine.pipeline import (
     ENCODED_OUTPUT,
     OUTPUT_FORMATS,
     PIPELINE_INPUTS,
-    PIPELINE_OUTPUTS,
 )
 from vitrine.spec import ModelSpec, Task, TensorSpec
 
@@ -26,8 +25,6 @@ from ._images import ImageInput, check_sides, decode_image, encode_image
 from ._results import ArrayResult, ImageResult
 
 __all__ = [
-    "PIPELINE_INPUTS",
-    "PIPELINE_OUTPUTS",
     "InferPlan",
     "OutputFormat",
     "Scale",

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from vitrine.catalog import SPECS
+from vitrine.pipeline import PIPELINE_INPUTS, PIPELINE_OUTPUTS
 from vitrine.spec import TensorSpec
 
-from ._requests import PIPELINE_INPUTS, PIPELINE_OUTPUTS
 from ._results import Health
 
 __all__ = ["ModelContract", "contracts", "metadata_problems", "not_ready", "unreachable"]

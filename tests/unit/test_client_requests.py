@@ -22,8 +22,6 @@ from vitrine.client import (
     VitrineClient,
 )
 from vitrine.client._requests import (
-    PIPELINE_INPUTS,
-    PIPELINE_OUTPUTS,
     plan_super_resolve,
     plan_super_resolve_array,
     resolve_spec,
@@ -33,6 +31,8 @@ from vitrine.pipeline import (
     ENCODED_OUTPUT,
     FORMAT_INPUT,
     OUTPUT_FORMATS,
+    PIPELINE_INPUTS,
+    PIPELINE_OUTPUTS,
     QUALITY_INPUT,
 )
 
