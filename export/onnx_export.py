@@ -27,13 +27,17 @@ def dynamic_axes(spec: ModelSpec) -> dict[str, dict[int, str]]:
 def export_onnx(spec: ModelSpec, model: nn.Module, path: Path) -> Path:
     """Export ``model`` behind the uint8 NHWC boundary to ``path`` and validate the file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    wrapper = Uint8ImageModel(model).eval()
-    sample = torch.zeros(spec.profile.opt, dtype=torch.uint8)
+    wrapper = Uint8ImageModel(model, spec.task).eval()
+    dtypes = {tensor.name: getattr(torch, tensor.numpy_dtype) for tensor in spec.inputs}
+    samples = tuple(
+        torch.zeros(shape, dtype=dtypes[name])
+        for name, shape in spec.input_shapes(spec.profile.opt).items()
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", category=DeprecationWarning)
         torch.onnx.export(
             wrapper,
-            (sample,),
+            samples,
             str(path),
             input_names=[tensor.name for tensor in spec.inputs],
             output_names=[tensor.name for tensor in spec.outputs],

@@ -18,11 +18,12 @@ import torch
 from PIL import Image
 from torch import nn
 
-from vitrine.spec import ModelSpec
+from vitrine.options import background_value
+from vitrine.spec import ModelSpec, Option, OptionKind
 from vitrine.training.photos import load_split
 from vitrine.training.uint8_wrapper import Uint8ImageModel
 
-__all__ = ["OnnxRunner", "compare_uint8", "parity_report", "sample_images"]
+__all__ = ["OnnxRunner", "compare_uint8", "parity_report", "sample_images", "sample_inputs"]
 
 
 def sample_images(shape: tuple[int, ...], seed: int = 0) -> np.ndarray:
@@ -39,6 +40,29 @@ def sample_images(shape: tuple[int, ...], seed: int = 0) -> np.ndarray:
         crop = Image.fromarray(photo[top : top + side, left : left + side])
         images.append(np.asarray(crop.resize((width, height), Image.Resampling.BICUBIC)))
     return np.stack(images)
+
+
+def _sample_option(option: Option, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
+    """Valid values of ``option`` for a batch of ``shape`` = (N, *core dims)."""
+    if option.kind is OptionKind.STRENGTH:
+        return rng.uniform(0.0, 1.0, shape).astype(np.float32)
+    if option.kind is OptionKind.BACKGROUND:  # alternate a colour and the alpha-keeping one
+        values = [background_value("#ff8000"), background_value("transparent")]
+        return np.stack([values[index % 2] for index in range(shape[0])])
+    masks = np.zeros(shape, dtype=np.uint8)  # one random box per image
+    height, width = shape[1:3]
+    for mask in masks:
+        top, left = int(rng.integers(0, height // 2)), int(rng.integers(0, width // 2))
+        mask[top : top + max(1, height // 3), left : left + max(1, width // 3)] = 255
+    return masks
+
+
+def sample_inputs(spec: ModelSpec, shape: tuple[int, ...], seed: int = 0) -> dict[str, np.ndarray]:
+    """Feeds of every core input for an image batch of ``shape``: photo crops plus options."""
+    rng = np.random.default_rng([seed, 1])
+    shapes = spec.input_shapes(shape)
+    options = {o.name: _sample_option(o, shapes[o.core.name], rng) for o in spec.options}
+    return {spec.input.name: sample_images(shape, seed), **options}
 
 
 def compare_uint8(reference: np.ndarray, candidate: np.ndarray) -> dict[str, Any]:
@@ -92,15 +116,14 @@ def parity_report(
     shapes: tuple[tuple[str, tuple[int, ...]], ...] | None = None,
 ) -> dict[str, Any]:
     """Compare PyTorch, ONNX FP32 and (optionally) ONNX FP16 at each profile shape."""
-    wrapper = Uint8ImageModel(model).eval()
+    wrapper = Uint8ImageModel(model, spec.task).eval()
     fp32 = OnnxRunner.open(onnx_path, spec.output.name)
     fp16 = OnnxRunner.open(fp16_path, spec.output.name) if fp16_path else None
     policy = spec.precision
     entries = []
     for label, shape in shapes or spec.profile.items():
-        images = sample_images(shape)
-        expected = wrapper(torch.from_numpy(images)).numpy()
-        feeds = {spec.input.name: images}
+        feeds = sample_inputs(spec, shape)
+        expected = wrapper(*(torch.from_numpy(feed) for feed in feeds.values())).numpy()
         actual, finite = fp32.run(feeds)
         entry: dict[str, Any] = {"profile": label, "shape": list(shape)}
         entry["onnx_fp32_vs_torch"] = compare_uint8(expected, actual) | {"finite": finite}

@@ -54,7 +54,11 @@ def repository_models(target: Target, specs: Iterable[ModelSpec]) -> list[Reposi
         embedded = target is Target.EMBEDDED
         decode = decode_config(spec, target)
         models += [
-            RepositoryModel(decode, "decode.py", warmup=warmup_files(decode.name) if gpu else None),
+            RepositoryModel(
+                decode,
+                "decode.py",
+                warmup=warmup_files(decode.name, spec.options) if gpu else None,
+            ),
             RepositoryModel(
                 core_config(spec, target),
                 python_source="onnx_runner.py" if embedded else None,

@@ -240,14 +240,16 @@ def build_plan(
     names = [value.name for value in model.graph.input]
     if names != [tensor.name for tensor in spec.inputs]:
         raise ValueError(f"{onnx_path} inputs {names} differ from the spec's")
-    profile = spec.profile
-    tensor = spec.input  # the profile describes the single image input
+    low, opt, high = (spec.input_shapes(shape) for _, shape in spec.profile.items())
+    profiles = tuple(
+        InputProfile(t.name, low[t.name], opt[t.name], high[t.name]) for t in spec.inputs
+    )
     return BuildPlan(
         model=spec.name,
         onnx=str(onnx_path),
         onnx_sha256=sha256_file(onnx_path),
         engine=str(engine or onnx_path.with_name(ENGINE_FILE)),
-        profiles=(InputProfile(tensor.name, profile.min, profile.opt, profile.max),),
+        profiles=profiles,
         max_batch_size=spec.batching.max_batch_size,
         preferred_batch_sizes=spec.batching.preferred_batch_sizes,
         fp16=spec.precision.fp16,
@@ -523,12 +525,12 @@ def precision_gate(
     Passes at a shape when the candidate is finite (where observable), its PSNR reaches
     ``fp16_min_psnr_db`` and no uint8 value is off by more than ``fp16_max_abs_error_uint8``.
     """
-    from vitrine.export.parity import compare_uint8, sample_images
+    from vitrine.export.parity import compare_uint8, sample_inputs
 
     policy = spec.precision
     entries = []
     for label, shape in shapes or gate_shapes(spec):
-        feeds = {spec.input.name: sample_images(tuple(shape))}
+        feeds = sample_inputs(spec, tuple(shape))
         expected, reference_finite = reference.run(feeds)
         if not reference_finite:
             raise ValueError(f"{spec.name}: the FP32 reference is not finite at {label}")

@@ -15,9 +15,11 @@ from enum import Enum
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2 as pb
 
+from vitrine.options import options_parameter
 from vitrine.pipeline import (
     DECODED_PIXELS,
     ENCODE_MODEL,
+    ENCODE_PIXELS,
     ENCODED_INPUT,
     ENCODED_OUTPUT,
     FORMAT_INPUT,
@@ -25,8 +27,9 @@ from vitrine.pipeline import (
     PIPELINE_INPUTS,
     PIPELINE_OUTPUTS,
     QUALITY_INPUT,
+    pipeline_inputs,
 )
-from vitrine.spec import ModelSpec, TensorSpec
+from vitrine.spec import ModelSpec, Option, OptionKind, TensorSpec
 
 __all__ = [
     "ENGINE_ARCHITECTURES",
@@ -111,10 +114,10 @@ def _warmup_input(tensor: TensorSpec, dims: Iterable[int], **data: object) -> pb
 
 
 def _core_warmup(spec: ModelSpec) -> pb.ModelWarmup:
-    """Zero images at the profile's opt shape: the engine's tuned shape is warm at start."""
-    batch, *dims = spec.profile.opt
-    inputs = {t.name: _warmup_input(t, dims, zero_data=True) for t in spec.inputs}
-    return pb.ModelWarmup(name="opt_zeros", batch_size=batch, inputs=inputs, count=1)
+    """Zero inputs at the profile's opt shape: the engine's tuned shape is warm at start."""
+    shapes = spec.input_shapes(spec.profile.opt)
+    inputs = {t.name: _warmup_input(t, shapes[t.name][1:], zero_data=True) for t in spec.inputs}
+    return pb.ModelWarmup(name="opt_zeros", batch_size=spec.profile.opt[0], inputs=inputs, count=1)
 
 
 def _bounded_queue(max_queue_size: int) -> pb.ModelDynamicBatching:
@@ -139,15 +142,15 @@ def _length_prefixed(*items: bytes) -> bytes:
     return b"".join(struct.pack("<I", len(item)) + item for item in items)
 
 
-def _grey_png(side: int) -> bytes:
-    """A deterministic PNG (stored, uncompressed deflate) of a mid-grey square."""
+def _png(side: int, row: bytes, colour_type: int) -> bytes:
+    """A deterministic PNG (stored, uncompressed deflate) of ``side`` equal rows of pixels."""
 
     def chunk(tag: bytes, data: bytes) -> bytes:
         crc = struct.pack(">I", zlib.crc32(tag + data))
         return struct.pack(">I", len(data)) + tag + data + crc
 
-    rows = b"".join(b"\x00" + b"\x80" * (3 * side) for _ in range(side))
-    header = struct.pack(">IIBBBBB", side, side, 8, 2, 0, 0, 0)  # 8-bit RGB
+    rows = b"".join(b"\x00" + row for _ in range(side))
+    header = struct.pack(">IIBBBBB", side, side, 8, colour_type, 0, 0, 0)
     return (
         b"\x89PNG\r\n\x1a\n"
         + chunk(b"IHDR", header)
@@ -156,17 +159,32 @@ def _grey_png(side: int) -> bytes:
     )
 
 
-def warmup_files(model: str) -> dict[str, bytes]:
-    """Files of ``<model>/warmup/`` read by the GPU target's python-step warm-ups."""
+def _option_warmup_value(option: Option) -> bytes:
+    """A valid request value of ``option`` for a WARMUP_SIDE square, as raw tensor data."""
+    if option.kind is OptionKind.STRENGTH:
+        return struct.pack("<f", 1.0)
+    if option.kind is OptionKind.MASK:  # left half filled: neither empty nor full
+        half = WARMUP_SIDE // 2
+        return _length_prefixed(_png(WARMUP_SIDE, b"\xff" * half + b"\x00" * half, 0))
+    return _length_prefixed(b"white")
+
+
+def warmup_files(model: str, options: tuple[Option, ...] = ()) -> dict[str, bytes]:
+    """Files of ``<model>/warmup/`` read by the GPU target's python-step warm-ups.
+
+    ``options`` are those of the decode step's spec.
+    """
     if model == ENCODE_MODEL:
         formats = {f"format_{fmt}": _length_prefixed(fmt.encode()) for fmt in OUTPUT_FORMATS}
         return {**formats, "quality": struct.pack("<i", 90)}
-    return {"image_bytes": _length_prefixed(_grey_png(WARMUP_SIDE))}
+    grey = _png(WARMUP_SIDE, b"\x80" * (3 * WARMUP_SIDE), 2)  # 8-bit RGB
+    image = {PIPELINE_INPUTS[0].name: _length_prefixed(grey)}
+    return image | {option.name: _option_warmup_value(option) for option in options}
 
 
-def _decode_warmup() -> pb.ModelWarmup:
-    tensor = PIPELINE_INPUTS[0]
-    inputs = {tensor.name: _warmup_input(tensor, tensor.dims, input_data_file=tensor.name)}
+def _decode_warmup(spec: ModelSpec) -> pb.ModelWarmup:
+    tensors = (PIPELINE_INPUTS[0], *(option.wire for option in spec.options))
+    inputs = {t.name: _warmup_input(t, t.dims, input_data_file=t.name) for t in tensors}
     return pb.ModelWarmup(name="png", batch_size=1, inputs=inputs, count=1)
 
 
@@ -175,8 +193,8 @@ def _encode_warmups() -> list[pb.ModelWarmup]:
     warmups = []
     for fmt in OUTPUT_FORMATS:  # each codec initialises on first use
         inputs = {
-            DECODED_PIXELS.name: _warmup_input(
-                DECODED_PIXELS, (WARMUP_SIDE, WARMUP_SIDE, 3), zero_data=True
+            ENCODE_PIXELS.name: _warmup_input(
+                ENCODE_PIXELS, (WARMUP_SIDE, WARMUP_SIDE, 3), zero_data=True
             ),
             FORMAT_INPUT: _warmup_input(format_tensor, (1,), input_data_file=f"format_{fmt}"),
             QUALITY_INPUT: _warmup_input(quality_tensor, (1,), input_data_file="quality"),
@@ -220,20 +238,24 @@ def core_config(spec: ModelSpec, target: Target) -> pb.ModelConfig:
 
 
 def decode_config(spec: ModelSpec, target: Target | None = None) -> pb.ModelConfig:
-    """The pipeline's decode step: bytes -> uint8 pixels within the spec's size limits."""
+    """The pipeline's decode step: bytes -> uint8 pixels within the spec's size limits.
+
+    Each request option is checked and converted here too (wire value -> core tensor).
+    """
+    options = {"options": options_parameter(spec.options)} if spec.options else {}
     config = pb.ModelConfig(
         name=spec.decode_model,
         backend="python",
         max_batch_size=spec.batching.max_batch_size,
-        input=_inputs(PIPELINE_INPUTS[:1]),
-        output=_outputs([DECODED_PIXELS]),
+        input=_inputs((PIPELINE_INPUTS[0], *(option.wire for option in spec.options))),
+        output=_outputs((DECODED_PIXELS, *(option.decoded for option in spec.options))),
         instance_group=_cpu_instances(PYTHON_STEP_INSTANCES),
         dynamic_batching=_bounded_queue(spec.batching.max_queue_size),
-        parameters=_parameters(_limits(spec)),
+        parameters=_parameters({**_limits(spec), **options}),
     )
     if target is Target.GPU:
         _gpu_python_step(config)
-        config.model_warmup.append(_decode_warmup())
+        config.model_warmup.append(_decode_warmup(spec))
     return config
 
 
@@ -245,7 +267,7 @@ def encode_config(
         name=ENCODE_MODEL,
         backend="python",
         max_batch_size=max_batch_size,
-        input=_inputs([DECODED_PIXELS, *PIPELINE_INPUTS[1:]]),
+        input=_inputs([ENCODE_PIXELS, *PIPELINE_INPUTS[1:]]),
         output=_outputs(PIPELINE_OUTPUTS),
         instance_group=_cpu_instances(PYTHON_STEP_INSTANCES),
         dynamic_batching=_bounded_queue(max_queue_size),
@@ -266,14 +288,25 @@ def _step(
 
 def pipeline_config(spec: ModelSpec) -> pb.ModelConfig:
     """The public ensemble: decode -> core model -> encode."""
-    decoded, upscaled = f"{spec.name}_decoded", f"{spec.name}_output"
+    decoded, result = f"{spec.name}_decoded", f"{spec.name}_output"
+    wires = {option.name: option.name for option in spec.options}
+    decoded_options = {option.decoded.name: f"{spec.name}_{option.name}" for option in spec.options}
+    core_options = {option.core.name: f"{spec.name}_{option.name}" for option in spec.options}
     steps = [
-        _step(spec.decode_model, {ENCODED_INPUT: ENCODED_INPUT}, {DECODED_PIXELS.name: decoded}),
-        _step(spec.core_model, {spec.input.name: decoded}, {spec.output.name: upscaled}),
+        _step(
+            spec.decode_model,
+            {ENCODED_INPUT: ENCODED_INPUT, **wires},
+            {DECODED_PIXELS.name: decoded, **decoded_options},
+        ),
+        _step(
+            spec.core_model,
+            {spec.input.name: decoded, **core_options},
+            {spec.output.name: result},
+        ),
         _step(
             ENCODE_MODEL,
             {
-                DECODED_PIXELS.name: upscaled,
+                ENCODE_PIXELS.name: result,
                 FORMAT_INPUT: FORMAT_INPUT,
                 QUALITY_INPUT: QUALITY_INPUT,
             },
@@ -284,7 +317,7 @@ def pipeline_config(spec: ModelSpec) -> pb.ModelConfig:
         name=spec.pipeline,
         platform="ensemble",
         max_batch_size=spec.batching.max_batch_size,
-        input=_inputs(PIPELINE_INPUTS),
+        input=_inputs(pipeline_inputs(spec)),
         output=_outputs(PIPELINE_OUTPUTS),
         ensemble_scheduling=pb.ModelEnsembling(step=steps),
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ class TrainConfig:
     jpeg_probability: float
     checkpoint_every: int
     eval_every: int
+    recipe: dict[str, Any] = field(default_factory=dict)  # task-specific settings ([recipe])
 
     def as_dict(self) -> dict[str, Any]:
         """Plain dict, as written into the checkpoint sidecar."""
@@ -35,7 +36,11 @@ class TrainConfig:
 
 
 def load_config(name: str, preset: str) -> TrainConfig:
-    """The config of model ``name`` with preset ``preset`` applied over ``[train]``."""
+    """The config of model ``name`` with preset ``preset`` applied over ``[train]``.
+
+    A ``[recipe]`` table holds task-specific settings; a preset overrides them in its own
+    ``recipe`` sub-table.
+    """
     path = CONFIG_DIR / f"{name}.toml"
     if not path.is_file():
         raise FileNotFoundError(f"no training config for {name!r} (expected {path})")
@@ -43,7 +48,9 @@ def load_config(name: str, preset: str) -> TrainConfig:
     presets = document.get("presets", {})
     if preset not in presets:
         raise ValueError(f"{path.name}: unknown preset {preset!r}; known: {sorted(presets)}")
-    values = {**document["train"], **presets[preset], "preset": preset}
+    overrides = dict(presets[preset])
+    recipe = {**document.get("recipe", {}), **overrides.pop("recipe", {})}
+    values = {**document["train"], **overrides, "preset": preset, "recipe": recipe}
     known = {field.name for field in fields(TrainConfig)}
     unknown = set(values) - known
     if unknown:

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import io
 import warnings
-from typing import Final
+from typing import Any, Final
 
 import numpy as np
-from PIL import Image, ImageFile, ImageOps
+import numpy.typing as npt
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from vitrine.pipeline import OUTPUT_FORMATS
 from vitrine.spec import ImageLimits
@@ -33,7 +34,7 @@ class InvalidImage(ValueError):
     """An image payload or pixel array the pipeline refuses; the message says what was wrong."""
 
 
-def decode_image(data: bytes, limits: ImageLimits) -> np.ndarray:
+def decode_image(data: bytes, limits: ImageLimits) -> npt.NDArray[Any]:
     """Decode PNG/JPEG/WebP bytes into ``(H, W, 3)`` uint8 RGB.
 
     The declared size is checked against ``limits`` before any pixel is decoded, EXIF
@@ -56,7 +57,7 @@ def decode_image(data: bytes, limits: ImageLimits) -> np.ndarray:
             image = Image.open(io.BytesIO(bytes(data)))
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise InvalidImage(f"image too large: {exc}") from None
-    except Image.UnidentifiedImageError:
+    except UnidentifiedImageError:
         raise InvalidImage(
             "could not decode image: not a PNG, JPEG or WebP file (format not recognised)"
         ) from None
@@ -87,10 +88,11 @@ def decode_image(data: bytes, limits: ImageLimits) -> np.ndarray:
             raise InvalidImage(f"could not decode image: {exc}") from None
 
 
-def encode_image(pixels: np.ndarray, fmt: str, quality: int) -> bytes:
-    """Encode ``(H, W, 3)`` uint8 RGB as ``fmt`` (one of ``OUTPUT_FORMATS``, any case).
+def encode_image(pixels: npt.NDArray[Any], fmt: str, quality: int) -> bytes:
+    """Encode ``(H, W, 3)`` RGB or ``(H, W, 4)`` RGBA uint8 as ``fmt`` (an ``OUTPUT_FORMATS``).
 
     ``quality`` (1..100) is used by JPEG and WebP; PNG ignores it and uses fast compression.
+    An alpha channel that is opaque everywhere is dropped; JPEG refuses any other.
 
     Raises:
         InvalidImage: a bad pixel array, format or quality.
@@ -99,8 +101,8 @@ def encode_image(pixels: np.ndarray, fmt: str, quality: int) -> bytes:
         raise InvalidImage(f"pixels must be a numpy array, got {type(pixels).__name__}")
     if pixels.dtype != np.uint8:
         raise InvalidImage(f"pixels must be uint8, got {pixels.dtype}")
-    if pixels.ndim != 3 or pixels.shape[2] != 3:
-        raise InvalidImage(f"pixels must have shape (H, W, 3), got {tuple(pixels.shape)}")
+    if pixels.ndim != 3 or pixels.shape[2] not in (3, 4):
+        raise InvalidImage(f"pixels must have shape (H, W, 3 or 4), got {tuple(pixels.shape)}")
     if pixels.shape[0] < 1 or pixels.shape[1] < 1:
         raise InvalidImage(f"pixels must not be empty, got shape {tuple(pixels.shape)}")
     if not isinstance(fmt, str) or fmt.lower() not in OUTPUT_FORMATS:
@@ -111,6 +113,12 @@ def encode_image(pixels: np.ndarray, fmt: str, quality: int) -> bytes:
         raise InvalidImage(f"quality must be within [1, 100], got {int(quality)}")
 
     name = fmt.lower()
+    if pixels.shape[2] == 4 and bool((pixels[:, :, 3] == 255).all()):
+        pixels = pixels[:, :, :3]  # opaque: a plain RGB file
+    if pixels.shape[2] == 4 and name == "jpeg":
+        raise InvalidImage(
+            "jpeg cannot keep transparency: ask for png or webp, or for an opaque background"
+        )
     options: dict[str, object]
     if name == "png":
         options = {"compress_level": _PNG_COMPRESS_LEVEL}
@@ -118,7 +126,7 @@ def encode_image(pixels: np.ndarray, fmt: str, quality: int) -> bytes:
         options = {"quality": int(quality)}
     buffer = io.BytesIO()
     try:
-        Image.fromarray(np.ascontiguousarray(pixels), mode="RGB").save(
+        Image.fromarray(np.ascontiguousarray(pixels)).save(
             buffer, format=_PIL_FORMATS[name], **options
         )
     except Exception as exc:  # e.g. WebP's 16383-pixel side limit
@@ -126,7 +134,7 @@ def encode_image(pixels: np.ndarray, fmt: str, quality: int) -> bytes:
     return buffer.getvalue()
 
 
-def _to_rgb_array(image: Image.Image) -> np.ndarray:
+def _to_rgb_array(image: Image.Image) -> npt.NDArray[Any]:
     """``(H, W, 3)`` uint8 RGB of any decoded mode; transparency goes on white."""
     mode = image.mode
     if mode in _WIDE_GREY_MODES:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Final
 
-from vitrine.spec import TensorSpec
+from vitrine.spec import ModelSpec, TensorSpec
 
 __all__ = [
     "DECODED_OUTPUT",
     "DECODED_PIXELS",
+    "ENCODE_PIXELS",
     "ENCODE_MODEL",
     "ENCODED_INPUT",
     "ENCODED_OUTPUT",
@@ -17,6 +18,7 @@ __all__ = [
     "PIPELINE_INPUTS",
     "PIPELINE_OUTPUTS",
     "QUALITY_INPUT",
+    "pipeline_inputs",
 ]
 
 ENCODE_MODEL: Final = "encode_image"  # shared encode step (uint8 HWC -> image bytes)
@@ -37,10 +39,23 @@ PIPELINE_INPUTS: Final = (
     _scalar(FORMAT_INPUT, "BYTES"),
     _scalar(QUALITY_INPUT, "INT32"),
 )
-"""Inputs of every pipeline ensemble, in that order."""
+"""Inputs every pipeline ensemble has, in order (options go after the image)."""
 PIPELINE_OUTPUTS: Final = (_scalar(ENCODED_OUTPUT, "BYTES"),)
 """Outputs of every pipeline ensemble."""
 DECODED_PIXELS: Final = TensorSpec(
     name=DECODED_OUTPUT, dtype="UINT8", dims=(-1, -1, 3), axis_names=("height", "width", None)
 )
-"""Decode output and encode input."""
+"""Decode output: RGB pixels."""
+ENCODE_PIXELS: Final = TensorSpec(
+    name=DECODED_OUTPUT,
+    dtype="UINT8",
+    dims=(-1, -1, -1),
+    axis_names=("height", "width", "channels"),
+)
+"""Encode input: RGB (3 channels) or RGBA (4 channels, e.g. a cut-out product)."""
+
+
+def pipeline_inputs(spec: ModelSpec) -> tuple[TensorSpec, ...]:
+    """Inputs of ``spec``'s ensemble: the image, its options' wire tensors, format, quality."""
+    image, *output_settings = PIPELINE_INPUTS
+    return (image, *(option.wire for option in spec.options), *output_settings)

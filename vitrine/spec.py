@@ -16,6 +16,8 @@ __all__ = [
     "BatchingPolicy",
     "ImageLimits",
     "ModelSpec",
+    "Option",
+    "OptionKind",
     "PrecisionPolicy",
     "ShapeProfile",
     "Task",
@@ -28,6 +30,9 @@ class Task(str, Enum):
 
     SUPER_RESOLVE = "super_resolve"
     ENHANCE = "enhance"
+    DENOISE = "denoise"
+    INPAINT = "inpaint"
+    REMOVE_BACKGROUND = "remove_background"
 
 
 @dataclass(frozen=True)
@@ -57,6 +62,43 @@ class TensorSpec:
 
 
 _NUMPY_DTYPES = {"UINT8": "uint8", "INT32": "int32", "FP32": "float32", "BYTES": "object"}
+
+
+class OptionKind(str, Enum):
+    """How an option travels and what it becomes for the core model."""
+
+    STRENGTH = "strength"  # FP32 in [0, 1] -> FP32 (1,)
+    MASK = "mask"  # grey PNG bytes, 0 or 255 per pixel -> uint8 (H, W, 1)
+    BACKGROUND = "background"  # "white" | "transparent" | "#rrggbb" -> uint8 (r, g, b, opaque)
+
+
+@dataclass(frozen=True)
+class Option:
+    """One request option: ``name`` is the client keyword and the pipeline input name."""
+
+    name: str
+    kind: OptionKind
+
+    @property
+    def wire(self) -> TensorSpec:
+        """The pipeline input the client sends."""
+        dtype = "FP32" if self.kind is OptionKind.STRENGTH else "BYTES"
+        return TensorSpec(name=self.name, dtype=dtype, dims=(1,), axis_names=(None,))
+
+    @property
+    def core(self) -> TensorSpec:
+        """The core-model input it becomes."""
+        if self.kind is OptionKind.MASK:
+            return TensorSpec(self.name, "UINT8", (-1, -1, 1), ("height", "width", None))
+        if self.kind is OptionKind.BACKGROUND:
+            return TensorSpec(self.name, "UINT8", (4,), (None,))
+        return TensorSpec(self.name, "FP32", (1,), (None,))
+
+    @property
+    def decoded(self) -> TensorSpec:
+        """The decode step's output for it: the core input's tensor, checked, renamed."""
+        core = self.core
+        return TensorSpec(f"{self.name}_decoded", core.dtype, core.dims, core.axis_names)
 
 
 @dataclass(frozen=True)
@@ -134,12 +176,15 @@ class ModelSpec:
     loadtest_side: int = 128  # side of the square validation crop the load test sends
     response_cache: bool = False  # Triton response cache on the pipeline: deterministic only
     onnx_opset: int = 17
+    options: tuple[Option, ...] = ()  # request inputs besides the image, in core-input order
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "arch_kwargs", MappingProxyType(dict(self.arch_kwargs)))
         object.__setattr__(self, "quality_targets", MappingProxyType(dict(self.quality_targets)))
         if self.profile.max[0] > self.batching.max_batch_size:
             raise ValueError(f"{self.name}: profile batch exceeds max_batch_size")
+        if self.inputs[1:] != tuple(option.core for option in self.options):
+            raise ValueError(f"{self.name}: inputs must be the image, then each option's tensor")
 
     @property
     def core_model(self) -> str:
@@ -163,9 +208,22 @@ class ModelSpec:
 
     @property
     def input(self) -> TensorSpec:
-        """The single image input of an editor's core model."""
-        (tensor,) = self.inputs
-        return tensor
+        """The image input of an editor's core model (the options' tensors follow it)."""
+        return self.inputs[0]
+
+    def input_shapes(self, image_shape: tuple[int, ...]) -> dict[str, tuple[int, ...]]:
+        """Full shape of every core input when the image input is ``image_shape`` (N, H, W, 3)."""
+        sizes = dict(zip(self.input.axis_names, image_shape[1:], strict=True))
+        return {
+            tensor.name: (
+                image_shape[0],
+                *(
+                    sizes[axis] if size == -1 else size
+                    for size, axis in zip(tensor.dims, tensor.axis_names, strict=True)
+                ),
+            )
+            for tensor in self.inputs
+        }
 
     @property
     def output(self) -> TensorSpec:

@@ -236,8 +236,8 @@ def test_encode_accepts_numpy_integer_quality() -> None:
     ("pixels", "match"),
     [
         (np.zeros((8, 8, 3), dtype=np.float32), "must be uint8"),
-        (np.zeros((8, 8), dtype=np.uint8), r"shape \(H, W, 3\)"),
-        (np.zeros((8, 8, 4), dtype=np.uint8), r"shape \(H, W, 3\)"),
+        (np.zeros((8, 8), dtype=np.uint8), r"shape \(H, W, 3 or 4\)"),
+        (np.zeros((8, 8, 2), dtype=np.uint8), r"shape \(H, W, 3 or 4\)"),
         (np.zeros((0, 8, 3), dtype=np.uint8), "must not be empty"),
         ([[0, 0, 0]], "numpy array"),
     ],

@@ -59,13 +59,20 @@ def test_plan_profiles_match_the_spec_and_the_triton_config(
     spec: ModelSpec, onnx_files: dict[str, Path]
 ) -> None:
     plan = build_plan(spec, onnx_files[spec.name])
-    (profile,) = plan.profiles
+    profile, *option_profiles = plan.profiles
     assert (profile.name, profile.min, profile.opt, profile.max) == (
         spec.input.name,
         spec.profile.min,
         spec.profile.opt,
         spec.profile.max,
     )
+    assert [p.name for p in option_profiles] == [option.core.name for option in spec.options]
+    for option_profile in option_profiles:  # the options follow the image's batch
+        assert [option_profile.min[0], option_profile.opt[0], option_profile.max[0]] == [
+            profile.min[0],
+            profile.opt[0],
+            profile.max[0],
+        ]
     config = core_config(spec, Target.GPU)
     assert plan_problems(plan, config) == []
     assert profile.min[0] == 1 and profile.max[0] == config.max_batch_size
@@ -89,15 +96,21 @@ def test_fp32_layers_are_real_onnx_node_names(spec: ModelSpec, onnx_files: dict[
 def test_trtexec_command_realises_the_plan(spec: ModelSpec, onnx_files: dict[str, Path]) -> None:
     path = onnx_files[spec.name]
     plan = build_plan(spec, path, engine=Path("/e/model.plan"), timing_cache=Path("/c/t.cache"))
-    (lo, opt, hi) = (spec.profile.min, spec.profile.opt, spec.profile.max)
     layers = ",".join(f"{name}:fp32" for name in plan.fp32_layers)
+
+    def shapes(image_shape: tuple[int, ...]) -> str:
+        return ",".join(
+            f"{name}:{'x'.join(map(str, shape))}"
+            for name, shape in spec.input_shapes(image_shape).items()
+        )
+
     assert plan.trtexec_command("/usr/bin/trtexec") == [
         "/usr/bin/trtexec",
         f"--onnx={path}",
         "--saveEngine=/e/model.plan",
-        "--minShapes=image:{}x{}x{}x{}".format(*lo),
-        "--optShapes=image:{}x{}x{}x{}".format(*opt),
-        "--maxShapes=image:{}x{}x{}x{}".format(*hi),
+        f"--minShapes={shapes(spec.profile.min)}",
+        f"--optShapes={shapes(spec.profile.opt)}",
+        f"--maxShapes={shapes(spec.profile.max)}",
         "--fp16",
         "--precisionConstraints=obey",
         f"--layerPrecisions={layers}",
@@ -151,6 +164,7 @@ def test_gpu_configs_name_engines_per_architecture_and_warm_up() -> None:
         assert warmup.batch_size == spec.profile.opt[0]
         assert list(warmup.inputs[spec.input.name].dims) == list(spec.profile.opt[1:])
         assert warmup.inputs[spec.input.name].zero_data
+        assert set(warmup.inputs) == {tensor.name for tensor in spec.inputs}
         assert not config.HasField("response_cache")  # super-resolution: see ModelSpec
         decode = decode_config(spec, Target.GPU)
         assert decode.parameters["FORCE_CPU_ONLY_INPUT_TENSORS"].string_value == "yes"
@@ -159,7 +173,7 @@ def test_gpu_configs_name_engines_per_architecture_and_warm_up() -> None:
             == spec.batching.max_queue_size
         )
         files = {i.input_data_file for w in decode.model_warmup for i in w.inputs.values()}
-        assert files <= set(warmup_files(decode.name))
+        assert files == set(warmup_files(decode.name, spec.options))
         assert not decode_config(spec).model_warmup  # cpu/embedded steps unchanged
     encode = encode_config(8, Target.GPU, max_queue_size=64)
     assert len(encode.model_warmup) == 3
