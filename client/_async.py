@@ -14,12 +14,19 @@ import tritonclient.grpc.aio
 from ._base import ClientBase
 from ._errors import ModelMismatch, NotFound, Unavailable
 from ._images import ImageInput
+from ._options import Background, MaskInput, Strength
 from ._requests import (
     InferPlan,
     OutputFormat,
     Scale,
+    plan_denoise,
+    plan_denoise_array,
     plan_enhance,
     plan_enhance_array,
+    plan_inpaint,
+    plan_inpaint_array,
+    plan_remove_background,
+    plan_remove_background_array,
     plan_super_resolve,
     plan_super_resolve_array,
 )
@@ -77,6 +84,83 @@ class AsyncVitrineClient(ClientBase):
     ) -> ArrayResult:
         """Correct uint8 (H, W, 3) or (N, H, W, 3) pixels with the core model, no codec."""
         return await self._infer(plan_enhance_array(pixels), timeout)
+
+    async def denoise(
+        self,
+        image: ImageInput,
+        *,
+        strength: Strength = "auto",
+        output_format: OutputFormat = "png",
+        quality: int = 95,
+        timeout: float | None = None,
+    ) -> ImageResult:
+        """Remove sensor noise and JPEG artefacts from ``image`` through the pipeline.
+
+        ``strength`` in [0, 1] blends the input (0) and the full correction (1 = ``"auto"``).
+        """
+        plan = plan_denoise(image, strength=strength, output_format=output_format, quality=quality)
+        return await self._infer(plan, timeout)
+
+    async def denoise_array(
+        self,
+        pixels: npt.NDArray[Any],
+        *,
+        strength: Strength = "auto",
+        timeout: float | None = None,
+    ) -> ArrayResult:
+        """Denoise uint8 (H, W, 3) or (N, H, W, 3) pixels with the core model, no codec."""
+        return await self._infer(plan_denoise_array(pixels, strength=strength), timeout)
+
+    async def inpaint(
+        self,
+        image: ImageInput,
+        mask: MaskInput,
+        *,
+        output_format: OutputFormat = "png",
+        quality: int = 95,
+        timeout: float | None = None,
+    ) -> ImageResult:
+        """Fill the pixels of ``image`` that ``mask`` marks (non-zero) through the pipeline.
+
+        ``mask`` is a mode "L"/"1" image or a 2-D bool/uint8 array of the image's size.
+        """
+        plan = plan_inpaint(image, mask, output_format=output_format, quality=quality)
+        return await self._infer(plan, timeout)
+
+    async def inpaint_array(
+        self, pixels: npt.NDArray[Any], mask: MaskInput, *, timeout: float | None = None
+    ) -> ArrayResult:
+        """Fill the ``mask`` pixels of uint8 (H, W, 3) or (N, H, W, 3) pixels, no codec."""
+        return await self._infer(plan_inpaint_array(pixels, mask), timeout)
+
+    async def remove_background(
+        self,
+        image: ImageInput,
+        *,
+        background: Background = "white",
+        output_format: OutputFormat = "png",
+        quality: int = 95,
+        timeout: float | None = None,
+    ) -> ImageResult:
+        """Cut the product out of ``image`` onto ``background`` through the pipeline.
+
+        ``"transparent"`` returns RGBA (PNG or WebP); a colour returns an opaque RGB image.
+        """
+        plan = plan_remove_background(
+            image, background=background, output_format=output_format, quality=quality
+        )
+        return await self._infer(plan, timeout)
+
+    async def remove_background_array(
+        self,
+        pixels: npt.NDArray[Any],
+        *,
+        background: Background = "white",
+        timeout: float | None = None,
+    ) -> ArrayResult:
+        """Cut out uint8 (H, W, 3) or (N, H, W, 3) pixels: (..., 4) RGBA, no codec."""
+        plan = plan_remove_background_array(pixels, background=background)
+        return await self._infer(plan, timeout)
 
     async def health(self, *, timeout: float | None = None) -> Health:
         """Liveness, readiness and per-model readiness; all False when unreachable."""

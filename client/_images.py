@@ -70,10 +70,14 @@ def encode_image(image: ImageInput, spec: ModelSpec) -> bytes:
 
 
 def decode_image(data: bytes) -> Image.Image:
-    """The RGB image in a response; ServerError when the bytes are not an image."""
+    """The image in a response: RGBA when it has transparency, else RGB.
+
+    Raises ServerError when the bytes are not an image.
+    """
     try:
         with Image.open(io.BytesIO(data)) as image:
-            return image.convert("RGB")
+            transparent = image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
+            return image.convert("RGBA" if transparent else "RGB")
     except (UnidentifiedImageError, OSError) as error:
         raise ServerError(
             f"server returned bytes that are not a decodable image: {error}"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numbers
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, Generic, Literal, TypeVar, cast
@@ -11,25 +11,31 @@ from typing import Any, Generic, Literal, TypeVar, cast
 import numpy as np
 import numpy.typing as npt
 import tritonclient.grpc as grpcclient
+from PIL import Image
 
 from vitrine.catalog import specs_for_method
-from vitrine.pipeline import (
-    ENCODED_OUTPUT,
-    OUTPUT_FORMATS,
-    PIPELINE_INPUTS,
-)
+from vitrine.imaging import InvalidImage
+from vitrine.options import core_value
+from vitrine.pipeline import ENCODED_OUTPUT, OUTPUT_FORMATS, pipeline_inputs
 from vitrine.spec import ModelSpec, Task, TensorSpec
 
 from ._errors import InvalidRequest, ServerError
 from ._images import ImageInput, check_sides, decode_image, encode_image
+from ._options import background_text, mask_pixels, mask_png, strength_number
 from ._results import ArrayResult, ImageResult
 
 __all__ = [
     "InferPlan",
     "OutputFormat",
     "Scale",
+    "plan_denoise",
+    "plan_denoise_array",
     "plan_enhance",
     "plan_enhance_array",
+    "plan_inpaint",
+    "plan_inpaint_array",
+    "plan_remove_background",
+    "plan_remove_background_array",
     "plan_super_resolve",
     "plan_super_resolve_array",
     "resolve_spec",
@@ -74,11 +80,18 @@ def _infer_input(tensor: TensorSpec, data: npt.NDArray[Any]) -> Any:
     return infer_input
 
 
-def _pipeline_inputs(encoded: bytes, output_format: str, quality: int) -> list[Any]:
-    values: tuple[object, ...] = (encoded, output_format.encode(), quality)
+def _pipeline_inputs(
+    spec: ModelSpec,
+    encoded: bytes,
+    options: Mapping[str, object],
+    output_format: str,
+    quality: int,
+) -> list[Any]:
+    wires = (options[option.name] for option in spec.options)
+    values: tuple[object, ...] = (encoded, *wires, output_format.encode(), quality)
     return [
         _infer_input(tensor, np.array([[value]], dtype=tensor.numpy_dtype))
-        for tensor, value in zip(PIPELINE_INPUTS, values, strict=True)
+        for tensor, value in zip(pipeline_inputs(spec), values, strict=True)
     ]
 
 
@@ -139,14 +152,59 @@ def plan_enhance(
     return _plan_image(_only_spec(Task.ENHANCE.value), image, output_format, quality)
 
 
+def plan_denoise(
+    image: ImageInput, *, strength: object, output_format: object, quality: object
+) -> InferPlan[ImageResult]:
+    """Validate a ``denoise`` call and build its pipeline request."""
+    options = {"strength": strength_number(strength)}
+    return _plan_image(_only_spec(Task.DENOISE.value), image, output_format, quality, options)
+
+
+def plan_inpaint(
+    image: ImageInput, mask: object, *, output_format: object, quality: object
+) -> InferPlan[ImageResult]:
+    """Validate an ``inpaint`` call and build its pipeline request."""
+    options = {"mask": mask_png(mask, _known_size(image))}
+    return _plan_image(_only_spec(Task.INPAINT.value), image, output_format, quality, options)
+
+
+def plan_remove_background(
+    image: ImageInput, *, background: object, output_format: object, quality: object
+) -> InferPlan[ImageResult]:
+    """Validate a ``remove_background`` call and build its pipeline request."""
+    spec = _only_spec(Task.REMOVE_BACKGROUND.value)
+    text = background_text(background)
+    if text == "transparent" and output_format == "jpeg":
+        raise InvalidRequest(
+            "jpeg cannot keep transparency: ask for png or webp, or for an opaque background"
+        )
+    options = {"background": text.encode()}
+    return _plan_image(spec, image, output_format, quality, options)
+
+
+def _known_size(image: ImageInput) -> tuple[int, int] | None:
+    """(width, height) of a PIL image or array; None for encoded bytes (checked server-side,
+    after EXIF orientation)."""
+    if isinstance(image, Image.Image):
+        return image.size
+    if isinstance(image, np.ndarray) and image.ndim >= 2:
+        return (image.shape[1], image.shape[0])
+    return None
+
+
 def _plan_image(
-    spec: ModelSpec, image: ImageInput, output_format: object, quality: object
+    spec: ModelSpec,
+    image: ImageInput,
+    output_format: object,
+    quality: object,
+    options: Mapping[str, object] | None = None,
 ) -> InferPlan[ImageResult]:
     _check_output_options(output_format, quality)
     fmt, level = cast(str, output_format), cast(int, quality)
+    encoded = encode_image(image, spec)
     return InferPlan(
         model=spec.pipeline,
-        inputs=_pipeline_inputs(encode_image(image, spec), fmt, level),
+        inputs=_pipeline_inputs(spec, encoded, options or {}, fmt, level),
         outputs=[grpcclient.InferRequestedOutput(ENCODED_OUTPUT)],
         parse=partial(_parse_image, spec.pipeline, fmt),
     )
@@ -209,14 +267,38 @@ def plan_enhance_array(pixels: object) -> InferPlan[ArrayResult]:
     return _plan_array(_only_spec(Task.ENHANCE.value), pixels)
 
 
-def _plan_array(spec: ModelSpec, pixels: object) -> InferPlan[ArrayResult]:
+def plan_denoise_array(pixels: object, *, strength: object) -> InferPlan[ArrayResult]:
+    """Validate a ``denoise_array`` call and build its core-model request."""
+    options = {"strength": strength_number(strength)}
+    return _plan_array(_only_spec(Task.DENOISE.value), pixels, options)
+
+
+def plan_inpaint_array(pixels: object, mask: object) -> InferPlan[ArrayResult]:
+    """Validate an ``inpaint_array`` call (one mask for every image) and build its request."""
+    return _plan_array(_only_spec(Task.INPAINT.value), pixels, {"mask": mask_pixels(mask)})
+
+
+def plan_remove_background_array(pixels: object, *, background: object) -> InferPlan[ArrayResult]:
+    """Validate a ``remove_background_array`` call and build its core-model request."""
+    options = {"background": background_text(background)}
+    return _plan_array(_only_spec(Task.REMOVE_BACKGROUND.value), pixels, options)
+
+
+def _plan_array(
+    spec: ModelSpec, pixels: object, options: Mapping[str, object] | None = None
+) -> InferPlan[ArrayResult]:
     batch = _batch(pixels, spec)
     factor = spec.output_scale
     count, height, width, _ = batch.shape
     expected = (count, height * factor, width * factor, spec.output.dims[-1])
+    try:
+        values = [core_value(o, (options or {})[o.name], batch) for o in spec.options]
+    except InvalidImage as exc:
+        raise InvalidRequest(str(exc)) from None
+    option_inputs = [_infer_input(o.core, v) for o, v in zip(spec.options, values, strict=True)]
     return InferPlan(
         model=spec.core_model,
-        inputs=[_infer_input(spec.input, batch)],
+        inputs=[_infer_input(spec.input, batch), *option_inputs],
         outputs=[grpcclient.InferRequestedOutput(spec.output.name)],
         parse=partial(_parse_array, spec, expected, batch is not pixels),
     )

@@ -13,7 +13,8 @@ __all__ = ["ArrayResult", "Health", "ImageResult"]
 
 @dataclass(frozen=True, eq=False)
 class ImageResult:
-    """An encoded image returned by a pipeline, with the decoded RGB image.
+    """An encoded image returned by a pipeline, with the decoded image (RGB, or RGBA for a
+    transparent background).
 
     ``latency_ms`` is the client-measured time of the RPC, retries included.
     """

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from vitrine.catalog import SPECS
-from vitrine.pipeline import PIPELINE_INPUTS, PIPELINE_OUTPUTS
+from vitrine.pipeline import PIPELINE_OUTPUTS, pipeline_inputs
 from vitrine.spec import TensorSpec
 
 from ._results import Health
@@ -30,7 +30,7 @@ def contracts() -> tuple[ModelContract, ...]:
         contract
         for spec in SPECS.values()
         for contract in (
-            ModelContract(spec.pipeline, PIPELINE_INPUTS, PIPELINE_OUTPUTS),
+            ModelContract(spec.pipeline, pipeline_inputs(spec), PIPELINE_OUTPUTS),
             ModelContract(spec.core_model, spec.inputs, spec.outputs),
         )
     )

@@ -88,16 +88,28 @@ def _tensor(name: str, datatype: str, shape: list[int]) -> SimpleNamespace:
 
 def _metadata(model: str) -> SimpleNamespace:
     """What a correctly deployed Triton reports (written out, not derived from the specs)."""
+    wire_options = {
+        "denoise": [_tensor("strength", "FP32", [-1, 1])],
+        "inpaint": [_tensor("mask", "BYTES", [-1, 1])],
+        "remove_background": [_tensor("background", "BYTES", [-1, 1])],
+    }
+    core_options = {
+        "denoise": [_tensor("strength", "FP32", [-1, 1])],
+        "inpaint": [_tensor("mask", "UINT8", [-1, -1, -1, 1])],
+        "remove_background": [_tensor("background", "UINT8", [-1, 4])],
+    }
     if model.endswith("_pipeline"):
         inputs = [
             _tensor("image_bytes", "BYTES", [-1, 1]),
+            *wire_options.get(model.removesuffix("_pipeline"), []),
             _tensor("format", "BYTES", [-1, 1]),
             _tensor("quality", "INT32", [-1, 1]),
         ]
         return SimpleNamespace(inputs=inputs, outputs=[_tensor("result_bytes", "BYTES", [-1, 1])])
+    channels = 4 if model == "remove_background" else 3  # RGBA cut-outs
     return SimpleNamespace(
-        inputs=[_tensor("image", "UINT8", [-1, -1, -1, 3])],
-        outputs=[_tensor("result", "UINT8", [-1, -1, -1, 3])],
+        inputs=[_tensor("image", "UINT8", [-1, -1, -1, 3]), *core_options.get(model, [])],
+        outputs=[_tensor("result", "UINT8", [-1, -1, -1, channels])],
     )
 
 
