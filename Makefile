@@ -5,7 +5,15 @@ BIN := $(VENV)/bin
 
 .PHONY: setup demo test lint repository clean
 
-setup: $(VENV)/.installed $(BIN)/helm
+# Fashion-MNIST (the catalog products) ships as a Debian package; apt needs root (or sudo).
+FASHION_MNIST := /usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz
+APT := $(if $(filter 0,$(shell id -u)),,sudo) apt-get
+
+setup: $(VENV)/.installed $(BIN)/helm $(FASHION_MNIST)
+
+$(FASHION_MNIST):
+	$(APT) install -y --no-install-recommends dataset-fashion-mnist \
+	  || ($(APT) update && $(APT) install -y --no-install-recommends dataset-fashion-mnist)
 
 # torch first, pinned: the CPU build on local disk (a plain `torch` would pull a CUDA build).
 $(VENV)/.installed: pyproject.toml

@@ -224,23 +224,28 @@ class EditorAdapter:
         self, spec: ModelSpec, size: int, env: Environment, threads: int
     ) -> dict[str, Callable[[], Worker]]:
         from vitrine.loadtest.payloads import encode, photo_inputs
+        from vitrine.options import core_value, example_options
 
         pixels = photo_inputs(size, size)[self.photo]
         data = encode(pixels, env.config.input_format)
         fmt = env.config.output_format
+        options = example_options(spec, size, size)
+        kwargs = spec.selector_kwargs | options
 
         def limit() -> Worker:
             session = _session(env.repository / spec.core_model / "1" / "model.onnx", threads)
-            feed = {spec.input.name: pixels[None]}
+            feed = {spec.input.name: pixels[None]} | {
+                o.core.name: core_value(o, options[o.name], pixels[None]) for o in spec.options
+            }
             return lambda: session.run(None, feed)
 
         def raw() -> Worker:
             method = getattr(_client(env.grpc_address), f"{spec.client_method}_array")
-            return lambda: method(pixels, **spec.selector_kwargs)
+            return lambda: method(pixels, **kwargs)
 
         def pipeline() -> Worker:
             method = getattr(_client(env.grpc_address), spec.client_method)
-            return lambda: method(data, **spec.selector_kwargs, output_format=fmt)
+            return lambda: method(data, **kwargs, output_format=fmt)
 
         def peer() -> Worker:
             if env.peer_address is None:
@@ -253,6 +258,9 @@ class EditorAdapter:
 ADAPTERS: dict[Task, Adapter] = {
     Task.SUPER_RESOLVE: EditorAdapter(),
     Task.ENHANCE: EditorAdapter(),
+    Task.DENOISE: EditorAdapter(),
+    Task.INPAINT: EditorAdapter(),
+    Task.REMOVE_BACKGROUND: EditorAdapter(),
 }
 """Task → adapter; specs of a task without one are skipped (and named in the output)."""
 

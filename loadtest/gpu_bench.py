@@ -79,43 +79,48 @@ def _batches(spec: ModelSpec) -> tuple[int, ...]:
     return tuple(sorted({1, *spec.batching.preferred_batch_sizes}))
 
 
-def _torch_worker(spec: ModelSpec, batch: np.ndarray) -> Callable[[], Worker]:
+def _torch_worker(spec: ModelSpec, feeds: dict[str, np.ndarray]) -> Callable[[], Worker]:
     import torch
 
     from vitrine.training.checkpoint import load_checkpoint
     from vitrine.training.uint8_wrapper import Uint8ImageModel
 
-    model = Uint8ImageModel(load_checkpoint(paths.weights_path(spec.name)).model).cuda().eval()
-    images = torch.from_numpy(batch).cuda()
+    weights = load_checkpoint(paths.weights_path(spec.name)).model
+    model = Uint8ImageModel(weights, spec.task).cuda().eval()
+    tensors = [torch.from_numpy(feed).cuda() for feed in feeds.values()]
 
     def run() -> None:
         with torch.inference_mode():
-            model(images)
+            model(*tensors)
         torch.cuda.synchronize()
 
     return lambda: run
 
 
-def _ort_worker(spec: ModelSpec, onnx_path: Path, batch: np.ndarray) -> Callable[[], Worker]:
+def _ort_worker(
+    spec: ModelSpec, onnx_path: Path, feeds: dict[str, np.ndarray]
+) -> Callable[[], Worker]:
     import onnxruntime as ort
 
     session = ort.InferenceSession(str(onnx_path), providers=["CUDAExecutionProvider"])
-    feed = {spec.input.name: batch}
-    return lambda: lambda: session.run(None, feed)
+    return lambda: lambda: session.run(None, feeds)
 
 
-def _trt_worker(spec: ModelSpec, engine_path: Path, batch: np.ndarray) -> Callable[[], Worker]:
+def _trt_worker(
+    spec: ModelSpec, engine_path: Path, feeds: dict[str, np.ndarray]
+) -> Callable[[], Worker]:
     import tensorrt as trt
     import torch
 
     runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
     engine = runtime.deserialize_cuda_engine(engine_path.read_bytes())
     context = engine.create_execution_context()
-    images = torch.from_numpy(batch).cuda()
-    context.set_input_shape(spec.input.name, tuple(images.shape))
+    inputs = {name: torch.from_numpy(feed).cuda() for name, feed in feeds.items()}
+    for name, tensor in inputs.items():
+        context.set_input_shape(name, tuple(tensor.shape))
+        context.set_tensor_address(name, tensor.data_ptr())
     shape = tuple(context.get_tensor_shape(spec.output.name))
     output = torch.empty(shape, dtype=torch.uint8, device="cuda")
-    context.set_tensor_address(spec.input.name, images.data_ptr())
     context.set_tensor_address(spec.output.name, output.data_ptr())
     stream = torch.cuda.current_stream()
 
@@ -137,17 +142,17 @@ def _artifacts(spec: ModelSpec, folder: Path) -> tuple[Path, Path]:
 
 
 def _measure_spec(spec: ModelSpec, config: GpuBenchConfig, folder: Path) -> list[dict[str, Any]]:
-    from vitrine.loadtest.payloads import photo_inputs
+    from vitrine.export.parity import sample_inputs
 
     onnx, engine = _artifacts(spec, folder)
     cells = []
     for size in _sizes(spec, config):
         for count in _batches(spec):
-            batch = np.ascontiguousarray(np.repeat(photo_inputs(size, size)[0][None], count, 0))
+            feeds = sample_inputs(spec, (count, size, size, 3))
             workers = {
-                "torch_cuda": _torch_worker(spec, batch),
-                "ort_cuda": _ort_worker(spec, onnx, batch),
-                "trt_fp16": _trt_worker(spec, engine, batch),
+                "torch_cuda": _torch_worker(spec, feeds),
+                "ort_cuda": _ort_worker(spec, onnx, feeds),
+                "trt_fp16": _trt_worker(spec, engine, feeds),
             }
             for system, make in workers.items():
                 cell = measure(make, 1, duration_s=config.duration_s, warmup=config.warmup)

@@ -20,6 +20,7 @@ import numpy as np
 from PIL import Image
 
 from vitrine.loadtest.mix import MixCall
+from vitrine.options import example_options
 from vitrine.spec import Task
 
 __all__ = [
@@ -87,20 +88,15 @@ def editor_call(call: MixCall) -> list[Invoke]:
     spec = call.spec
     invokes: list[Invoke] = []
     for height, width in call.sizes:
+        kwargs = spec.selector_kwargs | example_options(spec, height, width)
         for pixels in photo_inputs(height, width):
             if call.path == "raw":
                 batch = np.ascontiguousarray(np.repeat(pixels[None], call.batch, axis=0))
-                invokes.append(_raw(f"{spec.client_method}_array", batch, spec.selector_kwargs))
+                invokes.append(_raw(f"{spec.client_method}_array", batch, kwargs))
             else:
                 data = encode(pixels, call.input_format, 90)
                 invokes.append(
-                    _pipeline(
-                        spec.client_method,
-                        data,
-                        spec.selector_kwargs,
-                        call.output_format,
-                        call.quality,
-                    )
+                    _pipeline(spec.client_method, data, kwargs, call.output_format, call.quality)
                 )
     return invokes
 
@@ -128,6 +124,9 @@ def _pipeline(
 CALLERS: dict[Task, Callable[[MixCall], list[Invoke]]] = {
     Task.SUPER_RESOLVE: editor_call,
     Task.ENHANCE: editor_call,
+    Task.DENOISE: editor_call,
+    Task.INPAINT: editor_call,
+    Task.REMOVE_BACKGROUND: editor_call,
 }
 """Task → builder of its calls. A task missing here cannot be load-tested (clear error)."""
 

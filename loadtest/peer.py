@@ -2,7 +2,8 @@
 
 A FastAPI app, one uvicorn worker, the PyTorch module run eagerly per request (no batching,
 no ONNX, torch's default threads) behind a plain ``def`` endpoint (FastAPI's thread pool):
-``POST /v1/models/<name>`` with encoded image bytes answers PNG/JPEG/WebP bytes.
+``POST /v1/models/<name>`` with encoded image bytes answers PNG/JPEG/WebP bytes. An editor
+with options runs with :func:`vitrine.options.example_options`, as the benchmark sends them.
 Only the benchmark starts it, on loopback::
 
     python -m vitrine.loadtest.peer --port 8100 --models superres_x2,superres_x4
@@ -27,12 +28,14 @@ def create_app(models: Sequence[str]) -> Any:
 
     from vitrine import paths
     from vitrine.catalog import get_spec
+    from vitrine.options import core_value, example_options
     from vitrine.training.checkpoint import load_checkpoint
     from vitrine.training.uint8_wrapper import Uint8ImageModel
 
+    specs = {name: get_spec(name) for name in models}
     modules = {
-        name: Uint8ImageModel(load_checkpoint(paths.weights_path(get_spec(name).name)).model).eval()
-        for name in models
+        name: Uint8ImageModel(load_checkpoint(paths.weights_path(name)).model, spec.task).eval()
+        for name, spec in specs.items()
     }
     app = FastAPI(title="naive peer")
 
@@ -54,11 +57,16 @@ def create_app(models: Sequence[str]) -> Any:
             pixels = np.asarray(Image.open(io.BytesIO(image)).convert("RGB"))
         except OSError as error:
             raise HTTPException(status_code=400, detail=f"not an image: {error}") from error
+        batch = pixels[None].copy()
+        spec = specs[name]
+        values = example_options(spec, *pixels.shape[:2]).values()
+        options = [core_value(o, v, batch) for o, v in zip(spec.options, values, strict=True)]
         with torch.inference_mode():
-            result = module(torch.from_numpy(pixels.copy())[None])[0].numpy()
+            tensors = (torch.from_numpy(array) for array in (batch, *options))
+            result = module(*tensors)[0].numpy()
         buffer = io.BytesIO()
-        options = {} if output_format == "png" else {"quality": quality}
-        Image.fromarray(result).save(buffer, format=output_format.upper(), **options)
+        settings = {} if output_format == "png" else {"quality": quality}
+        Image.fromarray(result).save(buffer, format=output_format.upper(), **settings)
         return Response(content=buffer.getvalue(), media_type=f"image/{output_format}")
 
     return app

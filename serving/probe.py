@@ -25,6 +25,7 @@ from tritonclient.utils import InferenceServerException
 
 from vitrine.catalog import SPECS
 from vitrine.channel import channel_args
+from vitrine.options import core_value, example_options, wire_value
 from vitrine.pipeline import (
     DECODED_OUTPUT,
     ENCODE_MODEL,
@@ -74,9 +75,30 @@ def _encode_inputs(pixels: np.ndarray) -> list[grpcclient.InferInput]:
     ]
 
 
+def _decode_inputs(spec: ModelSpec) -> list[grpcclient.InferInput]:
+    """The probe image and its example options, as the pipeline (and decode step) take them."""
+    pixels = _probe_image(spec)
+    values = example_options(spec, *pixels.shape[:2])
+    options = []
+    for option in spec.options:
+        wire = np.array([[wire_value(option, values[option.name])]], dtype=option.wire.numpy_dtype)
+        options.append(_tensor(option.name, wire, option.wire.dtype))
+    payload = np.array([[_png(pixels)]], dtype=object)
+    return [_tensor(ENCODED_INPUT, payload, "BYTES"), *options]
+
+
+def _core_inputs(spec: ModelSpec) -> list[grpcclient.InferInput]:
+    batch = _probe_image(spec)[None]
+    values = example_options(spec, *batch.shape[1:3])
+    options = [
+        _tensor(o.core.name, core_value(o, values[o.name], batch), o.core.dtype)
+        for o in spec.options
+    ]
+    return [_tensor(spec.input.name, batch, "UINT8"), *options]
+
+
 def _pipeline_inputs(spec: ModelSpec) -> list[grpcclient.InferInput]:
-    payload = np.array([[_png(_probe_image(spec))]], dtype=object)
-    return [_tensor(ENCODED_INPUT, payload, "BYTES"), *_encode_inputs(_probe_image(spec))[1:]]
+    return [*_decode_inputs(spec), *_encode_inputs(_probe_image(spec))[1:]]
 
 
 def _decodes_to_image(result: Any, output: str) -> None:
@@ -122,14 +144,13 @@ Probe = tuple[list[grpcclient.InferInput], Callable[[Any], object]]
 def step_probes(spec: ModelSpec) -> dict[str, Probe]:
     """A real request (inputs, output check) for each step of ``spec``'s pipeline."""
     pixels = _probe_image(spec)
-    payload = np.array([[_png(pixels)]], dtype=object)
     return {
         spec.decode_model: (
-            [_tensor(ENCODED_INPUT, payload, "BYTES")],
+            _decode_inputs(spec),
             lambda result: result.as_numpy(DECODED_OUTPUT).shape,
         ),
         spec.core_model: (
-            [_tensor(spec.input.name, pixels[None], "UINT8")],
+            _core_inputs(spec),
             lambda result: result.as_numpy(spec.output.name).shape,
         ),
         ENCODE_MODEL: (

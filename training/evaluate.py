@@ -11,7 +11,7 @@ from PIL import Image
 from torch import nn
 
 from vitrine.spec import ModelSpec, Task
-from vitrine.training import enhance, superres
+from vitrine.training import background, denoise, enhance, inpaint, superres
 from vitrine.training.checkpoint import load_checkpoint
 
 __all__ = ["EVALUATIONS", "as_rows", "evaluate_checkpoint", "evaluate_model"]
@@ -29,6 +29,18 @@ EVALUATIONS: dict[Task, Evaluation] = {
     Task.ENHANCE: (
         lambda spec, model: enhance.evaluate_enhance(model),
         lambda spec, model: enhance.comparison_image(model),
+    ),
+    Task.INPAINT: (
+        lambda spec, model: inpaint.evaluate_inpaint(model),
+        lambda spec, model: inpaint.comparison_image(model),
+    ),
+    Task.DENOISE: (
+        lambda spec, model: denoise.evaluate_denoise(model),
+        lambda spec, model: denoise.comparison_image(model),
+    ),
+    Task.REMOVE_BACKGROUND: (
+        lambda spec, model: background.evaluate_background(model),
+        lambda spec, model: background.comparison_image(model),
     ),
 }
 """Task -> (metrics report with ``mean`` and ``margins``, comparison image)."""

@@ -17,6 +17,7 @@ from tqdm import tqdm
 from vitrine.provenance import git_commit
 from vitrine.spec import ModelSpec, Task
 from vitrine.training.architectures import build_architecture
+from vitrine.training.background import BackgroundRemovalRecipe
 from vitrine.training.checkpoint import (
     load_checkpoint,
     load_optimizer,
@@ -24,7 +25,9 @@ from vitrine.training.checkpoint import (
     save_optimizer,
 )
 from vitrine.training.config import TrainConfig, load_config
+from vitrine.training.denoise import DenoisingRecipe
 from vitrine.training.enhance import EnhancementRecipe
+from vitrine.training.inpaint import InpaintingRecipe
 from vitrine.training.superres import SuperResolutionRecipe
 
 __all__ = ["RECIPES", "TrainResult", "train"]
@@ -45,6 +48,9 @@ class Recipe(Protocol):
 RECIPES: dict[Task, Callable[[ModelSpec, TrainConfig], Recipe]] = {
     Task.SUPER_RESOLVE: SuperResolutionRecipe,
     Task.ENHANCE: EnhancementRecipe,
+    Task.INPAINT: InpaintingRecipe,
+    Task.REMOVE_BACKGROUND: BackgroundRemovalRecipe,
+    Task.DENOISE: DenoisingRecipe,
 }
 
 

@@ -3,17 +3,58 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
-from vitrine.spec import ImageLimits, ModelSpec, PrecisionPolicy, ShapeProfile, Task, TensorSpec
+from vitrine.spec import (
+    ImageLimits,
+    ModelSpec,
+    Option,
+    OptionKind,
+    PrecisionPolicy,
+    ShapeProfile,
+    Task,
+    TensorSpec,
+)
 
 __all__ = ["SPECS", "get_spec", "specs_for_method"]
 
 _IMAGE_AXES = ("height", "width", None)
 
 
-def _image_tensor(name: str, prefix: str = "") -> TensorSpec:
+def _image_tensor(name: str, prefix: str = "", channels: int = 3) -> TensorSpec:
     axes = tuple(f"{prefix}{axis}" if axis else None for axis in _IMAGE_AXES)
-    return TensorSpec(name=name, dtype="UINT8", dims=(-1, -1, 3), axis_names=axes)
+    return TensorSpec(name=name, dtype="UINT8", dims=(-1, -1, channels), axis_names=axes)
+
+
+def _editor(
+    name: str,
+    task: Task,
+    *,
+    options: tuple[Option, ...] = (),
+    output_channels: int = 3,
+    min_side: int,
+    max_side: int,
+    opt_side: int,
+    **fields: Any,
+) -> ModelSpec:
+    """A same-size image editor: image (+ options) in, image of the same size out."""
+    return ModelSpec(
+        name=name,
+        task=task,
+        inputs=(_image_tensor("image"), *(option.core for option in options)),
+        outputs=(_image_tensor("result", channels=output_channels),),
+        profile=ShapeProfile(
+            min=(1, min_side, min_side, 3),
+            opt=(4, opt_side, opt_side, 3),
+            max=(8, max_side, max_side, 3),
+        ),
+        limits=ImageLimits(min_side=min_side, max_side=max_side),
+        client_method=task.value,
+        selector=None,
+        options=options,
+        loadtest_side=opt_side,
+        **fields,
+    )
 
 
 def _superres(scale: int, max_side: int, min_gain_db: float) -> ModelSpec:
@@ -60,6 +101,53 @@ def _enhance() -> ModelSpec:
     )
 
 
+def _denoise() -> ModelSpec:
+    return _editor(
+        "denoise",
+        Task.DENOISE,
+        description="blind denoising (Gaussian noise, JPEG artefacts): residual U-Net",
+        architecture="residual_unet",
+        arch_kwargs={"features": 32, "levels": 3},
+        options=(Option("strength", OptionKind.STRENGTH),),
+        min_side=16,
+        max_side=1024,
+        opt_side=256,
+        precision=PrecisionPolicy(fp32_layers=("tail",)),  # the predicted noise
+        quality_targets={"psnr_over_best_baseline_db_sigma25": 1.0},
+    )
+
+
+def _inpaint() -> ModelSpec:
+    return _editor(
+        "inpaint",
+        Task.INPAINT,
+        description="hole filling (strokes, boxes, watermark text) by a gated-convolution U-Net",
+        architecture="gated_unet",
+        arch_kwargs={"features": 32, "levels": 3},
+        options=(Option("mask", OptionKind.MASK),),
+        min_side=32,
+        max_side=512,
+        opt_side=256,
+        quality_targets={"hole_psnr_over_best_baseline_db": 1.5},
+    )
+
+
+def _remove_background() -> ModelSpec:
+    return _editor(
+        "remove_background",
+        Task.REMOVE_BACKGROUND,
+        description="product cut-out: alpha matte by a U-Net, composited on a background",
+        architecture="matte_unet",
+        arch_kwargs={"features": 16, "levels": 4},
+        options=(Option("background", OptionKind.BACKGROUND),),
+        output_channels=4,
+        min_side=32,
+        max_side=1024,
+        opt_side=256,
+        quality_targets={"iou": 0.90, "iou_over_grabcut": 0.15},
+    )
+
+
 def _registry(specs: Iterable[ModelSpec]) -> dict[str, ModelSpec]:
     registry: dict[str, ModelSpec] = {}
     for spec in specs:
@@ -74,6 +162,9 @@ SPECS: dict[str, ModelSpec] = _registry(
         _superres(scale=2, max_side=512, min_gain_db=1.0),
         _superres(scale=4, max_side=256, min_gain_db=0.5),
         _enhance(),
+        _denoise(),
+        _inpaint(),
+        _remove_background(),
     )
 )
 

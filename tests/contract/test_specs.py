@@ -14,7 +14,7 @@ from vitrine.catalog import SPECS
 from vitrine.client import AsyncVitrineClient, VitrineClient
 from vitrine.export.fp16 import convert_fp16
 from vitrine.export.onnx_export import dynamic_axes, export_onnx
-from vitrine.export.parity import parity_report
+from vitrine.export.parity import parity_report, sample_inputs
 from vitrine.spec import ModelSpec
 from vitrine.training.architectures import build_architecture
 from vitrine.training.config import load_config
@@ -25,7 +25,7 @@ ALL_SPECS = pytest.mark.parametrize("spec", SPECS.values(), ids=lambda spec: spe
 
 def _expected_output_shape(spec: ModelSpec, shape: tuple[int, ...]) -> tuple[int, ...]:
     scale = spec.output_scale
-    return (shape[0], shape[1] * scale, shape[2] * scale, shape[3])
+    return (shape[0], shape[1] * scale, shape[2] * scale, spec.output.dims[-1])
 
 
 def _model(spec: ModelSpec) -> torch.nn.Module:
@@ -36,9 +36,9 @@ def _model(spec: ModelSpec) -> torch.nn.Module:
 @ALL_SPECS
 def test_forward_shapes_and_dtype_at_the_serving_boundary(spec: ModelSpec) -> None:
     shape = (2, spec.limits.min_side + 3, spec.limits.min_side + 9, 3)
-    images = torch.randint(0, 256, shape, dtype=torch.uint8)
+    feeds = [torch.from_numpy(feed) for feed in sample_inputs(spec, shape).values()]
     with torch.inference_mode():
-        output = Uint8ImageModel(_model(spec))(images)
+        output = Uint8ImageModel(_model(spec), spec.task)(*feeds)
     assert output.dtype == torch.uint8
     assert tuple(output.shape) == _expected_output_shape(spec, shape)
 
@@ -87,7 +87,10 @@ def test_client_method_routes_by_selector(spec: ModelSpec, client_class: type) -
     method = getattr(client_class, spec.client_method)
     for name in spec.selector_kwargs:
         assert inspect.signature(method).parameters[name].kind is inspect.Parameter.KEYWORD_ONLY
-    assert hasattr(client_class, f"{spec.client_method}_array")
+    raw = getattr(client_class, f"{spec.client_method}_array")
+    for option in spec.options:  # every option is a keyword of both calls
+        assert option.name in inspect.signature(method).parameters
+        assert option.name in inspect.signature(raw).parameters
 
 
 @ALL_SPECS

@@ -15,8 +15,9 @@ from tritonclient.utils import InferenceServerException
 
 from vitrine.catalog import SPECS
 from vitrine.client import InvalidRequest, VitrineClient
+from vitrine.options import core_value, encode_mask, example_options, wire_value
 from vitrine.pipeline import ENCODED_INPUT, ENCODED_OUTPUT, FORMAT_INPUT, QUALITY_INPUT
-from vitrine.spec import ModelSpec
+from vitrine.spec import ModelSpec, OptionKind
 
 pytestmark = pytest.mark.integration
 
@@ -38,15 +39,36 @@ def _png_claiming(width: int, height: int) -> bytes:
     return bytes(data)
 
 
+def _option_wires(spec: ModelSpec, payload: bytes) -> dict[str, tuple[str, np.ndarray]]:
+    """Valid wire values of ``spec``'s options for the image in ``payload`` (when decodable)."""
+    try:
+        width, height = Image.open(io.BytesIO(payload)).size
+    except Exception:
+        width = height = spec.limits.min_side
+    values = example_options(spec, height, width)
+    return {
+        o.name: (o.wire.dtype, np.array([[wire_value(o, values[o.name])]], o.wire.numpy_dtype))
+        for o in spec.options
+    }
+
+
 def _pipeline_request(
     triton: grpcclient.InferenceServerClient,
     spec: ModelSpec,
     payload: bytes,
     fmt: bytes = b"png",
     quality: int = 90,
+    option: tuple[str, object] | None = None,
 ) -> np.ndarray:
+    """One pipeline request; ``option`` = (name, wire element) replaces that option's value."""
+    options = _option_wires(spec, payload)
+    if option is not None:
+        name, value = option
+        dtype, example = options[name]
+        options[name] = (dtype, np.array([[value]], dtype=example.dtype))
     tensors = {
         ENCODED_INPUT: ("BYTES", np.array([[payload]], dtype=object)),
+        **options,
         FORMAT_INPUT: ("BYTES", np.array([[fmt]], dtype=object)),
         QUALITY_INPUT: ("INT32", np.array([[quality]], dtype=np.int32)),
     }
@@ -64,7 +86,16 @@ def _core_request(
 ) -> None:
     tensor = grpcclient.InferInput(spec.input.name, list(array.shape), dtype)
     tensor.set_data_from_numpy(array)
-    triton.infer(spec.core_model, [tensor], client_timeout=60)
+    tensors = [tensor]
+    if array.ndim >= 3:  # options sized for the image (a bad image keeps them valid)
+        values = example_options(spec, *array.shape[1:3])
+        for option in spec.options:
+            value = core_value(option, values[option.name], np.zeros(array.shape[:3] + (3,)))
+            tensors.append(
+                grpcclient.InferInput(option.core.name, list(value.shape), option.core.dtype)
+            )
+            tensors[-1].set_data_from_numpy(value)
+    triton.infer(spec.core_model, tensors, client_timeout=60)
 
 
 def _expect_invalid(call: Callable[[], object], message: str) -> None:
@@ -105,6 +136,58 @@ def test_pipeline_rejects_bad_input(
     _still_serves(triton, spec)
 
 
+def _mask_png(width: int, height: int, fill: int = 255, mode: str = "L") -> bytes:
+    mask = np.zeros((height, width), dtype=np.uint8)
+    mask[: height // 2, : width // 2] = fill
+    if mode == "L":
+        return encode_mask(mask)
+    buffer = io.BytesIO()
+    Image.fromarray(mask).convert(mode).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+OPTION_CASES: dict[OptionKind, dict[str, tuple[object, str]]] = {
+    OptionKind.STRENGTH: {
+        "above one": (1.5, "within [0, 1]"),
+        "negative": (-0.25, "within [0, 1]"),
+        "nan": (float("nan"), "within [0, 1]"),
+    },
+    OptionKind.MASK: {
+        "wrong size": (_mask_png(40, 48), "mask is 40x48 but the image is"),
+        "empty": (encode_mask(np.zeros((32, 40), np.uint8)), "empty"),
+        "all ones": (encode_mask(np.full((32, 40), 255, np.uint8)), "whole image"),
+        "non-binary": (_mask_png(40, 32, fill=128), "binary"),
+        "rgb": (_mask_png(40, 32, mode="RGB"), "greyscale"),
+        "garbage": (b"not a png", "could not decode mask"),
+    },
+    OptionKind.BACKGROUND: {
+        "unknown name": (b"purple", "background must be"),
+        "short hex": (b"#12345", "background must be"),
+    },
+}
+OPTION_PARAMS = [
+    pytest.param(spec, option.name, case, id=f"{spec.name}-{option.name}-{case}")
+    for spec in SPECS.values()
+    for option in spec.options
+    for case in OPTION_CASES[option.kind]
+]
+
+
+@pytest.mark.parametrize(("spec", "option_name", "case"), OPTION_PARAMS)
+def test_pipeline_rejects_bad_options(
+    triton: grpcclient.InferenceServerClient, spec: ModelSpec, option_name: str, case: str
+) -> None:
+    (option,) = [o for o in spec.options if o.name == option_name]
+    value, message = OPTION_CASES[option.kind][case]
+    width, height = max(40, spec.limits.min_side), max(32, spec.limits.min_side)
+    payload = _png(width, height)
+    _expect_invalid(
+        lambda: _pipeline_request(triton, spec, payload, option=(option.name, value)),
+        message.lower(),
+    )
+    _still_serves(triton, spec)
+
+
 def test_oversized_image_names_the_limit(triton: grpcclient.InferenceServerClient) -> None:
     spec = SPECS["superres_x4"]
     side = spec.limits.max_side + 1
@@ -137,3 +220,28 @@ def test_client_raises_invalid_request_for_server_rejections(client: VitrineClie
         client.super_resolve(_png_claiming(40000, 40000), scale=2)
     assert caught.value.status == "INVALID_ARGUMENT"
     assert client.super_resolve(_png(10, 10), scale=2).image.size == (20, 20)
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [s for s in SPECS.values() if any(o.kind is OptionKind.BACKGROUND for o in s.options)],
+    **SPEC_IDS,
+)
+def test_transparent_result_refuses_jpeg(
+    triton: grpcclient.InferenceServerClient, spec: ModelSpec
+) -> None:
+    from vitrine.training.background import eval_composites
+
+    (option,) = [o for o in spec.options if o.kind is OptionKind.BACKGROUND]
+    buffer = io.BytesIO()
+    Image.fromarray(eval_composites()[0].image).save(buffer, format="PNG")  # a product photo
+    payload = buffer.getvalue()
+    _expect_invalid(
+        lambda: _pipeline_request(
+            triton, spec, payload, fmt=b"jpeg", option=(option.name, b"transparent")
+        ),
+        "jpeg cannot keep transparency",
+    )
+    encoded = _pipeline_request(triton, spec, payload, option=(option.name, b"transparent"))
+    assert Image.open(io.BytesIO(encoded[0, 0])).mode == "RGBA"
+    _still_serves(triton, spec)

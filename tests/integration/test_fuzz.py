@@ -19,9 +19,10 @@ from PIL import Image
 from tritonclient.utils import InferenceServerException
 
 from vitrine.catalog import SPECS
+from vitrine.options import encode_mask
 from vitrine.pipeline import ENCODED_INPUT, ENCODED_OUTPUT, FORMAT_INPUT, QUALITY_INPUT
 from vitrine.serving.triton import EmbeddedTriton
-from vitrine.spec import ModelSpec
+from vitrine.spec import ModelSpec, Option, OptionKind
 
 pytestmark = pytest.mark.integration
 
@@ -69,6 +70,41 @@ def payloads(draw: st.DrawFn) -> bytes:
     return data
 
 
+@st.composite
+def masks(draw: st.DrawFn) -> bytes:
+    """Mask payloads: binary masks of any size (often not the image's), or random bytes."""
+    if draw(st.booleans()):
+        return draw(st.binary(max_size=256))
+    height, width = draw(st.integers(1, 40)), draw(st.integers(1, 40))
+    seed = draw(st.integers(0, 99))
+    pixels = np.random.default_rng(seed).integers(0, 2, (height, width), dtype=np.uint8)
+    return encode_mask(pixels * draw(st.sampled_from([255, 1, 128])))
+
+
+OPTION_VALUES: dict[OptionKind, st.SearchStrategy[object]] = {
+    OptionKind.STRENGTH: st.floats(width=32),  # NaN and infinities included
+    OptionKind.MASK: masks(),
+    OptionKind.BACKGROUND: st.sampled_from(
+        [b"white", b"transparent", b"#00ff00", b"", b"purple", b"#zzzzzz", b"\xff\xfe"]
+    ),
+}
+
+
+def _option_tensor(option: Option, value: object) -> grpcclient.InferInput:
+    wire = option.wire
+    return _tensor(option.name, np.array([[value]], dtype=wire.numpy_dtype), wire.dtype)
+
+
+def _core_options(spec: ModelSpec, shape: list[int]) -> list[grpcclient.InferInput]:
+    """Zero option tensors matching an image tensor of ``shape`` as far as it allows."""
+    image = [*shape, 1, 1, 1, 1][:4] if len(shape) < 4 else shape[:3] + [3]
+    shapes = spec.input_shapes(tuple(image))
+    return [
+        _tensor(o.core.name, np.zeros(shapes[o.core.name], o.core.numpy_dtype), o.core.dtype)
+        for o in spec.options
+    ]
+
+
 def _tensor(name: str, value: np.ndarray, dtype: str) -> grpcclient.InferInput:
     tensor = grpcclient.InferInput(name, list(value.shape), dtype)
     tensor.set_data_from_numpy(value)
@@ -96,13 +132,15 @@ def test_fuzz_pipeline(raw: grpcclient.InferenceServerClient, spec: ModelSpec) -
     @FUZZ
     @given(
         payload=payloads(),
+        options=st.tuples(*(OPTION_VALUES[option.kind] for option in spec.options)),
         fmt=st.sampled_from([b"png", b"jpeg", b"webp", b"PNG", b"", b"gif", b"\xff\xfe"]),
         quality=st.integers(-10, 300),
     )
-    def case(payload: bytes, fmt: bytes, quality: int) -> None:
+    def case(payload: bytes, options: tuple[object, ...], fmt: bytes, quality: int) -> None:
         TRIED["pipeline"] += 1
         inputs = [
             _tensor(ENCODED_INPUT, np.array([[payload]], dtype=object), "BYTES"),
+            *(_option_tensor(o, v) for o, v in zip(spec.options, options, strict=True)),
             _tensor(FORMAT_INPUT, np.array([[fmt]], dtype=object), "BYTES"),
             _tensor(QUALITY_INPUT, np.array([[quality]], dtype=np.int32), "INT32"),
         ]
@@ -133,7 +171,9 @@ def test_fuzz_core_model(raw: grpcclient.InferenceServerClient, spec: ModelSpec)
             array = np.full(shape, special, dtype=np.float64).astype(dtypes[dtype])
         ok = _answer_is_valid_or_invalid_argument(
             lambda: raw.infer(
-                spec.core_model, [_tensor(spec.input.name, array, dtype)], client_timeout=30
+                spec.core_model,
+                [_tensor(spec.input.name, array, dtype), *_core_options(spec, shape)],
+                client_timeout=30,
             )
         )
         if ok:  # only well-formed batches may succeed
@@ -147,8 +187,10 @@ def test_fuzz_core_model(raw: grpcclient.InferenceServerClient, spec: ModelSpec)
 
 def _assert_healthy(raw: grpcclient.InferenceServerClient, spec: ModelSpec) -> None:
     assert raw.is_server_ready() and raw.is_model_ready(spec.pipeline)
-    good = np.full((1, 16, 16, 3), 77, np.uint8)
-    result = raw.infer(spec.core_model, [_tensor(spec.input.name, good, "UINT8")])
-    scale = spec.output_scale
-    assert result.as_numpy(spec.output.name).shape == (1, 16 * scale, 16 * scale, 3)
+    side = max(16, spec.limits.min_side)
+    good = np.full((1, side, side, 3), 77, np.uint8)
+    inputs = [_tensor(spec.input.name, good, "UINT8"), *_core_options(spec, list(good.shape))]
+    result = raw.infer(spec.core_model, inputs)
+    scale, channels = spec.output_scale, spec.output.dims[-1]
+    assert result.as_numpy(spec.output.name).shape == (1, side * scale, side * scale, channels)
     print(f"\nfuzz cases tried so far: {TRIED}")

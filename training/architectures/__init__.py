@@ -9,12 +9,18 @@ from torch import nn
 
 from vitrine.training.architectures.curves import CurveEnhancer
 from vitrine.training.architectures.espcn import ESPCN
+from vitrine.training.architectures.gated_unet import GatedUNet
+from vitrine.training.architectures.matte_unet import MatteUNet
+from vitrine.training.architectures.residual_unet import ResidualUNet
 
 __all__ = ["ARCHITECTURES", "build_architecture"]
 
 ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
     "espcn": ESPCN,
     "curves": CurveEnhancer,
+    "matte_unet": MatteUNet,
+    "gated_unet": GatedUNet,
+    "residual_unet": ResidualUNet,
 }
 
 

@@ -1,4 +1,4 @@
-"""Pipeline encode step: uint8 (B, H, W, 3) pixels + format + quality -> encoded bytes.
+"""Pipeline encode step: uint8 (B, H, W, C) RGB or RGBA pixels + format + quality -> bytes.
 
 Copied verbatim as ``encode_image/1/model.py``; reads no parameters. The work is
 :func:`vitrine.imaging.encode_image`.
@@ -30,7 +30,7 @@ class TritonPythonModel:
             qualities = _input(request, QUALITY_INPUT)
             if pixels.ndim != 4:
                 raise InvalidImage(
-                    f"input {DECODED_OUTPUT!r} must have shape (B, H, W, 3), "
+                    f"input {DECODED_OUTPUT!r} must have shape (B, H, W, C), "
                     f"got {tuple(pixels.shape)}"
                 )
             if qualities.ndim != 2 or qualities.shape[1] != 1:

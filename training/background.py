@@ -1,0 +1,388 @@
+"""Background-removal recipe: catalog products composited on real photos, and a cut-out
+evaluation against GrabCut.
+
+Training composites one Fashion-MNIST TRAIN-split garment (``fashion.py``: coloured from
+the palette, sometimes a random colour, shading kept) per crop. The 28x28 garment and its
+alpha are upscaled bicubically to a random size, placed at a random position (sometimes
+partly out of frame) with a soft drop shadow, on a random crop of a TRAIN photo (rescaled,
+sometimes blurred as out-of-focus studio backdrops are) or, sometimes, a plain studio
+gradient. The upload may then be blurred or JPEG-compressed as usual. The loss is binary
+cross-entropy on alpha (every pixel, soft edges included) plus ``dice_weight`` times a
+soft Dice loss per image, which weighs small products as much as large ones.
+
+Evaluation uses ``EVAL_COUNT`` fixed composites of TEST-split garments on crops of the
+VALIDATION photos, 128 to 256 px a side (not square), the product roughly centred as in a
+catalog shot. The model runs through the served uint8 graph with a transparent
+background and its alpha channel is cut at 0.5; the baseline is ``cv2.grabCut`` from a
+centred rectangle (margins ``GRABCUT_MARGIN`` of each side, ``GRABCUT_ITERATIONS``
+iterations). Metrics: IoU of the product masks and the boundary F-score (boundary pixels
+matched within ``BOUNDARY_TOLERANCE`` px).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from scipy import ndimage
+from torch import nn
+
+from vitrine.options import background_value
+from vitrine.spec import ModelSpec, Task
+from vitrine.training.config import TrainConfig
+from vitrine.training.degradations import degrade_upload
+from vitrine.training.fashion import (
+    CATEGORIES,
+    COLOURS,
+    RGB,
+    garment_rgb,
+    load_fashion,
+    product_alpha,
+)
+from vitrine.training.grids import labelled_row, stack_rows
+from vitrine.training.photos import TRAIN_PHOTOS, VALIDATION_PHOTOS, load_split
+from vitrine.training.uint8_wrapper import run_uint8, to_float_batch
+
+__all__ = [
+    "EVAL_COUNT",
+    "BackgroundRemovalRecipe",
+    "Composite",
+    "boundary_f",
+    "comparison_image",
+    "eval_composites",
+    "evaluate_background",
+    "grabcut_mask",
+    "iou",
+    "on_white",
+]
+
+EVAL_COUNT = 48
+EVAL_SEED = 20261123
+EVAL_SIDES = (128, 256)
+GRABCUT_MARGIN = 0.08
+GRABCUT_ITERATIONS = 5
+BOUNDARY_TOLERANCE = 2
+METHODS = ("model", "grabcut")
+
+DEFAULT_RECIPE: dict[str, Any] = {
+    "product_scale": [0.35, 1.1],  # product side / patch side
+    "palette_probability": 0.8,  # else a uniformly random colour
+    "shadow_probability": 0.6,
+    "plain_background_probability": 0.15,
+    "background_blur_probability": 0.3,
+    "background_scale": [0.4, 1.2],
+    "dice_weight": 1.0,
+    "eval_count": EVAL_COUNT,  # composites evaluated during training (fewer: faster smoke)
+}
+
+
+@dataclass(frozen=True)
+class Composite:
+    """A product photo: uint8 (H, W, 3) image and its true float (H, W) alpha."""
+
+    image: np.ndarray
+    alpha: np.ndarray
+
+
+def _random_colour(rng: np.random.Generator, palette_probability: float) -> RGB:
+    if rng.random() < palette_probability:
+        names = list(COLOURS)
+        return COLOURS[names[int(rng.integers(len(names)))]]
+    red, green, blue = (int(v) for v in rng.integers(0, 256, 3))
+    return red, green, blue
+
+
+def _product_layers(grey: np.ndarray, colour: RGB, side: int) -> tuple[np.ndarray, np.ndarray]:
+    """Garment colour (side, side, 3) and alpha (side, side), upscaled bicubically."""
+    size = (side, side)
+    rgb = cv2.resize(garment_rgb(grey, colour), size, interpolation=cv2.INTER_CUBIC)
+    alpha = cv2.resize(product_alpha(grey), size, interpolation=cv2.INTER_CUBIC)
+    return np.clip(rgb, 0.0, 1.0), np.clip(alpha, 0.0, 1.0)
+
+
+def _place(layer: np.ndarray, shape: tuple[int, int], top: int, left: int) -> np.ndarray:
+    """``layer`` on a zero canvas of ``shape`` with its corner at (top, left), clipped."""
+    canvas = np.zeros(shape + layer.shape[2:], np.float32)
+    height, width = layer.shape[:2]
+    y0, x0 = max(top, 0), max(left, 0)
+    y1, x1 = min(top + height, shape[0]), min(left + width, shape[1])
+    if y1 > y0 and x1 > x0:
+        canvas[y0:y1, x0:x1] = layer[y0 - top : y1 - top, x0 - left : x1 - left]
+    return canvas
+
+
+def _drop_shadow(alpha: np.ndarray, rng: np.random.Generator, side: int) -> np.ndarray:
+    """A soft shadow of ``alpha`` (blurred, offset down-right), as darkening in [0, 1)."""
+    sigma = float(rng.uniform(0.03, 0.1)) * side
+    dy, dx = (int(v) for v in rng.uniform(0.01, 0.08, 2) * side)
+    shadow = ndimage.shift(ndimage.gaussian_filter(alpha, sigma), (dy, dx), order=1)
+    return float(rng.uniform(0.2, 0.6)) * shadow
+
+
+def _photo_crop(
+    photo: np.ndarray,
+    shape: tuple[int, int],
+    rng: np.random.Generator,
+    scale: tuple[float, float],
+) -> np.ndarray:
+    """A random crop of ``shape`` from ``photo`` rescaled by a random factor, float [0, 1]."""
+    needed = max(shape[0] / photo.shape[0], shape[1] / photo.shape[1])
+    factor = max(float(rng.uniform(*scale)), needed)
+    size = (
+        max(shape[1], round(photo.shape[1] * factor)),
+        max(shape[0], round(photo.shape[0] * factor)),
+    )
+    resized = cv2.resize(photo, size, interpolation=cv2.INTER_AREA)
+    top = int(rng.integers(0, resized.shape[0] - shape[0] + 1))
+    left = int(rng.integers(0, resized.shape[1] - shape[1] + 1))
+    crop = resized[top : top + shape[0], left : left + shape[1]]
+    if rng.random() < 0.5:
+        crop = crop[:, ::-1]
+    return crop.astype(np.float32) / 255.0
+
+
+def _plain_background(shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
+    """A studio backdrop: a vertical gradient between two random colours, float [0, 1]."""
+    start, end = rng.uniform(0.0, 1.0, (2, 3)).astype(np.float32)
+    ramp = np.linspace(0.0, 1.0, shape[0], dtype=np.float32)[:, None, None]
+    return np.broadcast_to(start + (end - start) * ramp, (*shape, 3)).copy()
+
+
+def _composite(
+    background: np.ndarray,
+    rgb: np.ndarray,
+    alpha: np.ndarray,
+    corner: tuple[int, int],
+    shadow: np.ndarray | None,
+) -> Composite:
+    """The product layers over ``background`` (float), with an optional shadow layer."""
+    shape = background.shape[:2]
+    placed_alpha = _place(alpha, shape, *corner)
+    if shadow is not None:
+        background = background * (1.0 - _place(shadow, shape, *corner))[:, :, None]
+    image = placed_alpha[:, :, None] * _place(rgb, shape, *corner)
+    image += (1.0 - placed_alpha[:, :, None]) * background
+    return Composite(np.round(np.clip(image, 0.0, 1.0) * 255.0).astype(np.uint8), placed_alpha)
+
+
+class BackgroundRemovalRecipe:
+    """Batches of (composite, true alpha) float crops; BCE plus soft Dice loss."""
+
+    def __init__(self, spec: ModelSpec, config: TrainConfig) -> None:
+        self.spec = spec
+        self.config = config
+        self.settings = {**DEFAULT_RECIPE, **config.recipe}
+        self.photos = list(load_split("train").values())
+        self.garments = load_fashion("train")[0]
+
+    def data_description(self) -> dict[str, Any]:
+        """What the model was trained and validated on, for the checkpoint sidecar."""
+        return {
+            "products": "Fashion-MNIST (Debian dataset-fashion-mnist): train split; "
+            "evaluation on the test split",
+            "categories": list(CATEGORIES),
+            "backgrounds": "scikit-image 0.26 shipped photos",
+            "train": list(TRAIN_PHOTOS),
+            "validation": list(VALIDATION_PHOTOS),
+            "recipe": self.settings,
+            "evaluation": {
+                "count": EVAL_COUNT,
+                "seed": EVAL_SEED,
+                "sides": list(EVAL_SIDES),
+                "grabcut": {"margin": GRABCUT_MARGIN, "iterations": GRABCUT_ITERATIONS},
+                "boundary_tolerance_px": BOUNDARY_TOLERANCE,
+            },
+        }
+
+    def _background(self, rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
+        if rng.random() < self.settings["plain_background_probability"]:
+            return _plain_background(shape, rng)
+        photo = self.photos[int(rng.integers(len(self.photos)))]
+        crop = _photo_crop(photo, shape, rng, tuple(self.settings["background_scale"]))
+        if rng.random() < self.settings["background_blur_probability"]:
+            crop = cv2.GaussianBlur(crop, (0, 0), float(rng.uniform(1.0, 4.0)))
+        return crop
+
+    def sample(self, rng: np.random.Generator) -> Composite:
+        """One training composite at ``patch_size``."""
+        patch = self.config.patch_size
+        grey = self.garments[int(rng.integers(len(self.garments)))]
+        if rng.random() < 0.5:
+            grey = grey[:, ::-1]
+        colour = _random_colour(rng, self.settings["palette_probability"])
+        side = max(8, round(patch * float(rng.uniform(*self.settings["product_scale"]))))
+        rgb, alpha = _product_layers(grey, colour, side)
+        corner = (
+            int(rng.integers(-side // 4, patch - 3 * side // 4 + 1)),
+            int(rng.integers(-side // 4, patch - 3 * side // 4 + 1)),
+        )
+        shadow = (
+            _drop_shadow(alpha, rng, side)
+            if rng.random() < self.settings["shadow_probability"]
+            else None
+        )
+        return _composite(self._background(rng, (patch, patch)), rgb, alpha, corner, shadow)
+
+    def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The batch of ``step``: deterministic in (seed, step)."""
+        rng = np.random.default_rng([self.config.seed, step])
+        images, alphas = [], []
+        for _ in range(self.config.batch_size):
+            composite = self.sample(rng)
+            images.append(
+                degrade_upload(
+                    composite.image,
+                    rng,
+                    blur_probability=self.config.blur_probability,
+                    jpeg_probability=self.config.jpeg_probability,
+                )
+            )
+            alphas.append(composite.alpha)
+        return to_float_batch(np.stack(images)), torch.from_numpy(np.stack(alphas))[:, None]
+
+    def loss(self, model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        """BCE on alpha plus ``dice_weight`` x soft Dice loss (mean over images)."""
+        images, target = batch
+        alpha = model(images).clamp(1e-6, 1.0 - 1e-6)
+        bce = F.binary_cross_entropy(alpha, target)
+        overlap = (alpha * target).sum(dim=(1, 2, 3))
+        total = alpha.sum(dim=(1, 2, 3)) + target.sum(dim=(1, 2, 3))
+        dice = 1.0 - (2.0 * overlap + 1.0) / (total + 1.0)
+        return bce + self.settings["dice_weight"] * dice.mean()
+
+    def evaluate(self, model: nn.Module) -> dict[str, Any]:
+        """Validation metrics of ``model`` and of GrabCut."""
+        return evaluate_background(model, self.settings["eval_count"])
+
+
+@cache
+def eval_composites() -> tuple[Composite, ...]:
+    """The fixed evaluation set: TEST garments on VALIDATION photo crops, centred."""
+    rng = np.random.default_rng(EVAL_SEED)
+    garments = load_fashion("test")[0]
+    photos = list(load_split("validation").values())
+    composites = []
+    for index in range(EVAL_COUNT):
+        height, width = (int(v) for v in rng.integers(EVAL_SIDES[0], EVAL_SIDES[1] + 1, 2))
+        side = round(min(height, width) * float(rng.uniform(0.55, 0.85)))
+        grey = garments[int(rng.integers(len(garments)))]
+        rgb, alpha = _product_layers(grey, _random_colour(rng, 1.0), side)
+        jitter = rng.uniform(-0.04, 0.04, 2) * (height, width)
+        corner = (
+            int((height - side) / 2 + jitter[0]),
+            int((width - side) / 2 + jitter[1]),
+        )
+        shadow = _drop_shadow(alpha, rng, side) if rng.random() < 0.5 else None
+        photo = photos[index % len(photos)]
+        background = _photo_crop(photo, (height, width), rng, (0.6, 1.0))
+        composites.append(_composite(background, rgb, alpha, corner, shadow))
+    return tuple(composites)
+
+
+def grabcut_mask(image: np.ndarray) -> np.ndarray:
+    """GrabCut's foreground (bool (H, W)) from a centred rectangle."""
+    height, width = image.shape[:2]
+    top, left = round(GRABCUT_MARGIN * height), round(GRABCUT_MARGIN * width)
+    rect = (left, top, width - 2 * left, height - 2 * top)
+    mask = np.zeros((height, width), np.uint8)
+    models = (np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64))
+    bgr = np.ascontiguousarray(image[:, :, ::-1])
+    cv2.setRNGSeed(0)
+    cv2.grabCut(bgr, mask, rect, *models, GRABCUT_ITERATIONS, cv2.GC_INIT_WITH_RECT)
+    return (mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD)
+
+
+@cache
+def _grabcut(index: int) -> np.ndarray:
+    return grabcut_mask(eval_composites()[index].image)
+
+
+def model_alpha(model: nn.Module, image: np.ndarray) -> np.ndarray:
+    """The served alpha channel (float (H, W) in [0, 1]) for a transparent background."""
+    rgba = run_uint8(model, image, background_value("transparent"), task=Task.REMOVE_BACKGROUND)
+    return rgba[:, :, 3].astype(np.float32) / 255.0
+
+
+def iou(prediction: np.ndarray, truth: np.ndarray) -> float:
+    """Intersection over union of two bool masks (1 when both are empty)."""
+    union = np.logical_or(prediction, truth).sum()
+    return float(np.logical_and(prediction, truth).sum() / union) if union else 1.0
+
+
+def _boundary(mask: np.ndarray) -> np.ndarray:
+    return mask & ~ndimage.binary_erosion(mask, border_value=0)
+
+
+def boundary_f(prediction: np.ndarray, truth: np.ndarray) -> float:
+    """F-score of boundary pixels matched within ``BOUNDARY_TOLERANCE`` px either way."""
+    predicted, true = _boundary(prediction), _boundary(truth)
+    if not predicted.any() or not true.any():
+        return float(predicted.any() == true.any())
+    precision = np.mean(ndimage.distance_transform_edt(~true)[predicted] <= BOUNDARY_TOLERANCE)
+    recall = np.mean(ndimage.distance_transform_edt(~predicted)[true] <= BOUNDARY_TOLERANCE)
+    return float(2 * precision * recall / (precision + recall)) if precision + recall else 0.0
+
+
+def evaluate_background(model: nn.Module, count: int = EVAL_COUNT) -> dict[str, Any]:
+    """IoU and boundary F on the first ``count`` composites, for the model and GrabCut."""
+    per_case: dict[str, dict[str, dict[str, float]]] = {}
+    for index, composite in enumerate(eval_composites()[:count]):
+        truth = composite.alpha > 0.5
+        masks = {"model": model_alpha(model, composite.image) > 0.5, "grabcut": _grabcut(index)}
+        per_case[f"case{index:02d}"] = {
+            method: {"iou": iou(mask, truth), "boundary_f": boundary_f(mask, truth)}
+            for method, mask in masks.items()
+        }
+    mean = {
+        method: {
+            metric: float(np.mean([case[method][metric] for case in per_case.values()]))
+            for metric in ("iou", "boundary_f")
+        }
+        for method in METHODS
+    }
+    margins = {
+        "iou": mean["model"]["iou"],
+        "iou_over_grabcut": mean["model"]["iou"] - mean["grabcut"]["iou"],
+        "boundary_f_over_grabcut": mean["model"]["boundary_f"] - mean["grabcut"]["boundary_f"],
+    }
+    return {"per_case": per_case, "mean": mean, "margins": margins}
+
+
+def on_white(image: np.ndarray, alpha: np.ndarray) -> Image.Image:
+    """``image`` composited on white with ``alpha`` (float (H, W) in [0, 1])."""
+    a = alpha[:, :, None]
+    return Image.fromarray(np.round(image * a + 255.0 * (1.0 - a)).astype(np.uint8))
+
+
+def _on_checkerboard(rgba: np.ndarray, square: int = 8) -> Image.Image:
+    height, width = rgba.shape[:2]
+    yy, xx = np.mgrid[:height, :width]
+    board = np.where(((yy // square + xx // square) % 2 == 0)[:, :, None], 255.0, 204.0)
+    a = rgba[:, :, 3:].astype(np.float64) / 255.0
+    return Image.fromarray(np.round(rgba[:, :, :3] * a + board * (1.0 - a)).astype(np.uint8))
+
+
+def comparison_image(model: nn.Module, count: int = 6) -> Image.Image:
+    """Per composite: input, GrabCut on white, Vitrine on white and transparent, truth."""
+    rows = []
+    for index, composite in enumerate(eval_composites()[:count]):
+        image = composite.image
+        white = run_uint8(model, image, background_value("white"), task=Task.REMOVE_BACKGROUND)
+        clear = run_uint8(
+            model, image, background_value("transparent"), task=Task.REMOVE_BACKGROUND
+        )
+        panels = {
+            "input": Image.fromarray(image),
+            "grabcut": on_white(image, _grabcut(index).astype(np.float64)),
+            "vitrine": Image.fromarray(white[:, :, :3]),
+            "vitrine transparent": _on_checkerboard(clear),
+            "ground truth": on_white(image, composite.alpha),
+        }
+        rows.append(labelled_row(panels))
+    return stack_rows(rows)
