@@ -19,18 +19,16 @@ from typing import Any
 
 import cv2
 import numpy as np
-import torch
 from PIL import Image
 from skimage.restoration import denoise_bilateral, denoise_nl_means, estimate_sigma
 from torch import nn
 
-from vitrine.spec import ModelSpec, Task
-from vitrine.training.config import TrainConfig
-from vitrine.training.degradations import random_crop_flip
+from vitrine.spec import Task
 from vitrine.training.grids import labelled_row, stack_rows
 from vitrine.training.metrics import psnr, ssim
-from vitrine.training.photos import TRAIN_PHOTOS, VALIDATION_PHOTOS, load_split
-from vitrine.training.uint8_wrapper import run_uint8, to_float_batch
+from vitrine.training.photos import VALIDATION_PHOTOS, load_split
+from vitrine.training.restoration import RestorationRecipe
+from vitrine.training.uint8_wrapper import run_uint8
 
 __all__ = [
     "BASELINE_GRIDS",
@@ -170,40 +168,15 @@ def _tuned_baselines() -> dict[str, dict[str, Any]]:
     return tuned
 
 
-class DenoisingRecipe:
-    """Batches of (noisy, clean) float crops; L1 loss."""
+class DenoisingRecipe(RestorationRecipe):
+    """Gaussian noise (sigma 5-50) and/or JPEG artefacts on clean crops; L1 loss."""
 
-    def __init__(self, spec: ModelSpec, config: TrainConfig) -> None:
-        self.spec = spec
-        self.config = config
-        self.photos = list(load_split("train").values())
+    degradation = "Gaussian sigma 5-50 and/or JPEG quality 10-60, quantised to uint8"
+    eval_cases = EVAL_CASES
 
-    def data_description(self) -> dict[str, Any]:
-        """What the model was trained and validated on, for the checkpoint sidecar."""
-        return {
-            "source": "scikit-image 0.26 shipped photos",
-            "train": list(TRAIN_PHOTOS),
-            "validation": list(VALIDATION_PHOTOS),
-            "degradation": "Gaussian sigma 5-50 and/or JPEG quality 10-60, quantised to uint8",
-            "evaluation_cases": {name: vars(case) for name, case in EVAL_CASES.items()},
-        }
-
-    def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """The batch of ``step``: deterministic in (seed, step)."""
-        rng = np.random.default_rng([self.config.seed, step])
-        noisy, clean = [], []
-        for _ in range(self.config.batch_size):
-            photo = self.photos[int(rng.integers(len(self.photos)))]
-            crop = random_crop_flip(photo, self.config.patch_size, rng)
-            noisy.append(Noise.random(rng, self.config.jpeg_probability).apply(crop, rng))
-            clean.append(crop)
-        return to_float_batch(np.stack(noisy)), to_float_batch(np.stack(clean))
-
-    @staticmethod
-    def loss(model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
-        """L1 between the denoised and the clean crops."""
-        noisy, clean = batch
-        return (model(noisy) - clean).abs().mean()
+    def degrade(self, crop: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """A random :class:`Noise` applied to ``crop``."""
+        return Noise.random(rng, self.config.jpeg_probability).apply(crop, rng)
 
     def evaluate(self, model: nn.Module) -> dict[str, Any]:
         """Validation metrics of ``model`` and of the tuned classical denoisers."""

@@ -12,19 +12,17 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import torch
 from PIL import Image, ImageOps
 from skimage.color import deltaE_ciede2000, rgb2lab
 from skimage.exposure import equalize_adapthist
 from torch import nn
 
-from vitrine.spec import ModelSpec
-from vitrine.training.config import TrainConfig
-from vitrine.training.degradations import degrade_upload, random_crop_flip
+from vitrine.training.degradations import degrade_upload
 from vitrine.training.grids import labelled_row, stack_rows
 from vitrine.training.metrics import psnr
-from vitrine.training.photos import TRAIN_PHOTOS, VALIDATION_PHOTOS, load_split
-from vitrine.training.uint8_wrapper import run_uint8, to_float_batch
+from vitrine.training.photos import load_split
+from vitrine.training.restoration import RestorationRecipe
+from vitrine.training.uint8_wrapper import run_uint8
 
 __all__ = ["EVAL_CASES", "Degradation", "EnhancementRecipe", "comparison_image", "evaluate_enhance"]
 
@@ -93,46 +91,20 @@ def mean_delta_e(reference: np.ndarray, test: np.ndarray) -> float:
     return float(np.mean(deltaE_ciede2000(rgb2lab(reference), rgb2lab(test))))
 
 
-class EnhancementRecipe:
-    """Batches of (degraded, clean) float crops; L1 loss."""
+class EnhancementRecipe(RestorationRecipe):
+    """Bad exposure, low contrast and colour casts (then blur/JPEG) on clean crops; L1 loss."""
 
-    def __init__(self, spec: ModelSpec, config: TrainConfig) -> None:
-        self.spec = spec
-        self.config = config
-        self.photos = list(load_split("train").values())
+    degradation = "random gamma, gain, contrast and colour cast, then optional JPEG"
+    eval_cases = EVAL_CASES
 
-    def data_description(self) -> dict[str, Any]:
-        """What the model was trained and validated on, for the checkpoint sidecar."""
-        return {
-            "source": "scikit-image 0.26 shipped photos",
-            "train": list(TRAIN_PHOTOS),
-            "validation": list(VALIDATION_PHOTOS),
-            "degradation": "random gamma, gain, contrast and colour cast, then optional JPEG",
-            "evaluation_cases": {name: vars(case) for name, case in EVAL_CASES.items()},
-        }
-
-    def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """The batch of ``step``: deterministic in (seed, step)."""
-        rng = np.random.default_rng([self.config.seed, step])
-        degraded, clean = [], []
-        for _ in range(self.config.batch_size):
-            photo = self.photos[int(rng.integers(len(self.photos)))]
-            crop = random_crop_flip(photo, self.config.patch_size, rng)
-            upload = degrade_upload(
-                Degradation.random(rng).apply(crop),
-                rng,
-                blur_probability=self.config.blur_probability,
-                jpeg_probability=self.config.jpeg_probability,
-            )
-            degraded.append(upload)
-            clean.append(crop)
-        return to_float_batch(np.stack(degraded)), to_float_batch(np.stack(clean))
-
-    @staticmethod
-    def loss(model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
-        """L1 between the corrected and the clean crops."""
-        degraded, clean = batch
-        return (model(degraded) - clean).abs().mean()
+    def degrade(self, crop: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """A random :class:`Degradation` of ``crop``, then the usual upload blur/JPEG."""
+        return degrade_upload(
+            Degradation.random(rng).apply(crop),
+            rng,
+            blur_probability=self.config.blur_probability,
+            jpeg_probability=self.config.jpeg_probability,
+        )
 
     def evaluate(self, model: nn.Module) -> dict[str, Any]:
         """Validation metrics of ``model`` and of the classical corrections."""

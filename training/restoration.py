@@ -1,0 +1,70 @@
+"""The recipe shape shared by same-size restorers trained on degraded photo crops.
+
+A batch is (degraded, clean) float crops of the TRAIN photos, deterministic in (seed,
+step); the loss is L1 to the clean crop. A task says how a crop is degraded, how that is
+described in the checkpoint sidecar, its evaluation cases and its evaluation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from vitrine.spec import ModelSpec
+from vitrine.training.config import TrainConfig
+from vitrine.training.degradations import random_crop_flip
+from vitrine.training.photos import TRAIN_PHOTOS, VALIDATION_PHOTOS, load_split
+from vitrine.training.uint8_wrapper import to_float_batch
+
+__all__ = ["RestorationRecipe"]
+
+
+class RestorationRecipe:
+    """Batches of (degraded, clean) float crops; L1 loss. Subclasses define the degradation."""
+
+    degradation: str  # how crops are degraded, in words (sidecar)
+    eval_cases: Mapping[str, object]  # the evaluation's fixed degradations (dataclasses)
+
+    def __init__(self, spec: ModelSpec, config: TrainConfig) -> None:
+        self.spec = spec
+        self.config = config
+        self.photos = list(load_split("train").values())
+
+    def degrade(self, crop: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """The uint8 upload made from a clean uint8 crop."""
+        raise NotImplementedError
+
+    def evaluate(self, model: nn.Module) -> dict[str, Any]:
+        """Validation metrics of ``model`` and of the task's classical baselines."""
+        raise NotImplementedError
+
+    def data_description(self) -> dict[str, Any]:
+        """What the model was trained and validated on, for the checkpoint sidecar."""
+        return {
+            "source": "scikit-image 0.26 shipped photos",
+            "train": list(TRAIN_PHOTOS),
+            "validation": list(VALIDATION_PHOTOS),
+            "degradation": self.degradation,
+            "evaluation_cases": {name: vars(case) for name, case in self.eval_cases.items()},
+        }
+
+    def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The batch of ``step``: deterministic in (seed, step)."""
+        rng = np.random.default_rng([self.config.seed, step])
+        degraded, clean = [], []
+        for _ in range(self.config.batch_size):
+            photo = self.photos[int(rng.integers(len(self.photos)))]
+            crop = random_crop_flip(photo, self.config.patch_size, rng)
+            degraded.append(self.degrade(crop, rng))
+            clean.append(crop)
+        return to_float_batch(np.stack(degraded)), to_float_batch(np.stack(clean))
+
+    @staticmethod
+    def loss(model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        """L1 between the restored and the clean crops."""
+        degraded, clean = batch
+        return (model(degraded) - clean).abs().mean()
