@@ -11,6 +11,8 @@ from ._errors import (
     Unavailable,
     VitrineError,
 )
+from ._options import Background, MaskInput, Strength
+from ._requests import OutputFormat, Scale
 from ._results import ArrayResult, Health, ImageResult
 from ._sync import VitrineClient
 
@@ -20,6 +22,11 @@ __all__ = [
     "ImageResult",
     "ArrayResult",
     "Health",
+    "Scale",
+    "OutputFormat",
+    "Strength",
+    "Background",
+    "MaskInput",
     "VitrineError",
     "InvalidRequest",
     "NotFound",

@@ -26,6 +26,7 @@ from vitrine.client._requests import (
     plan_super_resolve_array,
     resolve_spec,
 )
+from vitrine.options import BACKGROUND_NAMES
 from vitrine.pipeline import (
     ENCODED_INPUT,
     ENCODED_OUTPUT,
@@ -71,6 +72,14 @@ def test_scale_literal_matches_specs(client: type, method: str) -> None:
 def test_output_format_literal_matches_pipeline(client: type) -> None:
     hints = get_type_hints(client.super_resolve)
     assert get_args(hints["output_format"]) == OUTPUT_FORMATS
+
+
+@pytest.mark.parametrize("client", [VitrineClient, AsyncVitrineClient])
+@pytest.mark.parametrize("method", ["remove_background", "remove_background_array"])
+def test_background_literal_matches_the_named_backgrounds(client: type, method: str) -> None:
+    named, colour = get_args(get_type_hints(getattr(client, method))["background"])
+    assert get_args(named) == BACKGROUND_NAMES
+    assert get_args(colour) == (int, int, int)
 
 
 def test_pipeline_tensor_names_come_from_pipeline_module() -> None:
