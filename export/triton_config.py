@@ -27,6 +27,7 @@ from vitrine.pipeline import (
     PIPELINE_INPUTS,
     PIPELINE_OUTPUTS,
     QUALITY_INPUT,
+    decode_inputs,
     pipeline_inputs,
 )
 from vitrine.spec import ModelSpec, Option, OptionKind, TensorSpec
@@ -183,8 +184,7 @@ def warmup_files(model: str, options: tuple[Option, ...] = ()) -> dict[str, byte
 
 
 def _decode_warmup(spec: ModelSpec) -> pb.ModelWarmup:
-    tensors = (PIPELINE_INPUTS[0], *(option.wire for option in spec.options))
-    inputs = {t.name: _warmup_input(t, t.dims, input_data_file=t.name) for t in tensors}
+    inputs = {t.name: _warmup_input(t, t.dims, input_data_file=t.name) for t in decode_inputs(spec)}
     return pb.ModelWarmup(name="png", batch_size=1, inputs=inputs, count=1)
 
 
@@ -247,7 +247,7 @@ def decode_config(spec: ModelSpec, target: Target | None = None) -> pb.ModelConf
         name=spec.decode_model,
         backend="python",
         max_batch_size=spec.batching.max_batch_size,
-        input=_inputs((PIPELINE_INPUTS[0], *(option.wire for option in spec.options))),
+        input=_inputs(decode_inputs(spec)),
         output=_outputs((DECODED_PIXELS, *(option.decoded for option in spec.options))),
         instance_group=_cpu_instances(PYTHON_STEP_INSTANCES),
         dynamic_batching=_bounded_queue(spec.batching.max_queue_size),

@@ -18,6 +18,7 @@ __all__ = [
     "PIPELINE_INPUTS",
     "PIPELINE_OUTPUTS",
     "QUALITY_INPUT",
+    "decode_inputs",
     "pipeline_inputs",
 ]
 
@@ -55,7 +56,11 @@ ENCODE_PIXELS: Final = TensorSpec(
 """Encode input: RGB (3 channels) or RGBA (4 channels, e.g. a cut-out product)."""
 
 
+def decode_inputs(spec: ModelSpec) -> tuple[TensorSpec, ...]:
+    """Inputs of ``spec``'s decode step: the encoded image, then its options' wire tensors."""
+    return (PIPELINE_INPUTS[0], *(option.wire for option in spec.options))
+
+
 def pipeline_inputs(spec: ModelSpec) -> tuple[TensorSpec, ...]:
-    """Inputs of ``spec``'s ensemble: the image, its options' wire tensors, format, quality."""
-    image, *output_settings = PIPELINE_INPUTS
-    return (image, *(option.wire for option in spec.options), *output_settings)
+    """Inputs of ``spec``'s ensemble: the decode step's, then format and quality."""
+    return (*decode_inputs(spec), *PIPELINE_INPUTS[1:])
