@@ -61,8 +61,9 @@ def background_text(background: object) -> str:
     return str(background)
 
 
-def mask_pixels(mask: object) -> npt.NDArray[np.uint8]:
-    """``mask`` as an (H, W) uint8 array of 0 (keep) and 255 (fill)."""
+def mask_pixels(mask: object, size: tuple[int, int] | None = None) -> npt.NDArray[np.uint8]:
+    """``mask`` as an (H, W) uint8 array of 0 (keep) and 255 (fill), checked as the server
+    checks it; ``size`` (width, height) is the image's, when known."""
     if isinstance(mask, Image.Image):
         if mask.mode not in ("L", "1"):
             raise InvalidRequest(f"mask image must have mode 'L' or '1', got {mask.mode!r}")
@@ -74,7 +75,7 @@ def mask_pixels(mask: object) -> npt.NDArray[np.uint8]:
     if mask.ndim != 2:
         raise InvalidRequest(f"mask must be 2-D (H, W), got shape {mask.shape}")
     if mask.dtype == np.bool_:
-        return _checked(np.where(mask, 255, 0).astype(np.uint8))
+        return _checked(np.where(mask, 255, 0).astype(np.uint8), size)
     if mask.dtype != np.uint8:
         raise InvalidRequest(f"mask must have dtype bool or uint8, got {mask.dtype}")
     levels = set(np.unique(mask).tolist())
@@ -82,13 +83,15 @@ def mask_pixels(mask: object) -> npt.NDArray[np.uint8]:
         raise InvalidRequest(
             f"mask must be binary: 0 = keep and 1 or 255 = fill; found {sorted(levels)[:8]}"
         )
-    return _checked(np.where(mask > 0, 255, 0).astype(np.uint8))
+    return _checked(np.where(mask > 0, 255, 0).astype(np.uint8), size)
 
 
-def _checked(mask: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
-    """``mask`` if it is neither empty nor full (the server's check, run early)."""
+def _checked(mask: npt.NDArray[np.uint8], size: tuple[int, int] | None) -> npt.NDArray[np.uint8]:
+    """``mask`` if the server's check passes: the image's size (when known), neither empty
+    nor full."""
+    height, width = mask.shape if size is None else (size[1], size[0])
     try:
-        mask_value(mask, *mask.shape)
+        mask_value(mask, height, width)
     except InvalidImage as exc:
         raise InvalidRequest(str(exc)) from None
     return mask
@@ -96,9 +99,4 @@ def _checked(mask: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
 
 def mask_png(mask: object, size: tuple[int, int] | None) -> bytes:
     """``mask`` as a greyscale PNG; ``size`` (width, height) of the image when known."""
-    pixels = mask_pixels(mask)
-    if size is not None and (pixels.shape[1], pixels.shape[0]) != size:
-        raise InvalidRequest(
-            f"mask is {pixels.shape[1]}x{pixels.shape[0]} but the image is {size[0]}x{size[1]}"
-        )
-    return encode_mask(pixels)
+    return encode_mask(mask_pixels(mask, size))

@@ -14,7 +14,7 @@ import tritonclient.grpc as grpcclient
 from PIL import Image
 
 from vitrine.catalog import specs_for_method
-from vitrine.imaging import InvalidImage
+from vitrine.imaging import JPEG_WITHOUT_ALPHA, InvalidImage
 from vitrine.options import core_value
 from vitrine.pipeline import ENCODED_OUTPUT, OUTPUT_FORMATS, pipeline_inputs
 from vitrine.spec import ModelSpec, Task, TensorSpec
@@ -175,9 +175,7 @@ def plan_remove_background(
     spec = _only_spec(Task.REMOVE_BACKGROUND.value)
     text = background_text(background)
     if text == "transparent" and output_format == "jpeg":
-        raise InvalidRequest(
-            "jpeg cannot keep transparency: ask for png or webp, or for an opaque background"
-        )
+        raise InvalidRequest(JPEG_WITHOUT_ALPHA)
     options = {"background": text.encode()}
     return _plan_image(spec, image, output_format, quality, options)
 

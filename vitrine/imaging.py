@@ -17,11 +17,16 @@ from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 from vitrine.pipeline import OUTPUT_FORMATS
 from vitrine.spec import ImageLimits
 
-__all__ = ["ACCEPTED_FORMATS", "InvalidImage", "decode_image", "encode_image"]
+__all__ = ["ACCEPTED_FORMATS", "JPEG_WITHOUT_ALPHA", "InvalidImage", "decode_image", "encode_image"]
 
 # Pillow format names accepted by :func:`decode_image`. MPO is what Pillow calls the
 # multi-picture JPEGs many phone cameras write: a plain JPEG to every other reader.
 ACCEPTED_FORMATS: Final = ("PNG", "JPEG", "MPO", "WEBP")
+
+JPEG_WITHOUT_ALPHA: Final = (
+    "jpeg cannot keep transparency: ask for png or webp, or for an opaque background"
+)
+"""Why a transparent result is refused as JPEG (the encode step and the client say it)."""
 
 _PIL_FORMATS: Final = {"png": "PNG", "jpeg": "JPEG", "webp": "WEBP"}
 _PNG_COMPRESS_LEVEL: Final = 1  # speed over size: results are re-encoded downstream anyway
@@ -116,9 +121,7 @@ def encode_image(pixels: npt.NDArray[Any], fmt: str, quality: int) -> bytes:
     if pixels.shape[2] == 4 and bool((pixels[:, :, 3] == 255).all()):
         pixels = pixels[:, :, :3]  # opaque: a plain RGB file
     if pixels.shape[2] == 4 and name == "jpeg":
-        raise InvalidImage(
-            "jpeg cannot keep transparency: ask for png or webp, or for an opaque background"
-        )
+        raise InvalidImage(JPEG_WITHOUT_ALPHA)
     options: dict[str, object]
     if name == "png":
         options = {"compress_level": _PNG_COMPRESS_LEVEL}
