@@ -72,9 +72,9 @@ def _denoise_case(spec: ModelSpec, name: str, photo: np.ndarray) -> DemoCase:
     the setting ``vitrine eval`` tuned (read from the shipped weights' report)."""
     upload = denoise.EVAL_CASES["sigma25"].apply(photo, np.random.default_rng(0))
     report = json.loads(paths.weights_path(spec.name).with_suffix(".json").read_text())
-    name, setting = denoise.best_baseline(report["metrics"], "sigma25")
-    baseline = denoise.BASELINE_GRIDS[name][0](upload, setting)
-    return DemoCase(upload, photo, name, baseline, {"strength": "auto"})
+    rival, setting = denoise.best_baseline(report["metrics"], "sigma25")
+    baseline = denoise.BASELINE_GRIDS[rival][0](upload, setting)
+    return DemoCase(upload, photo, rival, baseline, {"strength": "auto"})
 
 
 def _inpaint_case(spec: ModelSpec, name: str, photo: np.ndarray) -> DemoCase:

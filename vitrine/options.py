@@ -150,8 +150,10 @@ def core_value(option: Option, value: object, pixels: npt.NDArray[Any]) -> npt.N
         if masks.ndim != 3 or masks.shape[0] != count:
             raise InvalidImage(f"{option.name} must be (H, W) or (N, H, W), got {value.shape}")
         return np.stack([mask_value(m, height, width) for m in masks])
-    single = background_value(value) if option.kind is OptionKind.BACKGROUND else None
-    single = strength_value(value) if single is None else single
+    if option.kind is OptionKind.BACKGROUND:
+        single = background_value(value)
+    else:
+        single = strength_value(value)
     return np.ascontiguousarray(np.broadcast_to(single, (count, *single.shape)))
 
 
