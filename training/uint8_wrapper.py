@@ -79,4 +79,4 @@ def run_uint8(
 
 def to_float_batch(images: np.ndarray) -> torch.Tensor:
     """(N, H, W, C) uint8 -> (N, C, H, W) float in [0, 1], the training layout."""
-    return torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float() / 255.0
+    return _to_float(torch.from_numpy(np.ascontiguousarray(images)))
