@@ -11,9 +11,10 @@ from ._errors import (
     Unavailable,
     VitrineError,
 )
+from ._generate import Category, Color, GeneratorModel
 from ._options import Background, MaskInput, Strength
 from ._requests import OutputFormat, Scale
-from ._results import ArrayResult, Health, ImageResult
+from ._results import ArrayResult, GeneratedImages, Health, ImageResult
 from ._sync import VitrineClient
 
 __all__ = [
@@ -21,12 +22,16 @@ __all__ = [
     "AsyncVitrineClient",
     "ImageResult",
     "ArrayResult",
+    "GeneratedImages",
     "Health",
     "Scale",
     "OutputFormat",
     "Strength",
     "Background",
     "MaskInput",
+    "GeneratorModel",
+    "Category",
+    "Color",
     "VitrineError",
     "InvalidRequest",
     "NotFound",

@@ -13,6 +13,7 @@ import tritonclient.grpc.aio
 
 from ._base import ClientBase
 from ._errors import ModelMismatch, NotFound, Unavailable
+from ._generate import Category, Color, GeneratorModel, plan_generate
 from ._images import ImageInput
 from ._options import Background, MaskInput, Strength
 from ._requests import (
@@ -30,7 +31,7 @@ from ._requests import (
     plan_super_resolve,
     plan_super_resolve_array,
 )
-from ._results import ArrayResult, Health, ImageResult
+from ._results import ArrayResult, GeneratedImages, Health, ImageResult
 from ._retry import Deadline, TimedCall, async_call_with_retry
 from ._verify import contracts, metadata_problems, not_ready, unreachable
 
@@ -160,6 +161,36 @@ class AsyncVitrineClient(ClientBase):
     ) -> ArrayResult:
         """Cut out uint8 (H, W, 3) or (N, H, W, 3) pixels: (..., 4) RGBA, no codec."""
         plan = plan_remove_background_array(pixels, background=background)
+        return await self._infer(plan, timeout)
+
+    async def generate(
+        self,
+        *,
+        category: Category,
+        color: Color,
+        model: GeneratorModel = "dcgan",
+        seed: int = 0,
+        count: int = 1,
+        truncation: float = 1.0,
+        output_format: OutputFormat = "png",
+        quality: int = 95,
+        timeout: float | None = None,
+    ) -> GeneratedImages:
+        """Make ``count`` catalog images of ``category`` in ``color`` with generator ``model``.
+
+        The same ``seed`` gives the same images (image ``i`` does not depend on ``count``);
+        ``truncation`` in (0, 1] trades variety for typical-looking images.
+        """
+        plan = plan_generate(
+            model=model,
+            category=category,
+            color=color,
+            seed=seed,
+            count=count,
+            truncation=truncation,
+            output_format=output_format,
+            quality=quality,
+        )
         return await self._infer(plan, timeout)
 
     async def health(self, *, timeout: float | None = None) -> Health:

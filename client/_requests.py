@@ -26,6 +26,10 @@ from ._results import ArrayResult, ImageResult
 
 __all__ = [
     "InferPlan",
+    "check_output_options",
+    "infer_input",
+    "model_version",
+    "output",
     "OutputFormat",
     "Scale",
     "plan_denoise",
@@ -74,7 +78,7 @@ def resolve_spec(method: str, selector: str, value: object) -> ModelSpec:
     return spec
 
 
-def _infer_input(tensor: TensorSpec, data: npt.NDArray[Any]) -> Any:
+def infer_input(tensor: TensorSpec, data: npt.NDArray[Any]) -> Any:
     infer_input = grpcclient.InferInput(tensor.name, list(data.shape), tensor.dtype)
     infer_input.set_data_from_numpy(data)
     return infer_input
@@ -90,12 +94,12 @@ def _pipeline_inputs(
     wires = (options[option.name] for option in spec.options)
     values: tuple[object, ...] = (encoded, *wires, output_format.encode(), quality)
     return [
-        _infer_input(tensor, np.array([[value]], dtype=tensor.numpy_dtype))
+        infer_input(tensor, np.array([[value]], dtype=tensor.numpy_dtype))
         for tensor, value in zip(pipeline_inputs(spec), values, strict=True)
     ]
 
 
-def _check_output_options(output_format: object, quality: object) -> None:
+def check_output_options(output_format: object, quality: object) -> None:
     if output_format not in OUTPUT_FORMATS:
         allowed = ", ".join(repr(name) for name in OUTPUT_FORMATS)
         raise InvalidRequest(f"output_format must be one of {allowed}; got {output_format!r}")
@@ -103,19 +107,19 @@ def _check_output_options(output_format: object, quality: object) -> None:
         raise InvalidRequest(f"quality must be an int in 1..100; got {quality!r}")
 
 
-def _output(result: Any, name: str, model: str) -> npt.NDArray[Any]:
+def output(result: Any, name: str, model: str) -> npt.NDArray[Any]:
     array = result.as_numpy(name)
     if array is None:
         raise ServerError(f"response of {model} has no output {name!r}")
     return cast("npt.NDArray[Any]", array)
 
 
-def _model_version(result: Any) -> str:
+def model_version(result: Any) -> str:
     return str(result.get_response().model_version)
 
 
 def _parse_image(model: str, output_format: str, result: Any, latency_ms: float) -> ImageResult:
-    array = _output(result, ENCODED_OUTPUT, model)
+    array = output(result, ENCODED_OUTPUT, model)
     if array.size != 1 or not isinstance(array.flat[0], bytes):
         raise ServerError(
             f"{model} returned {ENCODED_OUTPUT!r} of shape {array.shape}, not one bytes element"
@@ -126,7 +130,7 @@ def _parse_image(model: str, output_format: str, result: Any, latency_ms: float)
         data=data,
         format=output_format,
         model=model,
-        model_version=_model_version(result),
+        model_version=model_version(result),
         latency_ms=latency_ms,
     )
 
@@ -197,7 +201,7 @@ def _plan_image(
     quality: object,
     options: Mapping[str, object] | None = None,
 ) -> InferPlan[ImageResult]:
-    _check_output_options(output_format, quality)
+    check_output_options(output_format, quality)
     fmt, level = cast(str, output_format), cast(int, quality)
     encoded = encode_image(image, spec)
     return InferPlan(
@@ -241,7 +245,7 @@ def _parse_array(
     latency_ms: float,
 ) -> ArrayResult:
     tensor = spec.output
-    array = _output(result, tensor.name, spec.core_model)
+    array = output(result, tensor.name, spec.core_model)
     if array.dtype != np.dtype(tensor.numpy_dtype) or array.shape != expected:
         raise ServerError(
             f"{spec.core_model} returned {tensor.name!r} as {array.dtype} {array.shape}, "
@@ -250,7 +254,7 @@ def _parse_array(
     return ArrayResult(
         array=array[0] if single else array,
         model=spec.core_model,
-        model_version=_model_version(result),
+        model_version=model_version(result),
         latency_ms=latency_ms,
     )
 
@@ -293,10 +297,10 @@ def _plan_array(
         values = [core_value(o, (options or {})[o.name], batch) for o in spec.options]
     except InvalidImage as exc:
         raise InvalidRequest(str(exc)) from None
-    option_inputs = [_infer_input(o.core, v) for o, v in zip(spec.options, values, strict=True)]
+    option_inputs = [infer_input(o.core, v) for o, v in zip(spec.options, values, strict=True)]
     return InferPlan(
         model=spec.core_model,
-        inputs=[_infer_input(spec.input, batch), *option_inputs],
+        inputs=[infer_input(spec.input, batch), *option_inputs],
         outputs=[grpcclient.InferRequestedOutput(spec.output.name)],
         parse=partial(_parse_array, spec, expected, batch is not pixels),
     )

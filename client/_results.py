@@ -8,7 +8,7 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image
 
-__all__ = ["ArrayResult", "Health", "ImageResult"]
+__all__ = ["ArrayResult", "GeneratedImages", "Health", "ImageResult"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -21,6 +21,21 @@ class ImageResult:
 
     image: Image.Image
     data: bytes
+    format: str
+    model: str
+    model_version: str
+    latency_ms: float
+
+
+@dataclass(frozen=True, eq=False)
+class GeneratedImages:
+    """Encoded images made by a generator pipeline, in seed order, with the decoded images.
+
+    ``latency_ms`` is the client-measured time of the RPC, retries included.
+    """
+
+    images: list[Image.Image]
+    data: list[bytes]
     format: str
     model: str
     model_version: str

@@ -1,6 +1,7 @@
 """Parity of exported ONNX models: onnxruntime vs PyTorch (FP32) and FP16 vs FP32.
 
-Inputs are crops of the validation photos at the spec's min/opt/max profile shapes.
+Inputs are crops of the validation photos at the spec's min/opt/max profile shapes
+(generators: seeded latents and labels at the profile's batch sizes).
 Besides the uint8 outputs, the float tensor feeding the final cast to uint8 is read
 back from onnxruntime, so NaN/Inf cannot hide behind the cast.
 """
@@ -19,6 +20,7 @@ from PIL import Image
 from torch import nn
 
 from vitrine.options import background_value
+from vitrine.sampling import sample_latents
 from vitrine.spec import ModelSpec, Option, OptionKind
 from vitrine.training.photos import load_split
 from vitrine.training.uint8_wrapper import Uint8ImageModel
@@ -57,8 +59,23 @@ def _sample_option(option: Option, shape: tuple[int, ...], rng: np.random.Genera
     return masks
 
 
+def _generator_inputs(spec: ModelSpec, batch: int, seed: int) -> dict[str, np.ndarray]:
+    """Latents as the sample step draws them, with labels cycling through every value."""
+    assert spec.conditioning is not None
+    latent, category, colour = spec.inputs
+    rows = np.arange(batch, dtype=np.int32)[:, None]
+    return {
+        latent.name: sample_latents(seed, batch, spec.conditioning.latent_dim),
+        category.name: rows % len(spec.conditioning.categories),
+        colour.name: (rows * 3 + 1) % len(spec.conditioning.colours),
+    }
+
+
 def sample_inputs(spec: ModelSpec, shape: tuple[int, ...], seed: int = 0) -> dict[str, np.ndarray]:
-    """Feeds of every core input for an image batch of ``shape``: photo crops plus options."""
+    """Feeds of every core input for a batch of ``shape``: photo crops plus options (editors),
+    seeded latents and labels (generators, ``shape`` = (N, Z))."""
+    if spec.is_generator:
+        return _generator_inputs(spec, shape[0], seed)
     rng = np.random.default_rng([seed, 1])
     shapes = spec.input_shapes(shape)
     options = {o.name: _sample_option(o, shapes[o.core.name], rng) for o in spec.options}

@@ -18,6 +18,8 @@ from vitrine.export.triton_config import (
     encode_config,
     pipeline_config,
     render,
+    sample_config,
+    sample_warmup_files,
     warmup_files,
 )
 from vitrine.spec import ModelSpec
@@ -52,13 +54,8 @@ def repository_models(target: Target, specs: Iterable[ModelSpec]) -> list[Reposi
     models = [RepositoryModel(encode, "encode.py", warmup=encode_warmup)]
     for spec in specs:
         embedded = target is Target.EMBEDDED
-        decode = decode_config(spec, target)
         models += [
-            RepositoryModel(
-                decode,
-                "decode.py",
-                warmup=warmup_files(decode.name, spec.options) if gpu else None,
-            ),
+            _first_step(spec, target),
             RepositoryModel(
                 core_config(spec, target),
                 python_source="onnx_runner.py" if embedded else None,
@@ -67,6 +64,17 @@ def repository_models(target: Target, specs: Iterable[ModelSpec]) -> list[Reposi
             RepositoryModel(pipeline_config(spec)),
         ]
     return models
+
+
+def _first_step(spec: ModelSpec, target: Target) -> RepositoryModel:
+    """The step before the core model: sample (generators) or decode (editors)."""
+    gpu = target is Target.GPU
+    if spec.is_generator:
+        warmup = sample_warmup_files(spec) if gpu else None
+        return RepositoryModel(sample_config(spec, target), "sample.py", warmup=warmup)
+    decode = decode_config(spec, target)
+    warmup = warmup_files(decode.name, spec.options) if gpu else None
+    return RepositoryModel(decode, "decode.py", warmup=warmup)
 
 
 def _write_model(root: Path, model: RepositoryModel, onnx_files: Mapping[str, Path]) -> None:

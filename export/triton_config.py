@@ -23,13 +23,17 @@ from vitrine.pipeline import (
     ENCODED_INPUT,
     ENCODED_OUTPUT,
     FORMAT_INPUT,
+    GENERATE_INPUTS,
     OUTPUT_FORMATS,
     PIPELINE_INPUTS,
     PIPELINE_OUTPUTS,
     QUALITY_INPUT,
     decode_inputs,
+    generator_pipeline_inputs,
     pipeline_inputs,
+    sampled_outputs,
 )
+from vitrine.sampling import conditioning_parameters
 from vitrine.spec import ModelSpec, Option, OptionKind, TensorSpec
 
 __all__ = [
@@ -41,6 +45,8 @@ __all__ = [
     "engine_filename",
     "pipeline_config",
     "render",
+    "sample_config",
+    "sample_warmup_files",
     "warmup_files",
 ]
 
@@ -183,6 +189,21 @@ def warmup_files(model: str, options: tuple[Option, ...] = ()) -> dict[str, byte
     return image | {option.name: _option_warmup_value(option) for option in options}
 
 
+def sample_warmup_files(spec: ModelSpec) -> dict[str, bytes]:
+    """Files of ``<generator>_sample/warmup/``: one valid request for one image."""
+    assert spec.conditioning is not None, f"{spec.name} is no generator"
+    seed, count, category, colour, truncation = GENERATE_INPUTS
+    return {
+        seed.name: struct.pack("<q", 0),
+        count.name: struct.pack("<i", 1),
+        category.name: _length_prefixed(spec.conditioning.categories[0].encode()),
+        colour.name: _length_prefixed(spec.conditioning.colours[0].encode()),
+        truncation.name: struct.pack("<f", 1.0),
+        FORMAT_INPUT: _length_prefixed(b"png"),
+        QUALITY_INPUT: struct.pack("<i", 90),
+    }
+
+
 def _decode_warmup(spec: ModelSpec) -> pb.ModelWarmup:
     inputs = {t.name: _warmup_input(t, t.dims, input_data_file=t.name) for t in decode_inputs(spec)}
     return pb.ModelWarmup(name="png", batch_size=1, inputs=inputs, count=1)
@@ -286,8 +307,74 @@ def _step(
     )
 
 
+def sample_config(spec: ModelSpec, target: Target | None = None) -> pb.ModelConfig:
+    """A generator pipeline's first step: (seed, count, labels, truncation) -> ``count`` rows.
+
+    Not batched (max_batch_size 0): one request fans out into ``count`` images, which the
+    ensemble hands to the batching core model and encode step as one batch.
+    """
+    assert spec.conditioning is not None, f"{spec.name} is no generator"
+    config = pb.ModelConfig(
+        name=spec.sample_model,
+        backend="python",
+        max_batch_size=0,
+        input=_inputs(generator_pipeline_inputs()),
+        output=[
+            pb.ModelOutput(name=t.name, data_type=_dtype(t), dims=(-1, *t.dims))
+            for t in sampled_outputs(spec)
+        ],
+        instance_group=_cpu_instances(PYTHON_STEP_INSTANCES),
+        parameters=_parameters(conditioning_parameters(spec.conditioning)),
+    )
+    if target is Target.GPU:
+        _gpu_python_step(config)
+        config.model_warmup.append(_sample_warmup(spec))
+    return config
+
+
+def _sample_warmup(spec: ModelSpec) -> pb.ModelWarmup:
+    inputs = {
+        t.name: _warmup_input(t, t.dims, input_data_file=t.name)
+        for t in generator_pipeline_inputs()
+    }
+    return pb.ModelWarmup(name="request", batch_size=1, inputs=inputs, count=1)
+
+
+def _generator_pipeline(spec: ModelSpec) -> pb.ModelConfig:
+    """A generator's ensemble: sample -> core model -> encode; ``count`` encoded images out."""
+    rows = {t.name: f"{spec.name}_{t.name}" for t in sampled_outputs(spec)}
+    fanned_format, fanned_quality = list(rows.values())[-2:]
+    result = f"{spec.name}_output"
+    request = {t.name: t.name for t in generator_pipeline_inputs()}
+    core_inputs = dict(zip((t.name for t in spec.inputs), rows.values(), strict=False))
+    steps = [
+        _step(spec.sample_model, request, rows),
+        _step(spec.core_model, core_inputs, {spec.output.name: result}),
+        _step(
+            ENCODE_MODEL,
+            {
+                ENCODE_PIXELS.name: result,
+                FORMAT_INPUT: fanned_format,
+                QUALITY_INPUT: fanned_quality,
+            },
+            {ENCODED_OUTPUT: ENCODED_OUTPUT},
+        ),
+    ]
+    (encoded,) = PIPELINE_OUTPUTS
+    return pb.ModelConfig(
+        name=spec.pipeline,
+        platform="ensemble",
+        max_batch_size=0,
+        input=_inputs(generator_pipeline_inputs()),
+        output=[pb.ModelOutput(name=encoded.name, data_type=_dtype(encoded), dims=(-1, 1))],
+        ensemble_scheduling=pb.ModelEnsembling(step=steps),
+    )
+
+
 def pipeline_config(spec: ModelSpec) -> pb.ModelConfig:
-    """The public ensemble: decode -> core model -> encode."""
+    """The public ensemble: decode -> core model -> encode (generators: sample first)."""
+    if spec.is_generator:
+        return _generator_pipeline(spec)
     decoded, result = f"{spec.name}_decoded", f"{spec.name}_output"
     wires = {option.name: option.name for option in spec.options}
     decoded_options = {option.decoded.name: f"{spec.name}_{option.name}" for option in spec.options}

@@ -22,6 +22,8 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
+from vitrine.products import CATEGORIES, COLOURS, RGB
+
 __all__ = [
     "ALPHA_HIGH",
     "ALPHA_LOW",
@@ -38,36 +40,6 @@ __all__ = [
 DATA_DIR = Path("/usr/share/datasets/fashion-mnist")
 CACHE_DIR = Path.home() / ".cache" / "vitrine"
 
-CATEGORIES: tuple[str, ...] = (
-    "tshirt",
-    "trouser",
-    "pullover",
-    "dress",
-    "coat",
-    "sandal",
-    "shirt",
-    "sneaker",
-    "bag",
-    "ankle_boot",
-)
-
-RGB = tuple[int, int, int]
-
-COLOURS: dict[str, RGB] = {
-    "black": (25, 25, 28),
-    "white": (245, 245, 240),
-    "grey": (128, 128, 128),
-    "red": (200, 30, 40),
-    "blue": (30, 70, 190),
-    "navy": (20, 30, 90),
-    "green": (40, 140, 60),
-    "yellow": (240, 200, 40),
-    "pink": (240, 140, 180),
-    "brown": (120, 75, 40),
-    "beige": (215, 195, 160),
-    "orange": (240, 130, 30),
-}
-"""Named catalog colours (sRGB); a product's shading multiplies them."""
 
 ALPHA_LOW = 8
 """Intensities at or below this are background (Fashion-MNIST backgrounds are 0)."""

@@ -13,6 +13,9 @@ The float models keep one contract per task; the wrapper adds what serving needs
 * background removal: ``model(x) -> alpha`` (N, 1, H, W); the ``background`` input (N, 4)
   = (r, g, b, opaque) composites the product on that colour (opaque 255) or keeps the
   alpha channel (opaque 0). The output has 4 channels (RGBA).
+* generators: ``model(latent, category, colour) -> y`` with latent (N, Z) float and the
+  labels (N,) int64; served, the labels are int32 (N, 1) inputs and the first input is the
+  latent instead of an image.
 """
 
 from __future__ import annotations
@@ -44,6 +47,9 @@ class Uint8ImageModel(nn.Module):
         self.task = task
 
     def forward(self, image: torch.Tensor, *options: torch.Tensor) -> torch.Tensor:
+        if self.task is Task.GENERATE:
+            category, colour = (label[:, 0].long() for label in options)
+            return _to_uint8(self.model(image, category, colour))
         x = _to_float(image)
         if self.task is Task.DENOISE:
             (strength,) = options

@@ -14,12 +14,16 @@ __all__ = [
     "ENCODED_INPUT",
     "ENCODED_OUTPUT",
     "FORMAT_INPUT",
+    "GENERATE_INPUTS",
+    "SAMPLED",
     "OUTPUT_FORMATS",
     "PIPELINE_INPUTS",
     "PIPELINE_OUTPUTS",
     "QUALITY_INPUT",
     "decode_inputs",
+    "generator_pipeline_inputs",
     "pipeline_inputs",
+    "sampled_outputs",
 ]
 
 ENCODE_MODEL: Final = "encode_image"  # shared encode step (uint8 HWC -> image bytes)
@@ -64,3 +68,28 @@ def decode_inputs(spec: ModelSpec) -> tuple[TensorSpec, ...]:
 def pipeline_inputs(spec: ModelSpec) -> tuple[TensorSpec, ...]:
     """Inputs of ``spec``'s ensemble: the decode step's, then format and quality."""
     return (*decode_inputs(spec), *PIPELINE_INPUTS[1:])
+
+
+GENERATE_INPUTS: Final = (
+    _scalar("seed", "INT64"),
+    _scalar("count", "INT32"),
+    _scalar("category", "BYTES"),
+    _scalar("color", "BYTES"),
+    _scalar("truncation", "FP32"),
+)
+"""What a generator pipeline is asked (no batch axis: one request, ``count`` images)."""
+SAMPLED: Final = "_sampled"
+"""Suffix of the sample step's outputs: the core inputs, then format and quality per image."""
+
+
+def generator_pipeline_inputs() -> tuple[TensorSpec, ...]:
+    """Inputs of a generator's ensemble and sample step: the request, then format and quality."""
+    return (*GENERATE_INPUTS, *PIPELINE_INPUTS[1:])
+
+
+def sampled_outputs(spec: ModelSpec) -> tuple[TensorSpec, ...]:
+    """The sample step's outputs, one row per image: ``spec``'s core inputs, format, quality."""
+    return tuple(
+        TensorSpec(f"{tensor.name}{SAMPLED}", tensor.dtype, tensor.dims, tensor.axis_names)
+        for tensor in (*spec.inputs, *PIPELINE_INPUTS[1:])
+    )

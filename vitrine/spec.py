@@ -14,6 +14,7 @@ from typing import Any
 
 __all__ = [
     "BatchingPolicy",
+    "Conditioning",
     "ImageLimits",
     "ModelSpec",
     "Option",
@@ -33,6 +34,7 @@ class Task(str, Enum):
     DENOISE = "denoise"
     INPAINT = "inpaint"
     REMOVE_BACKGROUND = "remove_background"
+    GENERATE = "generate"
 
 
 @dataclass(frozen=True)
@@ -44,7 +46,7 @@ class TensorSpec:
     """
 
     name: str
-    dtype: str  # Triton dtype name: "UINT8", "INT32", "FP32", "BYTES"
+    dtype: str  # Triton dtype name: "UINT8", "INT32", "INT64", "FP32", "BYTES"
     dims: tuple[int, ...]
     axis_names: tuple[str | None, ...]
 
@@ -61,7 +63,7 @@ class TensorSpec:
         return _NUMPY_DTYPES[self.dtype]
 
 
-_NUMPY_DTYPES = {"UINT8": "uint8", "INT32": "int32", "FP32": "float32", "BYTES": "object"}
+_NUMPY_DTYPES = {"UINT8": "uint8", "INT32": "int32", "INT64": "int64", "FP32": "float32", "BYTES": "object"}
 
 
 class OptionKind(str, Enum):
@@ -99,6 +101,20 @@ class Option:
         """The decode step's output for it: the core input's tensor, checked, renamed."""
         core = self.core
         return TensorSpec(f"{self.name}_decoded", core.dtype, core.dims, core.axis_names)
+
+
+@dataclass(frozen=True)
+class Conditioning:
+    """What a generator is asked for: labels, latent size, image side and how many at once.
+
+    Label ``i`` of ``categories`` (``colours``) is the integer ``i`` the core model takes.
+    """
+
+    categories: tuple[str, ...]
+    colours: tuple[str, ...]
+    latent_dim: int
+    side: int
+    max_count: int  # images per request; also the core model's max batch
 
 
 @dataclass(frozen=True)
@@ -177,14 +193,22 @@ class ModelSpec:
     response_cache: bool = False  # Triton response cache on the pipeline: deterministic only
     onnx_opset: int = 17
     options: tuple[Option, ...] = ()  # request inputs besides the image, in core-input order
+    conditioning: Conditioning | None = None  # generators only: latent + labels -> images
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "arch_kwargs", MappingProxyType(dict(self.arch_kwargs)))
         object.__setattr__(self, "quality_targets", MappingProxyType(dict(self.quality_targets)))
         if self.profile.max[0] > self.batching.max_batch_size:
             raise ValueError(f"{self.name}: profile batch exceeds max_batch_size")
-        if self.inputs[1:] != tuple(option.core for option in self.options):
+        if (self.task is Task.GENERATE) != (self.conditioning is not None):
+            raise ValueError(f"{self.name}: exactly the generators have a conditioning")
+        if self.conditioning is None and self.inputs[1:] != tuple(o.core for o in self.options):
             raise ValueError(f"{self.name}: inputs must be the image, then each option's tensor")
+
+    @property
+    def is_generator(self) -> bool:
+        """Whether requests carry labels and a seed instead of an image."""
+        return self.conditioning is not None
 
     @property
     def core_model(self) -> str:
@@ -200,6 +224,11 @@ class ModelSpec:
     def decode_model(self) -> str:
         """Triton name of this pipeline's decode step (it carries the size limits)."""
         return f"{self.name}_decode"
+
+    @property
+    def sample_model(self) -> str:
+        """Triton name of a generator pipeline's first step: request -> latents and labels."""
+        return f"{self.name}_sample"
 
     @property
     def selector_kwargs(self) -> dict[str, Any]:

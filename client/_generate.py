@@ -1,0 +1,116 @@
+"""Request building and response parsing of ``generate``: labels and a seed in, images out."""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any, Literal, cast
+
+import numpy as np
+import tritonclient.grpc as grpcclient
+
+from vitrine.catalog import specs_for_method
+from vitrine.pipeline import ENCODED_OUTPUT, generator_pipeline_inputs
+from vitrine.sampling import (
+    InvalidGeneration,
+    check_count,
+    check_labels,
+    check_seed,
+    check_truncation,
+)
+from vitrine.spec import ModelSpec, Task
+
+from ._errors import InvalidRequest, ServerError
+from ._images import decode_image
+from ._requests import InferPlan, check_output_options, infer_input, model_version, output
+from ._results import GeneratedImages
+
+__all__ = ["Category", "Color", "GeneratorModel", "plan_generate"]
+
+GeneratorModel = Literal["dcgan"]
+"""Generator names; pinned by a test to ``specs_for_method("generate")``."""
+Category = Literal[
+    "tshirt",
+    "trouser",
+    "pullover",
+    "dress",
+    "coat",
+    "sandal",
+    "shirt",
+    "sneaker",
+    "bag",
+    "ankle_boot",
+]
+"""Catalog categories; pinned by a test to every generator's conditioning."""
+Color = Literal[
+    "black", "white", "grey", "red", "blue", "green", "yellow", "pink", "brown", "orange"
+]
+"""Catalog colours; pinned by a test to every generator's conditioning."""
+
+
+def _generator(model: object) -> ModelSpec:
+    specs = specs_for_method(Task.GENERATE.value)
+    spec = specs.get(model) if isinstance(model, str) else None
+    if spec is None:
+        allowed = ", ".join(repr(name) for name in specs)
+        raise InvalidRequest(f"model must be one of {allowed}; got {model!r}")
+    return spec
+
+
+def plan_generate(
+    *,
+    model: object,
+    category: object,
+    color: object,
+    seed: object,
+    count: object,
+    truncation: object,
+    output_format: object,
+    quality: object,
+) -> InferPlan[GeneratedImages]:
+    """Validate a ``generate`` call (as the sample step will) and build its pipeline request."""
+    spec = _generator(model)
+    conditioning = spec.conditioning
+    assert conditioning is not None
+    check_output_options(output_format, quality)
+    try:
+        check_labels(conditioning, category, color)
+        values = (
+            check_seed(seed),
+            check_count(conditioning, count),
+            str(category).encode(),
+            str(color).encode(),
+            check_truncation(truncation),
+            cast(str, output_format).encode(),
+            quality,
+        )
+    except InvalidGeneration as exc:
+        raise InvalidRequest(str(exc)) from None
+    inputs = [
+        infer_input(tensor, np.array([value], dtype=tensor.numpy_dtype))
+        for tensor, value in zip(generator_pipeline_inputs(), values, strict=True)
+    ]
+    return InferPlan(
+        model=spec.pipeline,
+        inputs=inputs,
+        outputs=[grpcclient.InferRequestedOutput(ENCODED_OUTPUT)],
+        parse=partial(_parse_images, spec.pipeline, cast(str, output_format), values[1]),
+    )
+
+
+def _parse_images(
+    model: str, output_format: str, count: int, result: Any, latency_ms: float
+) -> GeneratedImages:
+    array = output(result, ENCODED_OUTPUT, model)
+    items = list(array.reshape(-1))
+    if len(items) != count or not all(isinstance(item, bytes) for item in items):
+        raise ServerError(
+            f"{model} returned {ENCODED_OUTPUT!r} of shape {array.shape}, not {count} images"
+        )
+    return GeneratedImages(
+        images=[decode_image(item) for item in items],
+        data=list(items),
+        format=output_format,
+        model=model,
+        model_version=model_version(result),
+        latency_ms=latency_ms,
+    )

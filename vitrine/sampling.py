@@ -1,0 +1,150 @@
+"""The generators' sample step: request checks and latents, deterministic in the seed.
+
+Torch-free: the pipeline's sample step, the client, evaluation and tests call the same
+functions, so a seed names the same images everywhere and a bad request gets the same
+message from the client and the server. Image ``i`` of a request is row ``i`` of one draw,
+so the first images of ``count=4`` equal those of ``count=1`` for the same seed.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+import numpy as np
+import numpy.typing as npt
+
+from vitrine.spec import Conditioning
+
+__all__ = [
+    "MAX_SEED",
+    "InvalidGeneration",
+    "Labels",
+    "check_count",
+    "check_labels",
+    "check_seed",
+    "check_truncation",
+    "conditioning_from_parameters",
+    "conditioning_parameters",
+    "sample",
+    "sample_latents",
+]
+
+MAX_SEED: Final = 2**32 - 1
+"""Seeds are integers in ``[0, MAX_SEED]``."""
+
+
+class InvalidGeneration(ValueError):
+    """A generation request the sample step refuses; the message says what was wrong."""
+
+
+@dataclass(frozen=True)
+class Labels:
+    """A request's category and colour as the core model's label indices."""
+
+    category: int
+    colour: int
+
+
+def _choose(kind: str, value: object, names: tuple[str, ...]) -> int:
+    if value not in names:
+        raise InvalidGeneration(f"{kind} must be one of {', '.join(names)}; got {value!r}")
+    return names.index(str(value))
+
+
+def check_labels(conditioning: Conditioning, category: object, colour: object) -> Labels:
+    """Category and colour names -> label indices."""
+    return Labels(
+        category=_choose("category", category, conditioning.categories),
+        colour=_choose("color", colour, conditioning.colours),
+    )
+
+
+def _integer(value: object) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        return None
+    return int(value)
+
+
+def check_seed(seed: object) -> int:
+    """A seed in ``[0, MAX_SEED]``."""
+    number = _integer(seed)
+    if number is None or not 0 <= number <= MAX_SEED:
+        raise InvalidGeneration(f"seed must be an integer in [0, {MAX_SEED}]; got {seed!r}")
+    return number
+
+
+def check_count(conditioning: Conditioning, count: object) -> int:
+    """How many images, in ``[1, max_count]``."""
+    number = _integer(count)
+    if number is None or not 1 <= number <= conditioning.max_count:
+        raise InvalidGeneration(
+            f"count must be an integer in [1, {conditioning.max_count}]; got {count!r}"
+        )
+    return number
+
+
+def check_truncation(truncation: object) -> float:
+    """A truncation ψ in (0, 1]."""
+    valid = isinstance(truncation, (numbers.Real, np.floating)) and not isinstance(truncation, bool)
+    number = float(truncation) if valid else math.nan  # type: ignore[arg-type]
+    if not 0.0 < number <= 1.0:  # NaN fails too
+        raise InvalidGeneration(f"truncation must be a number in (0, 1]; got {truncation!r}")
+    return number
+
+
+def sample_latents(seed: int, count: int, dim: int, truncation: float = 1.0) -> npt.NDArray[Any]:
+    """(count, dim) float32 standard-normal latents from ``seed``, scaled by ``truncation``.
+
+    Truncation ψ in (0, 1] pulls every latent towards the prior's mean (0), trading
+    variety for typical-looking images; 1 is the untruncated prior.
+    """
+    latents = np.random.default_rng(seed).standard_normal((count, dim), dtype=np.float32)
+    return latents * np.float32(truncation)
+
+
+def sample(
+    conditioning: Conditioning,
+    *,
+    seed: object,
+    count: object,
+    category: object,
+    colour: object,
+    truncation: object = 1.0,
+) -> tuple[npt.NDArray[Any], npt.NDArray[Any], npt.NDArray[Any]]:
+    """A checked request as core inputs: latents (count, Z), category and colour (count, 1)."""
+    labels = check_labels(conditioning, category, colour)
+    rows = check_count(conditioning, count)
+    latents = sample_latents(
+        check_seed(seed), rows, conditioning.latent_dim, check_truncation(truncation)
+    )
+    column = np.ones((rows, 1), dtype=np.int32)
+    return latents, column * labels.category, column * labels.colour
+
+
+def conditioning_parameters(conditioning: Conditioning) -> dict[str, object]:
+    """The sample step's config parameters (read back by :func:`conditioning_from_parameters`)."""
+    return {
+        "categories": ",".join(conditioning.categories),
+        "colours": ",".join(conditioning.colours),
+        "latent_dim": conditioning.latent_dim,
+        "side": conditioning.side,
+        "max_count": conditioning.max_count,
+    }
+
+
+def conditioning_from_parameters(params: Mapping[str, str]) -> Conditioning:
+    """The :class:`Conditioning` a sample step's config parameters describe."""
+    missing = {"categories", "colours", "latent_dim", "side", "max_count"} - set(params)
+    if missing:
+        raise ValueError(f"sample step config lacks parameters {sorted(missing)}")
+    return Conditioning(
+        categories=tuple(params["categories"].split(",")),
+        colours=tuple(params["colours"].split(",")),
+        latent_dim=int(params["latent_dim"]),
+        side=int(params["side"]),
+        max_count=int(params["max_count"]),
+    )
