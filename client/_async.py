@@ -13,7 +13,7 @@ import tritonclient.grpc.aio
 
 from ._base import ClientBase
 from ._errors import ModelMismatch, NotFound, Unavailable
-from ._generate import Category, Color, GeneratorModel, plan_generate
+from ._generate import Category, Color, GeneratorModel, plan_generate, plan_generate_array
 from ._images import ImageInput
 from ._options import Background, MaskInput, Strength
 from ._requests import (
@@ -190,6 +190,31 @@ class AsyncVitrineClient(ClientBase):
             truncation=truncation,
             output_format=output_format,
             quality=quality,
+        )
+        return await self._infer(plan, timeout)
+
+    async def generate_array(
+        self,
+        *,
+        category: Category,
+        color: Color,
+        model: GeneratorModel = "dcgan",
+        seed: int = 0,
+        count: int = 1,
+        truncation: float = 1.0,
+        timeout: float | None = None,
+    ) -> ArrayResult:
+        """The images ``generate`` makes, as uint8 (count, H, W, 3) from the core model, no codec.
+
+        Latents are drawn client-side from ``seed`` exactly as the pipeline draws them.
+        """
+        plan = plan_generate_array(
+            model=model,
+            category=category,
+            color=color,
+            seed=seed,
+            count=count,
+            truncation=truncation,
         )
         return await self._infer(plan, timeout)
 

@@ -16,15 +16,23 @@ from vitrine.sampling import (
     check_labels,
     check_seed,
     check_truncation,
+    sample,
 )
 from vitrine.spec import ModelSpec, Task
 
 from ._errors import InvalidRequest, ServerError
 from ._images import decode_image
-from ._requests import InferPlan, check_output_options, infer_input, model_version, output
-from ._results import GeneratedImages
+from ._requests import (
+    InferPlan,
+    check_output_options,
+    infer_input,
+    model_version,
+    output,
+    parse_array,
+)
+from ._results import ArrayResult, GeneratedImages
 
-__all__ = ["Category", "Color", "GeneratorModel", "plan_generate"]
+__all__ = ["Category", "Color", "GeneratorModel", "plan_generate", "plan_generate_array"]
 
 GeneratorModel = Literal["dcgan"]
 """Generator names; pinned by a test to ``specs_for_method("generate")``."""
@@ -113,4 +121,37 @@ def _parse_images(
         model=model,
         model_version=model_version(result),
         latency_ms=latency_ms,
+    )
+
+
+def plan_generate_array(
+    *,
+    model: object,
+    category: object,
+    color: object,
+    seed: object,
+    count: object,
+    truncation: object,
+) -> InferPlan[ArrayResult]:
+    """Validate a ``generate_array`` call; latents are drawn here exactly as the sample step
+    draws them, so the core model returns the pipeline's images as raw pixels."""
+    spec = _generator(model)
+    assert spec.conditioning is not None
+    try:
+        feeds = sample(
+            spec.conditioning,
+            seed=seed,
+            count=count,
+            category=category,
+            colour=color,
+            truncation=truncation,
+        )
+    except InvalidGeneration as exc:
+        raise InvalidRequest(str(exc)) from None
+    rows = len(feeds[0])
+    return InferPlan(
+        model=spec.core_model,
+        inputs=[infer_input(t, feed) for t, feed in zip(spec.inputs, feeds, strict=True)],
+        outputs=[grpcclient.InferRequestedOutput(spec.output.name)],
+        parse=partial(parse_array, spec, (rows, *spec.output.dims), False),
     )

@@ -30,6 +30,7 @@ __all__ = [
     "infer_input",
     "model_version",
     "output",
+    "parse_array",
     "OutputFormat",
     "Scale",
     "plan_denoise",
@@ -237,7 +238,7 @@ def _batch(pixels: object, spec: ModelSpec) -> npt.NDArray[Any]:
     return batch
 
 
-def _parse_array(
+def parse_array(
     spec: ModelSpec,
     expected: tuple[int, ...],
     single: bool,
@@ -302,5 +303,5 @@ def _plan_array(
         model=spec.core_model,
         inputs=[infer_input(spec.input, batch), *option_inputs],
         outputs=[grpcclient.InferRequestedOutput(spec.output.name)],
-        parse=partial(_parse_array, spec, expected, batch is not pixels),
+        parse=partial(parse_array, spec, expected, batch is not pixels),
     )

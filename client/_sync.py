@@ -12,7 +12,7 @@ import tritonclient.grpc
 
 from ._base import ClientBase
 from ._errors import ModelMismatch, NotFound, Unavailable
-from ._generate import Category, Color, GeneratorModel, plan_generate
+from ._generate import Category, Color, GeneratorModel, plan_generate, plan_generate_array
 from ._images import ImageInput
 from ._options import Background, MaskInput, Strength
 from ._requests import (
@@ -189,6 +189,31 @@ class VitrineClient(ClientBase):
             truncation=truncation,
             output_format=output_format,
             quality=quality,
+        )
+        return self._infer(plan, timeout)
+
+    def generate_array(
+        self,
+        *,
+        category: Category,
+        color: Color,
+        model: GeneratorModel = "dcgan",
+        seed: int = 0,
+        count: int = 1,
+        truncation: float = 1.0,
+        timeout: float | None = None,
+    ) -> ArrayResult:
+        """The images ``generate`` makes, as uint8 (count, H, W, 3) from the core model, no codec.
+
+        Latents are drawn client-side from ``seed`` exactly as the pipeline draws them.
+        """
+        plan = plan_generate_array(
+            model=model,
+            category=category,
+            color=color,
+            seed=seed,
+            count=count,
+            truncation=truncation,
         )
         return self._infer(plan, timeout)
 

@@ -7,8 +7,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from vitrine.catalog import SPECS
-from vitrine.pipeline import PIPELINE_OUTPUTS, pipeline_inputs
-from vitrine.spec import TensorSpec
+from vitrine.pipeline import (
+    GENERATED_OUTPUTS,
+    PIPELINE_OUTPUTS,
+    generator_pipeline_inputs,
+    pipeline_inputs,
+)
+from vitrine.spec import ModelSpec, TensorSpec
 
 from ._results import Health
 
@@ -17,11 +22,20 @@ __all__ = ["ModelContract", "contracts", "metadata_problems", "not_ready", "unre
 
 @dataclass(frozen=True)
 class ModelContract:
-    """What one served model must expose (tensor dims without the batch axis)."""
+    """What one served model must expose: tensor dims after the batch axis of a ``batched``
+    model, full shapes of one that is not (a generator's pipeline)."""
 
     name: str
     inputs: tuple[TensorSpec, ...]
     outputs: tuple[TensorSpec, ...]
+    batched: bool = True
+
+
+def _pipeline(spec: ModelSpec) -> ModelContract:
+    if spec.is_generator:
+        inputs = generator_pipeline_inputs()
+        return ModelContract(spec.pipeline, inputs, GENERATED_OUTPUTS, batched=False)
+    return ModelContract(spec.pipeline, pipeline_inputs(spec), PIPELINE_OUTPUTS)
 
 
 def contracts() -> tuple[ModelContract, ...]:
@@ -29,20 +43,17 @@ def contracts() -> tuple[ModelContract, ...]:
     return tuple(
         contract
         for spec in SPECS.values()
-        for contract in (
-            ModelContract(spec.pipeline, pipeline_inputs(spec), PIPELINE_OUTPUTS),
-            ModelContract(spec.core_model, spec.inputs, spec.outputs),
-        )
+        for contract in (_pipeline(spec), ModelContract(spec.core_model, spec.inputs, spec.outputs))
     )
 
 
 def _tensor_problems(
-    model: str, kind: str, expected: Iterable[TensorSpec], served: Iterable[Any]
+    model: str, kind: str, expected: Iterable[TensorSpec], served: Iterable[Any], batched: bool
 ) -> list[str]:
     found = {str(t.name): (str(t.datatype), tuple(int(d) for d in t.shape)) for t in served}
     problems = []
     for tensor in expected:
-        shape = (-1, *tensor.dims)
+        shape = (-1, *tensor.dims) if batched else tensor.dims
         if tensor.name not in found:
             problems.append(f"{model}: missing {kind} {tensor.name!r}")
             continue
@@ -65,9 +76,13 @@ def metadata_problems(contract: ModelContract, metadata: Any) -> list[str]:
 
     Shapes are compared batch axis first: Triton reports it as -1 for batching models.
     """
-    return _tensor_problems(
-        contract.name, "input", contract.inputs, metadata.inputs
-    ) + _tensor_problems(contract.name, "output", contract.outputs, metadata.outputs)
+    inputs = _tensor_problems(
+        contract.name, "input", contract.inputs, metadata.inputs, contract.batched
+    )
+    outputs = _tensor_problems(
+        contract.name, "output", contract.outputs, metadata.outputs, contract.batched
+    )
+    return inputs + outputs
 
 
 def not_ready(model: str) -> str:

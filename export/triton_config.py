@@ -24,6 +24,7 @@ from vitrine.pipeline import (
     ENCODED_OUTPUT,
     FORMAT_INPUT,
     GENERATE_INPUTS,
+    GENERATED_OUTPUTS,
     OUTPUT_FORMATS,
     PIPELINE_INPUTS,
     PIPELINE_OUTPUTS,
@@ -360,13 +361,12 @@ def _generator_pipeline(spec: ModelSpec) -> pb.ModelConfig:
             {ENCODED_OUTPUT: ENCODED_OUTPUT},
         ),
     ]
-    (encoded,) = PIPELINE_OUTPUTS
     return pb.ModelConfig(
         name=spec.pipeline,
         platform="ensemble",
         max_batch_size=0,
         input=_inputs(generator_pipeline_inputs()),
-        output=[pb.ModelOutput(name=encoded.name, data_type=_dtype(encoded), dims=(-1, 1))],
+        output=_outputs(GENERATED_OUTPUTS),
         ensemble_scheduling=pb.ModelEnsembling(step=steps),
     )
 

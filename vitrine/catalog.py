@@ -200,6 +200,7 @@ def _dcgan() -> ModelSpec:
         description="conditional DCGAN (spectral-norm projection discriminator), 32 px catalog",
         architecture="dcgan",
         arch_kwargs={"latent_dim": 64, "features": 64, "categories": 10, "colours": 10},
+        precision=PrecisionPolicy(fp32_layers=("to_rgb",)),  # the output layer
         quality_targets=GENERATOR_TARGETS,
     )
 

@@ -14,6 +14,7 @@ __all__ = [
     "ENCODED_INPUT",
     "ENCODED_OUTPUT",
     "FORMAT_INPUT",
+    "GENERATED_OUTPUTS",
     "GENERATE_INPUTS",
     "SAMPLED",
     "OUTPUT_FORMATS",
@@ -23,6 +24,7 @@ __all__ = [
     "decode_inputs",
     "generator_pipeline_inputs",
     "pipeline_inputs",
+    "pipeline_steps",
     "sampled_outputs",
 ]
 
@@ -70,6 +72,13 @@ def pipeline_inputs(spec: ModelSpec) -> tuple[TensorSpec, ...]:
     return (*decode_inputs(spec), *PIPELINE_INPUTS[1:])
 
 
+def pipeline_steps(spec: ModelSpec) -> tuple[str, str, str]:
+    """Triton models of ``spec``'s ensemble, in order: its decode step (editors) or sample
+    step (generators), its core model, the shared encode step."""
+    first = spec.sample_model if spec.is_generator else spec.decode_model
+    return (first, spec.core_model, ENCODE_MODEL)
+
+
 GENERATE_INPUTS: Final = (
     _scalar("seed", "INT64"),
     _scalar("count", "INT32"),
@@ -78,6 +87,10 @@ GENERATE_INPUTS: Final = (
     _scalar("truncation", "FP32"),
 )
 """What a generator pipeline is asked (no batch axis: one request, ``count`` images)."""
+GENERATED_OUTPUTS: Final = (
+    TensorSpec(name=ENCODED_OUTPUT, dtype="BYTES", dims=(-1, 1), axis_names=("images", None)),
+)
+"""Outputs of a generator's ensemble: one encoded image per row (full shape, no batch axis)."""
 SAMPLED: Final = "_sampled"
 """Suffix of the sample step's outputs: the core inputs, then format and quality per image."""
 

@@ -29,6 +29,7 @@ __all__ = [
     "check_truncation",
     "conditioning_from_parameters",
     "conditioning_parameters",
+    "example_labels",
     "sample",
     "sample_latents",
 ]
@@ -123,6 +124,12 @@ def sample(
     )
     column = np.ones((rows, 1), dtype=np.int32)
     return latents, column * labels.category, column * labels.colour
+
+
+def example_labels(conditioning: Conditioning) -> dict[str, str]:
+    """Valid ``category`` and ``color`` keywords of a ``generate`` call (the first of each):
+    what probes, the Helm test and the benchmark ask for."""
+    return {"category": conditioning.categories[0], "color": conditioning.colours[0]}
 
 
 def conditioning_parameters(conditioning: Conditioning) -> dict[str, object]:

@@ -63,7 +63,13 @@ class TensorSpec:
         return _NUMPY_DTYPES[self.dtype]
 
 
-_NUMPY_DTYPES = {"UINT8": "uint8", "INT32": "int32", "INT64": "int64", "FP32": "float32", "BYTES": "object"}
+_NUMPY_DTYPES = {
+    "UINT8": "uint8",
+    "INT32": "int32",
+    "INT64": "int64",
+    "FP32": "float32",
+    "BYTES": "object",
+}
 
 
 class OptionKind(str, Enum):

@@ -23,7 +23,16 @@ from vitrine.training.uint8_wrapper import Uint8ImageModel
 ALL_SPECS = pytest.mark.parametrize("spec", SPECS.values(), ids=lambda spec: spec.name)
 
 
+def _input_shape(spec: ModelSpec) -> tuple[int, ...]:
+    """A batch of 2 first inputs: odd-sized images, or latents (generators)."""
+    if spec.conditioning is not None:
+        return (2, spec.conditioning.latent_dim)
+    return (2, spec.limits.min_side + 3, spec.limits.min_side + 9, 3)
+
+
 def _expected_output_shape(spec: ModelSpec, shape: tuple[int, ...]) -> tuple[int, ...]:
+    if spec.conditioning is not None:
+        return (shape[0], *spec.output.dims)
     scale = spec.output_scale
     return (shape[0], shape[1] * scale, shape[2] * scale, spec.output.dims[-1])
 
@@ -35,7 +44,7 @@ def _model(spec: ModelSpec) -> torch.nn.Module:
 
 @ALL_SPECS
 def test_forward_shapes_and_dtype_at_the_serving_boundary(spec: ModelSpec) -> None:
-    shape = (2, spec.limits.min_side + 3, spec.limits.min_side + 9, 3)
+    shape = _input_shape(spec)
     feeds = [torch.from_numpy(feed) for feed in sample_inputs(spec, shape).values()]
     with torch.inference_mode():
         output = Uint8ImageModel(_model(spec), spec.task)(*feeds)
@@ -45,12 +54,18 @@ def test_forward_shapes_and_dtype_at_the_serving_boundary(spec: ModelSpec) -> No
 
 @ALL_SPECS
 def test_profile_and_limits_agree(spec: ModelSpec) -> None:
+    assert all(1 <= shape[0] <= spec.batching.max_batch_size for _, shape in spec.profile.items())
+    assert spec.batching.max_batch_size in spec.batching.preferred_batch_sizes
+    if spec.conditioning is not None:  # latents in, fixed-size images out, count-bounded
+        conditioning = spec.conditioning
+        assert {shape[1:] for _, shape in spec.profile.items()} == {(conditioning.latent_dim,)}
+        assert spec.profile.max[0] == spec.batching.max_batch_size == conditioning.max_count
+        assert spec.output.dims == (conditioning.side, conditioning.side, 3)
+        return
     for _, shape in spec.profile.items():
-        assert 1 <= shape[0] <= spec.batching.max_batch_size
         assert all(spec.limits.min_side <= side <= spec.limits.max_side for side in shape[1:3])
     assert spec.profile.min[1] == spec.limits.min_side
     assert spec.profile.max[1] == spec.limits.max_side
-    assert spec.batching.max_batch_size in spec.batching.preferred_batch_sizes
 
 
 @ALL_SPECS

@@ -40,12 +40,16 @@ def test_public_names() -> None:
         "AsyncVitrineClient",
         "ImageResult",
         "ArrayResult",
+        "GeneratedImages",
         "Health",
         "Scale",
         "OutputFormat",
         "Strength",
         "Background",
         "MaskInput",
+        "GeneratorModel",
+        "Category",
+        "Color",
         "VitrineError",
         "InvalidRequest",
         "NotFound",
@@ -74,7 +78,9 @@ def test_import_pulls_no_heavy_or_server_modules() -> None:
 
 
 def test_sync_and_async_share_signatures() -> None:
-    for name in ("__init__", "super_resolve", "super_resolve_array", "health", "verify", "close"):
+    public = [name for name in vars(VitrineClient) if not name.startswith("_")]
+    assert {"generate", "generate_array", "super_resolve", "verify"} <= set(public)
+    for name in ("__init__", *public):
         sync, aio = getattr(VitrineClient, name), getattr(AsyncVitrineClient, name)
         assert inspect.signature(sync) == inspect.signature(aio), name
         assert name == "__init__" or inspect.iscoroutinefunction(aio)
@@ -105,6 +111,24 @@ def _metadata(model: str) -> SimpleNamespace:
         "inpaint": [_tensor("mask", "UINT8", [-1, -1, -1, 1])],
         "remove_background": [_tensor("background", "UINT8", [-1, 4])],
     }
+    if model == "dcgan_pipeline":  # not batched: one request, `count` images out
+        inputs = [
+            _tensor("seed", "INT64", [1]),
+            _tensor("count", "INT32", [1]),
+            _tensor("category", "BYTES", [1]),
+            _tensor("color", "BYTES", [1]),
+            _tensor("truncation", "FP32", [1]),
+            _tensor("format", "BYTES", [1]),
+            _tensor("quality", "INT32", [1]),
+        ]
+        return SimpleNamespace(inputs=inputs, outputs=[_tensor("result_bytes", "BYTES", [-1, 1])])
+    if model == "dcgan":
+        inputs = [
+            _tensor("latent", "FP32", [-1, 64]),
+            _tensor("category", "INT32", [-1, 1]),
+            _tensor("color", "INT32", [-1, 1]),
+        ]
+        return SimpleNamespace(inputs=inputs, outputs=[_tensor("images", "UINT8", [-1, 32, 32, 3])])
     if model.endswith("_pipeline"):
         inputs = [
             _tensor("image_bytes", "BYTES", [-1, 1]),

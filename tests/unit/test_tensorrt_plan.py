@@ -59,16 +59,16 @@ def test_plan_profiles_match_the_spec_and_the_triton_config(
     spec: ModelSpec, onnx_files: dict[str, Path]
 ) -> None:
     plan = build_plan(spec, onnx_files[spec.name])
-    profile, *option_profiles = plan.profiles
+    profile, *other_profiles = plan.profiles
     assert (profile.name, profile.min, profile.opt, profile.max) == (
         spec.input.name,
         spec.profile.min,
         spec.profile.opt,
         spec.profile.max,
     )
-    assert [p.name for p in option_profiles] == [option.core.name for option in spec.options]
-    for option_profile in option_profiles:  # the options follow the image's batch
-        assert [option_profile.min[0], option_profile.opt[0], option_profile.max[0]] == [
+    assert [p.name for p in other_profiles] == [tensor.name for tensor in spec.inputs[1:]]
+    for other in other_profiles:  # options and labels follow the first input's batch
+        assert [other.min[0], other.opt[0], other.max[0]] == [
             profile.min[0],
             profile.opt[0],
             profile.max[0],
@@ -77,7 +77,8 @@ def test_plan_profiles_match_the_spec_and_the_triton_config(
     assert plan_problems(plan, config) == []
     assert profile.min[0] == 1 and profile.max[0] == config.max_batch_size
     assert profile.opt[0] in config.dynamic_batching.preferred_batch_size
-    assert profile.min[1] <= spec.limits.min_side and profile.max[1] >= spec.limits.max_side
+    if not spec.is_generator:  # image sides; a generator's first input is its latent
+        assert profile.min[1] <= spec.limits.min_side and profile.max[1] >= spec.limits.max_side
     assert plan.fp16 is spec.precision.fp16 and plan.precision_constraints == "obey"
 
 

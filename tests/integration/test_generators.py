@@ -1,0 +1,169 @@
+"""Generator pipelines through the real server: seeded images, raw path, bad requests."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+
+import numpy as np
+import pytest
+import tritonclient.grpc as grpcclient
+from PIL import Image
+from tritonclient.utils import InferenceServerException, np_to_triton_dtype
+
+from vitrine.catalog import specs_for_method
+from vitrine.client import AsyncVitrineClient, VitrineClient
+from vitrine.pipeline import ENCODED_OUTPUT, generator_pipeline_inputs
+from vitrine.serving.triton import EmbeddedTriton
+from vitrine.spec import ModelSpec
+
+pytestmark = pytest.mark.integration
+
+GENERATORS = pytest.mark.parametrize(
+    "spec", specs_for_method("generate").values(), ids=lambda spec: spec.name
+)
+VALID = {"seed": 5, "count": 2, "category": b"bag", "color": b"blue", "truncation": 1.0}
+
+
+def _pixels(images: list[Image.Image]) -> np.ndarray:
+    return np.stack([np.asarray(image) for image in images])
+
+
+@GENERATORS
+def test_generate_is_deterministic_in_the_seed(client: VitrineClient, spec: ModelSpec) -> None:
+    model = spec.selector_kwargs["model"]
+    four = client.generate(model=model, category="dress", color="red", seed=42, count=4)
+    assert four.model == spec.pipeline and len(four.images) == len(four.data) == 4
+    side = spec.output.dims[0]
+    assert all(image.size == (side, side) and image.mode == "RGB" for image in four.images)
+    again = client.generate(model=model, category="dress", color="red", seed=42, count=4)
+    assert again.data == four.data
+    one = client.generate(model=model, category="dress", color="red", seed=42, count=1)
+    assert one.data == four.data[:1]  # image i does not depend on count
+    other = client.generate(model=model, category="dress", color="red", seed=43, count=1)
+    assert other.data != one.data
+
+
+@GENERATORS
+def test_labels_and_truncation_change_the_images(client: VitrineClient, spec: ModelSpec) -> None:
+    model = spec.selector_kwargs["model"]
+    base = client.generate(model=model, category="sneaker", color="green", seed=1)
+    variants = [
+        client.generate(model=model, category="bag", color="green", seed=1),
+        client.generate(model=model, category="sneaker", color="yellow", seed=1),
+        client.generate(model=model, category="sneaker", color="green", seed=1, truncation=0.3),
+    ]
+    assert all(variant.data != base.data for variant in variants)
+
+
+@GENERATORS
+def test_raw_path_equals_the_pipeline(client: VitrineClient, spec: ModelSpec) -> None:
+    request = {"model": spec.selector_kwargs["model"], "category": "coat", "color": "brown"}
+    encoded = client.generate(**request, seed=9, count=3, truncation=0.8)
+    raw = client.generate_array(**request, seed=9, count=3, truncation=0.8)
+    assert raw.model == spec.core_model and raw.array.shape == (3, *spec.output.dims)
+    np.testing.assert_array_equal(raw.array, _pixels(encoded.images))
+
+
+@GENERATORS
+@pytest.mark.parametrize("output_format", ["jpeg", "webp"])
+def test_generate_output_formats(
+    client: VitrineClient, spec: ModelSpec, output_format: str
+) -> None:
+    result = client.generate(
+        model=spec.selector_kwargs["model"],
+        category="tshirt",
+        color="pink",
+        count=2,
+        output_format=output_format,  # type: ignore[arg-type]
+        quality=80,
+    )
+    kinds = {Image.open(io.BytesIO(data)).format for data in result.data}
+    assert kinds == {output_format.upper()} and result.format == output_format
+
+
+def test_async_generate(vitrine_server: EmbeddedTriton) -> None:
+    async def run() -> tuple[list[bytes], list[bytes]]:
+        async with AsyncVitrineClient(vitrine_server.grpc_url, timeout=60.0) as client:
+            calls = [client.generate(category="bag", color="black", seed=s) for s in (3, 3)]
+            first, second = await asyncio.gather(*calls)
+            return first.data, second.data
+
+    first, second = asyncio.run(run())
+    assert first == second and len(first) == 1
+
+
+# --- bad requests, sent past the client's own checks ------------------------------------
+
+
+def _request(
+    triton: grpcclient.InferenceServerClient, spec: ModelSpec, **changes: object
+) -> np.ndarray:
+    values = VALID | {"format": b"png", "quality": 90} | changes
+    inputs = []
+    for tensor in generator_pipeline_inputs():
+        value = np.array([values[tensor.name]], dtype=tensor.numpy_dtype)
+        inputs.append(grpcclient.InferInput(tensor.name, [1], tensor.dtype))
+        inputs[-1].set_data_from_numpy(value)
+    return triton.infer(spec.pipeline, inputs, client_timeout=60).as_numpy(ENCODED_OUTPUT)
+
+
+BAD_REQUESTS = {
+    "unknown category": ({"category": b"hat"}, "category must be one of"),
+    "unknown colour": ({"color": b"navy"}, "color must be one of"),
+    "count zero": ({"count": 0}, "count must be an integer in [1, 16]"),
+    "count above max": ({"count": 17}, "count must be an integer in [1, 16]"),
+    "negative seed": ({"seed": -1}, "seed must be an integer in [0, 4294967295]"),
+    "seed too large": ({"seed": 2**32}, "seed must be an integer"),
+    "truncation zero": ({"truncation": 0.0}, "truncation must be a number in (0, 1]"),
+    "truncation above one": ({"truncation": 1.5}, "truncation must be a number"),
+    "truncation nan": ({"truncation": float("nan")}, "truncation must be a number"),
+    "bad format": ({"format": b"bmp"}, "format"),
+    "bad quality": ({"quality": 0}, "quality"),
+}
+
+
+@GENERATORS
+@pytest.mark.parametrize("case", BAD_REQUESTS)
+def test_pipeline_rejects_bad_requests(
+    triton: grpcclient.InferenceServerClient, spec: ModelSpec, case: str
+) -> None:
+    changes, message = BAD_REQUESTS[case]
+    with pytest.raises(InferenceServerException) as caught:
+        _request(triton, spec, **changes)
+    assert caught.value.status() == "StatusCode.INVALID_ARGUMENT", caught.value
+    assert message in str(caught.value.message()), caught.value.message()
+    assert _request(triton, spec).shape == (2, 1)  # and serves the next request
+
+
+def _core(
+    triton: grpcclient.InferenceServerClient, spec: ModelSpec, feeds: dict[str, np.ndarray]
+) -> np.ndarray:
+    inputs = []
+    for tensor in spec.inputs:
+        value = feeds[tensor.name]
+        datatype = np_to_triton_dtype(value.dtype)
+        inputs.append(grpcclient.InferInput(tensor.name, list(value.shape), datatype))
+        inputs[-1].set_data_from_numpy(value)
+    return triton.infer(spec.core_model, inputs, client_timeout=60).as_numpy(spec.output.name)
+
+
+@GENERATORS
+def test_core_model_rejects_wrong_dtype_and_shape(
+    triton: grpcclient.InferenceServerClient, spec: ModelSpec
+) -> None:
+    assert spec.conditioning is not None
+    labels = np.zeros((2, 1), np.int32)
+    latent = np.zeros((2, spec.conditioning.latent_dim), np.float32)
+    valid = {"latent": latent, "category": labels, "color": labels}
+    bad = {
+        "data-type": {"category": labels.astype(np.float32)},
+        "shape": {"latent": latent[:, :-1]},
+        "out of data bounds": {"color": labels + len(spec.conditioning.colours)},
+    }
+    for message, change in bad.items():
+        with pytest.raises(InferenceServerException) as caught:
+            _core(triton, spec, valid | change)
+        assert caught.value.status() == "StatusCode.INVALID_ARGUMENT", caught.value
+        assert message in str(caught.value.message()).lower()
+    assert _core(triton, spec, valid).shape == (2, *spec.output.dims)
