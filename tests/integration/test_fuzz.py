@@ -18,9 +18,15 @@ from hypothesis import strategies as st
 from PIL import Image
 from tritonclient.utils import InferenceServerException
 
-from vitrine.catalog import SPECS
+from vitrine.catalog import SPECS, specs_for_method
 from vitrine.options import encode_mask
-from vitrine.pipeline import ENCODED_INPUT, ENCODED_OUTPUT, FORMAT_INPUT, QUALITY_INPUT
+from vitrine.pipeline import (
+    ENCODED_INPUT,
+    ENCODED_OUTPUT,
+    FORMAT_INPUT,
+    QUALITY_INPUT,
+    generator_pipeline_inputs,
+)
 from vitrine.serving.triton import EmbeddedTriton
 from vitrine.spec import ModelSpec, Option, OptionKind
 
@@ -32,7 +38,9 @@ FUZZ = settings(
     derandomize=True,  # the same cases on every CI run
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-TRIED = {"pipeline": 0, "core": 0}
+TRIED = {"pipeline": 0, "core": 0, "generator": 0}
+EDITORS = [spec for spec in SPECS.values() if not spec.is_generator]
+GENERATORS = list(specs_for_method("generate").values())
 
 
 def _encoded(width: int, height: int, fmt: str, seed: int) -> bytes:
@@ -127,7 +135,7 @@ def raw(vitrine_server: EmbeddedTriton) -> grpcclient.InferenceServerClient:
     return grpcclient.InferenceServerClient(vitrine_server.grpc_url)
 
 
-@pytest.mark.parametrize("spec", SPECS.values(), ids=lambda spec: spec.name)
+@pytest.mark.parametrize("spec", EDITORS, ids=lambda spec: spec.name)
 def test_fuzz_pipeline(raw: grpcclient.InferenceServerClient, spec: ModelSpec) -> None:
     @FUZZ
     @given(
@@ -155,7 +163,7 @@ def test_fuzz_pipeline(raw: grpcclient.InferenceServerClient, spec: ModelSpec) -
     _assert_healthy(raw, spec)
 
 
-@pytest.mark.parametrize("spec", SPECS.values(), ids=lambda spec: spec.name)
+@pytest.mark.parametrize("spec", EDITORS, ids=lambda spec: spec.name)
 def test_fuzz_core_model(raw: grpcclient.InferenceServerClient, spec: ModelSpec) -> None:
     dtypes = {"UINT8": np.uint8, "INT32": np.int32, "FP32": np.float32, "INT8": np.int8}
 
@@ -183,6 +191,50 @@ def test_fuzz_core_model(raw: grpcclient.InferenceServerClient, spec: ModelSpec)
 
     case()
     _assert_healthy(raw, spec)
+
+
+LABELS = st.one_of(
+    st.sampled_from([b"bag", b"dress", b"red", b"blue", b"", b"BAG", b"\xff\xfe"]),
+    st.binary(max_size=16),
+)
+REQUEST_VALUES: dict[str, st.SearchStrategy[object]] = {
+    "seed": st.integers(-(2**63), 2**63 - 1),
+    "count": st.integers(-(2**31), 2**31 - 1),
+    "category": LABELS,
+    "color": LABELS,
+    "truncation": st.floats(width=32),  # NaN and infinities included
+    "format": st.sampled_from([b"png", b"jpeg", b"webp", b"", b"gif"]),
+    "quality": st.integers(-10, 300),
+}
+
+
+@pytest.mark.parametrize("spec", GENERATORS, ids=lambda spec: spec.name)
+def test_fuzz_generator_pipeline(raw: grpcclient.InferenceServerClient, spec: ModelSpec) -> None:
+    tensors = generator_pipeline_inputs()
+
+    @FUZZ
+    @given(values=st.tuples(*(REQUEST_VALUES[tensor.name] for tensor in tensors)))
+    def case(values: tuple[object, ...]) -> None:
+        TRIED["generator"] += 1
+        inputs = [
+            _tensor(t.name, np.array([value], dtype=t.numpy_dtype), t.dtype)
+            for t, value in zip(tensors, values, strict=True)
+        ]
+
+        def call() -> None:
+            result = raw.infer(spec.pipeline, inputs, client_timeout=30)
+            for row in result.as_numpy(ENCODED_OUTPUT)[:, 0]:
+                Image.open(io.BytesIO(row)).load()
+
+        _answer_is_valid_or_invalid_argument(call)
+
+    case()
+    assert raw.is_server_ready() and raw.is_model_ready(spec.pipeline)
+    good = [
+        _tensor(t.name, np.array([value], dtype=t.numpy_dtype), t.dtype)
+        for t, value in zip(tensors, (1, 2, b"bag", b"red", 1.0, b"png", 90), strict=True)
+    ]
+    assert raw.infer(spec.pipeline, good).as_numpy(ENCODED_OUTPUT).shape == (2, 1)
 
 
 def _assert_healthy(raw: grpcclient.InferenceServerClient, spec: ModelSpec) -> None:
