@@ -39,6 +39,7 @@ from vitrine.spec import ModelSpec, Option, OptionKind, TensorSpec
 
 __all__ = [
     "ENGINE_ARCHITECTURES",
+    "RESPONSE_CACHE_ARGUMENT",
     "Target",
     "core_config",
     "decode_config",
@@ -63,6 +64,8 @@ CPU_CORE_THREADS = 2
 # local GPU's capability through `cc_model_filenames`, else `model.plan`.
 ENGINE_ARCHITECTURES = ("7.5", "8.0", "8.6", "8.9", "9.0")
 WARMUP_SIDE = 32  # side of the warm-up image of the python steps
+RESPONSE_CACHE_ARGUMENT = "--cache-config=local,size=67108864"
+"""The ``tritonserver`` flag that backs ``response_cache`` (64 MiB for every model)."""
 
 
 class Target(str, Enum):
@@ -243,8 +246,6 @@ def core_config(spec: ModelSpec, target: Target) -> pb.ModelConfig:
             pb.ModelInstanceGroup(kind=pb.ModelInstanceGroup.KIND_GPU, count=1)
         )
         config.model_warmup.append(_core_warmup(spec))
-        if spec.response_cache:  # deterministic models only; see ModelSpec.response_cache
-            config.response_cache.enable = True
     elif target is Target.CPU:
         config.platform = "onnxruntime_onnx"
         config.default_model_filename = "model.onnx"
@@ -373,8 +374,14 @@ def _generator_pipeline(spec: ModelSpec) -> pb.ModelConfig:
 
 def pipeline_config(spec: ModelSpec) -> pb.ModelConfig:
     """The public ensemble: decode -> core model -> encode (generators: sample first)."""
-    if spec.is_generator:
-        return _generator_pipeline(spec)
+    config = _generator_pipeline(spec) if spec.is_generator else _editor_pipeline(spec)
+    if spec.response_cache:  # the server runs with RESPONSE_CACHE_ARGUMENT
+        config.response_cache.enable = True
+    return config
+
+
+def _editor_pipeline(spec: ModelSpec) -> pb.ModelConfig:
+    """An editor's ensemble: decode -> core model -> encode."""
     decoded, result = f"{spec.name}_decoded", f"{spec.name}_output"
     wires = {option.name: option.name for option in spec.options}
     decoded_options = {option.decoded.name: f"{spec.name}_{option.name}" for option in spec.options}
@@ -400,7 +407,7 @@ def pipeline_config(spec: ModelSpec) -> pb.ModelConfig:
             {ENCODED_OUTPUT: ENCODED_OUTPUT},
         ),
     ]
-    config = pb.ModelConfig(
+    return pb.ModelConfig(
         name=spec.pipeline,
         platform="ensemble",
         max_batch_size=spec.batching.max_batch_size,
@@ -408,6 +415,3 @@ def pipeline_config(spec: ModelSpec) -> pb.ModelConfig:
         output=_outputs(PIPELINE_OUTPUTS),
         ensemble_scheduling=pb.ModelEnsembling(step=steps),
     )
-    if spec.response_cache:  # needs `tritonserver --cache-config local,size=...`
-        config.response_cache.enable = True
-    return config

@@ -6,7 +6,9 @@ replica on the same GPU type or a new pod reuses them, and a new TensorRT, GPU t
 file builds fresh ones. Every engine comes from :func:`vitrine.export.tensorrt.build_gated_engine`
 (the same plan, builder and precision gate as ``vitrine export --format trt``). The baked
 repository is copied to a writable folder and each engine is linked in under its
-``cc_model_filenames`` name before ``tritonserver`` replaces this process.
+``cc_model_filenames`` name before ``tritonserver`` replaces this process. Every spec's core
+model gets one, a generator's as an editor's; the python steps (decode, a generator's
+sample step, encode) need none and are copied as baked.
 
     python -m vitrine.serving.gpu_entrypoint [--build-only] [-- TRITONSERVER ARGS...]
 
@@ -36,7 +38,11 @@ from vitrine.export.tensorrt import (
     require_tensorrt,
     sha256_file,
 )
-from vitrine.export.triton_config import ENGINE_ARCHITECTURES, engine_filename
+from vitrine.export.triton_config import (
+    ENGINE_ARCHITECTURES,
+    RESPONSE_CACHE_ARGUMENT,
+    engine_filename,
+)
 from vitrine.spec import ModelSpec
 
 __all__ = [
@@ -178,7 +184,7 @@ def runtime_mismatch(builder_version: str, server_version: str | None) -> str | 
 
 def tritonserver_command(runtime: Path, extra: Sequence[str]) -> list[str]:
     """The server command; model control stays ``none`` (loading models is code execution)."""
-    return ["tritonserver", f"--model-repository={runtime}", *extra]
+    return ["tritonserver", f"--model-repository={runtime}", RESPONSE_CACHE_ARGUMENT, *extra]
 
 
 def served_specs() -> list[ModelSpec]:

@@ -30,6 +30,7 @@ from types import FrameType, TracebackType
 from typing import TYPE_CHECKING
 
 from vitrine import paths
+from vitrine.export.triton_config import RESPONSE_CACHE_ARGUMENT
 
 if TYPE_CHECKING:
     from vitrine.serving.watchdog import Watchdog
@@ -260,6 +261,8 @@ class EmbeddedTriton:
             "--strict-readiness=true",
             f"--exit-timeout-secs={self.exit_timeout}",
             "--log-verbose=0",
+            f"--cache-directory={binary.parent.parent / 'caches'}",  # the wheel's local cache
+            RESPONSE_CACHE_ARGUMENT,
             *self.extra_args,
         ]
 

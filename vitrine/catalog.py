@@ -189,6 +189,7 @@ def _generator(name: str, conditioning: Conditioning = _CATALOG, **fields: Any) 
         selector=("model", name),
         batching=BatchingPolicy(max_batch_size=count, preferred_batch_sizes=(count // 2, count)),
         loadtest_side=side,
+        response_cache=True,  # the same request (seed included) makes the same bytes
         conditioning=conditioning,
         **fields,
     )

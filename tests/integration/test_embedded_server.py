@@ -20,6 +20,7 @@ from PIL import Image
 
 from vitrine.catalog import get_spec
 from vitrine.export.triton_config import (
+    RESPONSE_CACHE_ARGUMENT,
     Target,
     core_config,
     decode_config,
@@ -328,6 +329,8 @@ def test_urls_and_command(tmp_path: Path) -> None:
     assert f"--model-repository={tmp_path}" in command
     assert "--model-control-mode=none" in command
     assert "--strict-readiness=true" in command
+    assert "--cache-directory=/caches" in command  # beside bin/ in the wheel
+    assert RESPONSE_CACHE_ARGUMENT in command
     assert command[-1] == "-x"
     assert triton.stop() is None  # never started
 

@@ -167,3 +167,19 @@ def test_core_model_rejects_wrong_dtype_and_shape(
         assert caught.value.status() == "StatusCode.INVALID_ARGUMENT", caught.value
         assert message in str(caught.value.message()).lower()
     assert _core(triton, spec, valid).shape == (2, *spec.output.dims)
+
+
+@GENERATORS
+def test_repeated_requests_are_served_from_the_response_cache(
+    client: VitrineClient, triton: grpcclient.InferenceServerClient, spec: ModelSpec
+) -> None:
+    def hits() -> int:
+        (stats,) = triton.get_inference_statistics(spec.pipeline, as_json=True)["model_stats"]
+        return int(stats["inference_stats"].get("cache_hit", {}).get("count", 0))
+
+    request = {"model": spec.selector_kwargs["model"], "category": "shirt", "color": "grey"}
+    first = client.generate(**request, seed=777, count=3)
+    before = hits()
+    again = client.generate(**request, seed=777, count=3)
+    assert again.data == first.data
+    assert hits() == before + 1

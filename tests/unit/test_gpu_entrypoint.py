@@ -12,6 +12,7 @@ from vitrine.catalog import SPECS
 from vitrine.export import tensorrt as trt_plan
 from vitrine.export.repository import build_repository
 from vitrine.export.triton_config import Target
+from vitrine.pipeline import generator_pipeline_inputs
 from vitrine.serving import gpu_entrypoint as entry
 from vitrine.serving.gpu_entrypoint import (
     EngineKey,
@@ -105,12 +106,19 @@ def test_engines_are_linked_under_their_cc_model_filename(
         _cache_engine(job, key)
     runtime = tmp_path / "runtime"
     links = install_engines(source, runtime, jobs, key)
+    assert set(links) == {spec.core_model for spec in SPECS.values()}  # generators' too
     for job in jobs:
         assert [path.name for path in links[job.model]] == names
         for path in links[job.model]:
             assert path.resolve() == job.engine.resolve()
         assert not (runtime / job.model / "1" / ".gitkeep").exists()
     assert (runtime / "superres_x2_decode" / "warmup" / "image_bytes").is_file()
+    for spec in SPECS.values():
+        if spec.is_generator:  # the python sample step is copied with its warm-up request
+            sample = runtime / spec.sample_model
+            assert [path.name for path in (sample / "1").iterdir()] == ["model.py"]
+            warmup = {path.name for path in (sample / "warmup").iterdir()}
+            assert warmup == {tensor.name for tensor in generator_pipeline_inputs()}
     install_engines(source, runtime, jobs, key)  # a restart replaces the runtime copy
 
 
@@ -122,7 +130,12 @@ def test_builder_and_server_tensorrt_must_match() -> None:
 
 def test_server_command_keeps_model_control_closed(tmp_path: Path) -> None:
     command = tritonserver_command(tmp_path, ["--log-verbose=1"])
-    assert command == ["tritonserver", f"--model-repository={tmp_path}", "--log-verbose=1"]
+    assert command == [
+        "tritonserver",
+        f"--model-repository={tmp_path}",
+        "--cache-config=local,size=67108864",  # generators' responses are cached
+        "--log-verbose=1",
+    ]
     assert not any("model-control" in part for part in command)
 
 

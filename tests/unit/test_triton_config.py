@@ -108,6 +108,8 @@ def test_generator_pipeline_fans_one_request_out_to_count_images() -> None:
         "quality": sample.output_map["quality_sampled"],
     }
     assert GENERATOR.batching.max_batch_size == GENERATOR.profile.max[0] == 16  # count bound
+    assert config.response_cache.enable  # deterministic in the seed
+    assert not pipeline_config(SPEC).HasField("response_cache")
 
 
 def test_gpu_sample_step_warms_up_with_one_valid_request() -> None:
