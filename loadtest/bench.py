@@ -16,12 +16,14 @@ file's ``history``, labelled, so before/after figures of tuning stay side by sid
 ``bench.png``; prints the three ratios against the targets.
 
 Adapters are keyed by :class:`~vitrine.spec.Task`, so every image editor added to the
-catalog is benchmarked by :class:`EditorAdapter` without code here; a generator adds one
-adapter (seed/count payloads, no image input) in one line.
+catalog is benchmarked by :class:`EditorAdapter` and every generator by
+:class:`GeneratorAdapter` (labels and a seed in, a batch of images out; no input image, so
+it runs at the one side it generates) without code here.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import http.client
 import io
@@ -35,6 +37,7 @@ import tempfile
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
@@ -52,8 +55,11 @@ __all__ = [
     "SYSTEMS",
     "TARGETS",
     "BenchConfig",
+    "BenchRequest",
     "Cell",
     "EditorAdapter",
+    "GeneratorAdapter",
+    "bench_sizes",
     "compute_ratios",
     "measure",
     "run_bench",
@@ -79,7 +85,7 @@ class BenchConfig:
     """What ``vitrine bench`` measures; the defaults finish in a few minutes on 2 cores."""
 
     models: tuple[str, ...] = ()  # empty: every spec with an adapter
-    sizes: tuple[int, ...] = ()  # square input sides; empty: per spec (see default_sizes)
+    sizes: tuple[int, ...] = ()  # editors' square input sides; empty: per spec (bench_sizes)
     concurrency: tuple[int, ...] = (1, 4, 16)
     duration_s: float = 2.0  # per (system, size, level)
     max_requests: int | None = None  # stop a level earlier after this many requests
@@ -214,6 +220,47 @@ class Adapter(Protocol):
     ) -> dict[str, Callable[[], Worker]]: ...
 
 
+@dataclass(frozen=True)
+class BenchRequest:
+    """One benchmarked request as each system takes it. The callables give each call's
+    keyword arguments and peer path: a generator's change their seed every call, as its
+    pipeline caches responses (:func:`vitrine.loadtest.payloads.fresh_seeds`)."""
+
+    feed: dict[str, np.ndarray]  # limit: the core model's inputs
+    raw_args: tuple[object, ...]  # raw: positional arguments of ``<client_method>_array``
+    pipeline_args: tuple[object, ...]  # pipeline: positional arguments of ``<client_method>``
+    kwargs: Callable[[], dict[str, Any]]  # raw and pipeline: keyword arguments
+    peer_path: Callable[[], str]  # peer: the URL path (and query) posted to
+    peer_body: bytes
+    peer_parse: Callable[[bytes], object]  # peer: decodes the answer as the client would
+
+
+def _system_workers(
+    spec: ModelSpec, request: BenchRequest, env: Environment, threads: int
+) -> dict[str, Callable[[], Worker]]:
+    """The worker factory of every system for ``request``."""
+
+    def limit() -> Worker:
+        session = _session(env.repository / spec.core_model / "1" / "model.onnx", threads)
+        return lambda: session.run(None, request.feed)
+
+    def raw() -> Worker:
+        method = getattr(_client(env.grpc_address), f"{spec.client_method}_array")
+        return lambda: method(*request.raw_args, **request.kwargs())
+
+    def pipeline() -> Worker:
+        method = getattr(_client(env.grpc_address), spec.client_method)
+        fmt = env.config.output_format
+        return lambda: method(*request.pipeline_args, **request.kwargs(), output_format=fmt)
+
+    def peer() -> Worker:
+        if env.peer_address is None:
+            raise RuntimeError("the peer is not running")
+        return _peer_worker(env.peer_address, request)
+
+    return {"limit": limit, "raw": raw, "pipeline": pipeline, "peer": peer}
+
+
 @dataclass
 class EditorAdapter:
     """Image-in/image-out editors: raw uint8 core model, encoded-bytes pipeline, peer."""
@@ -223,36 +270,64 @@ class EditorAdapter:
     def workers(
         self, spec: ModelSpec, size: int, env: Environment, threads: int
     ) -> dict[str, Callable[[], Worker]]:
-        from vitrine.loadtest.payloads import encode, photo_inputs
+        from vitrine.loadtest.payloads import encode, fixed, photo_inputs
         from vitrine.options import core_value, example_options
 
         pixels = photo_inputs(size, size)[self.photo]
         data = encode(pixels, env.config.input_format)
-        fmt = env.config.output_format
         options = example_options(spec, size, size)
-        kwargs = spec.selector_kwargs | options
+        feed = {spec.input.name: pixels[None]} | {
+            o.core.name: core_value(o, options[o.name], pixels[None]) for o in spec.options
+        }
+        query = urllib.parse.urlencode({"output_format": env.config.output_format})
+        request = BenchRequest(
+            feed=feed,
+            raw_args=(pixels,),
+            pipeline_args=(data,),
+            kwargs=fixed(spec.selector_kwargs | options),
+            peer_path=lambda: f"/v1/models/{spec.name}?{query}",
+            peer_body=data,
+            peer_parse=_decoded,
+        )
+        return _system_workers(spec, request, env, threads)
 
-        def limit() -> Worker:
-            session = _session(env.repository / spec.core_model / "1" / "model.onnx", threads)
-            feed = {spec.input.name: pixels[None]} | {
-                o.core.name: core_value(o, options[o.name], pixels[None]) for o in spec.options
-            }
-            return lambda: session.run(None, feed)
 
-        def raw() -> Worker:
-            method = getattr(_client(env.grpc_address), f"{spec.client_method}_array")
-            return lambda: method(pixels, **kwargs)
+@dataclass
+class GeneratorAdapter:
+    """Generators: ``count`` images of the example labels per request, from a fresh seed
+    each call; the limit runs the core model on latents and labels drawn as the sample
+    step draws them. ``count`` None: the batch the core model is optimised for (its
+    profile's opt)."""
 
-        def pipeline() -> Worker:
-            method = getattr(_client(env.grpc_address), spec.client_method)
-            return lambda: method(data, **kwargs, output_format=fmt)
+    count: int | None = None
 
-        def peer() -> Worker:
-            if env.peer_address is None:
-                raise RuntimeError("the peer is not running")
-            return _peer_worker(env.peer_address, spec.name, data, fmt)
+    def workers(
+        self, spec: ModelSpec, size: int, env: Environment, threads: int
+    ) -> dict[str, Callable[[], Worker]]:
+        from vitrine.loadtest.payloads import fresh_seeds
+        from vitrine.sampling import example_labels, sample
 
-        return {"limit": limit, "raw": raw, "pipeline": pipeline, "peer": peer}
+        assert spec.conditioning is not None, f"{spec.name} is no generator"
+        labels = example_labels(spec.conditioning)
+        asked = {**labels, "count": self.count or spec.profile.opt[0]}
+        feeds = sample(
+            spec.conditioning,
+            seed=0,
+            count=asked["count"],
+            category=labels["category"],
+            colour=labels["color"],
+        )
+        query = fresh_seeds(asked | {"output_format": env.config.output_format})
+        request = BenchRequest(
+            feed={tensor.name: feed for tensor, feed in zip(spec.inputs, feeds, strict=True)},
+            raw_args=(),
+            pipeline_args=(),
+            kwargs=fresh_seeds(spec.selector_kwargs | asked),
+            peer_path=lambda: f"/v1/models/{spec.name}/generate?{urllib.parse.urlencode(query())}",
+            peer_body=b"",
+            peer_parse=_decoded_images,
+        )
+        return _system_workers(spec, request, env, threads)
 
 
 ADAPTERS: dict[Task, Adapter] = {
@@ -261,6 +336,7 @@ ADAPTERS: dict[Task, Adapter] = {
     Task.DENOISE: EditorAdapter(),
     Task.INPAINT: EditorAdapter(),
     Task.REMOVE_BACKGROUND: EditorAdapter(),
+    Task.GENERATE: GeneratorAdapter(),
 }
 """Task → adapter; specs of a task without one are skipped (and named in the output)."""
 
@@ -301,24 +377,33 @@ def _client(address: str) -> Any:
     return clients[address]
 
 
-def _peer_worker(address: str, model: str, data: bytes, fmt: str) -> Worker:
-    from PIL import Image
-
+def _peer_worker(address: str, request: BenchRequest) -> Worker:
     host, port = address.rsplit(":", 1)
     connection = http.client.HTTPConnection(host, int(port), timeout=60)
-    path = f"/v1/models/{model}?output_format={fmt}"
     headers = {"Content-Type": "application/octet-stream"}
 
     def call() -> object:
-        connection.request("POST", path, body=data, headers=headers)
+        connection.request("POST", request.peer_path(), body=request.peer_body, headers=headers)
         response = connection.getresponse()
         body = response.read()
         if response.status != 200:
             raise RuntimeError(f"peer answered {response.status}: {body[:200]!r}")
-        with Image.open(io.BytesIO(body)) as image:  # the typed client decodes too
-            return image.convert("RGB")
+        return request.peer_parse(body)
 
     return call
+
+
+def _decoded(data: bytes) -> object:
+    """One encoded image, decoded (the typed client decodes too)."""
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as image:
+        return image.convert("RGB")
+
+
+def _decoded_images(data: bytes) -> object:
+    """The peer's generated images (JSON of base64 images), each decoded."""
+    return [_decoded(base64.b64decode(item)) for item in json.loads(data)["images"]]
 
 
 # -- servers ----------------------------------------------------------------------------------
@@ -387,9 +472,18 @@ def _wait_http(url: str, process: subprocess.Popen[bytes], log: Path, timeout: f
 
 
 def default_sizes(spec: ModelSpec) -> tuple[int, ...]:
-    """The spec's load-test side and twice it (within its limits)."""
+    """The spec's load-test side and twice it, within its limits: one side for a generator,
+    whose limits are the side it generates."""
     side = spec.loadtest_side
     return tuple(sorted({side, min(2 * side, spec.limits.max_side)}))
+
+
+def bench_sizes(spec: ModelSpec, config: BenchConfig) -> tuple[int, ...]:
+    """The sides ``spec`` is measured at: ``config.sizes`` for an editor (else its defaults);
+    a generator takes no input image, so always the side it generates."""
+    if spec.is_generator or not config.sizes:
+        return default_sizes(spec)
+    return config.sizes
 
 
 def bench_specs(config: BenchConfig) -> tuple[list[ModelSpec], list[str]]:
@@ -513,7 +607,7 @@ def bench(config: BenchConfig, echo: Callable[[str], None] = print) -> dict[str,
         peer = stack.enter_context(_peer([s.name for s in specs], "peer" in config.systems))
         env = Environment(repository, address, peer, config)
         for spec in specs:
-            for size in config.sizes or default_sizes(spec):
+            for size in bench_sizes(spec, config):
                 cells.extend(_measure_cells(spec, size, env, echo))
     run = {
         "label": config.label,

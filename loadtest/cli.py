@@ -185,7 +185,11 @@ def add_loadtest_commands(subparsers: Any) -> None:
         "--models", nargs="+", choices=sorted(SPECS), help="default: every benchmarkable spec"
     )
     bench.add_argument(
-        "--sizes", nargs="+", type=_positive_int, help="square input sides; default per spec"
+        "--sizes",
+        nargs="+",
+        type=_positive_int,
+        help="editors' square input sides (a generator runs at the side it generates); "
+        "default per spec",
     )
     bench.add_argument(
         "--concurrency", nargs="+", type=_positive_int, default=[1, 4, 16], help="default 1 4 16"

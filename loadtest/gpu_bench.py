@@ -1,7 +1,9 @@
 """`vitrine bench --target gpu`: PyTorch eager vs onnxruntime CUDA vs TensorRT FP16 per model.
 
-For every spec, input size (the spec's resolution buckets by default) and batch size (1 and
-the Triton config's preferred sizes), on one GPU, one after another with the same inputs:
+For every spec, input size (the spec's resolution buckets by default; a generator's one
+output side, as it takes no input image) and batch size (1 and the Triton config's
+preferred sizes; a generator's images per request), on one GPU, one after another with the
+same inputs (photo crops, or a generator's seeded latents and labels):
 
 * ``torch_cuda``: the checkpoint's module behind the uint8 wrapper, eager, on CUDA;
 * ``ort_cuda``: the exported ``model.onnx`` with onnxruntime's CUDA execution provider;
@@ -17,7 +19,7 @@ from __future__ import annotations
 
 import json
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,7 +32,7 @@ from vitrine.loadtest.bench import Worker, measure
 from vitrine.provenance import git_commit
 from vitrine.spec import ModelSpec
 
-__all__ = ["GPU_SYSTEMS", "GpuBenchConfig", "missing_gpu_stack", "run_gpu_bench"]
+__all__ = ["GPU_SYSTEMS", "GpuBenchConfig", "missing_gpu_stack", "run_gpu_bench", "workloads"]
 
 GPU_SYSTEMS = ("torch_cuda", "ort_cuda", "trt_fp16")
 
@@ -40,7 +42,7 @@ class GpuBenchConfig:
     """What ``vitrine bench --target gpu`` measures."""
 
     models: tuple[str, ...] = ()  # empty: the whole catalog
-    sizes: tuple[int, ...] = ()  # square sides; empty: the spec's opt and max buckets
+    sizes: tuple[int, ...] = ()  # editors' square sides; empty: the opt and max buckets
     duration_s: float = 3.0
     warmup: int = 3
     out: Path = Path("reports") / "bench-gpu"
@@ -72,11 +74,31 @@ def missing_gpu_stack() -> list[str]:
 
 
 def _sizes(spec: ModelSpec, config: GpuBenchConfig) -> tuple[int, ...]:
+    if spec.is_generator:  # no input image: the side it generates
+        return (spec.limits.max_side,)
     return config.sizes or (spec.profile.opt[1], spec.profile.max[1])
 
 
 def _batches(spec: ModelSpec) -> tuple[int, ...]:
     return tuple(sorted({1, *spec.batching.preferred_batch_sizes}))
+
+
+def _batch_shape(spec: ModelSpec, size: int, batch: int) -> tuple[int, ...]:
+    """Shape of the first core input: ``batch`` images of ``size`` (editors) or latents."""
+    if spec.is_generator:
+        return (batch, *spec.inputs[0].dims)
+    return (batch, size, size, 3)
+
+
+def workloads(
+    spec: ModelSpec, config: GpuBenchConfig
+) -> Iterator[tuple[int, int, dict[str, np.ndarray]]]:
+    """``(size, batch, feeds)`` of every cell measured for ``spec``: the core inputs."""
+    from vitrine.export.parity import sample_inputs
+
+    for size in _sizes(spec, config):
+        for batch in _batches(spec):
+            yield size, batch, sample_inputs(spec, _batch_shape(spec, size, batch))
 
 
 def _torch_worker(spec: ModelSpec, feeds: dict[str, np.ndarray]) -> Callable[[], Worker]:
@@ -142,30 +164,26 @@ def _artifacts(spec: ModelSpec, folder: Path) -> tuple[Path, Path]:
 
 
 def _measure_spec(spec: ModelSpec, config: GpuBenchConfig, folder: Path) -> list[dict[str, Any]]:
-    from vitrine.export.parity import sample_inputs
-
     onnx, engine = _artifacts(spec, folder)
     cells = []
-    for size in _sizes(spec, config):
-        for count in _batches(spec):
-            feeds = sample_inputs(spec, (count, size, size, 3))
-            workers = {
-                "torch_cuda": _torch_worker(spec, feeds),
-                "ort_cuda": _ort_worker(spec, onnx, feeds),
-                "trt_fp16": _trt_worker(spec, engine, feeds),
-            }
-            for system, make in workers.items():
-                cell = measure(make, 1, duration_s=config.duration_s, warmup=config.warmup)
-                images_per_s = round(cell["rps"] * count, 2)
-                cells.append(
-                    {"system": system, "model": spec.name, "size": size, "batch": count}
-                    | cell
-                    | {"images_per_s": images_per_s}
-                )
-                print(
-                    f"  {spec.name:12} {size:5}px batch {count:2} {system:10} "
-                    f"{images_per_s:9.1f} img/s  p50 {cell['p50_ms']:8.2f} ms"
-                )
+    for size, count, feeds in workloads(spec, config):
+        workers = {
+            "torch_cuda": _torch_worker(spec, feeds),
+            "ort_cuda": _ort_worker(spec, onnx, feeds),
+            "trt_fp16": _trt_worker(spec, engine, feeds),
+        }
+        for system, make in workers.items():
+            cell = measure(make, 1, duration_s=config.duration_s, warmup=config.warmup)
+            images_per_s = round(cell["rps"] * count, 2)
+            cells.append(
+                {"system": system, "model": spec.name, "size": size, "batch": count}
+                | cell
+                | {"images_per_s": images_per_s}
+            )
+            print(
+                f"  {spec.name:12} {size:5}px batch {count:2} {system:10} "
+                f"{images_per_s:9.1f} img/s  p50 {cell['p50_ms']:8.2f} ms"
+            )
     return cells
 
 

@@ -4,6 +4,10 @@ A mix is a TOML file with a ``description`` and one ``[[call]]`` table per Locus
 (see ``mixes/storefront.toml``, the default). Every call names a spec of the catalog and a
 path; the request name Locust reports is the Triton model the call reaches (the pipeline
 ensemble or the core model), so thresholds and Triton's metrics use the same names.
+
+A generator's call takes no upload: ``count`` (images per request, default 1) replaces
+``batch`` on the raw path, ``input_format`` does not apply, and ``sizes`` may only be
+omitted or name the one side it generates.
 """
 
 from __future__ import annotations
@@ -36,8 +40,9 @@ INPUT_FORMATS = ("jpeg", "png", "webp")
 """Encodings an upload may arrive in (pipeline path)."""
 
 Path_ = Literal["pipeline", "raw"]
-_CALL_KEYS = {"model", "path", "weight", "sizes", "input_format", "output_format", "quality"}
-_CALL_KEYS_RAW = {"model", "path", "weight", "sizes", "batch"}
+_CALL_KEYS = {"model", "path", "weight", "sizes"}
+_PATH_KEYS = {"pipeline": {"input_format", "output_format", "quality"}, "raw": {"batch"}}
+_GENERATOR_PATH_KEYS = {"pipeline": {"count", "output_format", "quality"}, "raw": {"count"}}
 
 
 class MixError(ValueError):
@@ -55,7 +60,8 @@ class MixCall:
     input_format: str = "jpeg"  # pipeline path only
     output_format: str = "png"  # pipeline path only
     quality: int = 90  # pipeline path only
-    batch: int = 1  # raw path only
+    batch: int = 1  # raw path of editors only
+    count: int = 1  # generators only: images per request
 
     @property
     def name(self) -> str:
@@ -111,38 +117,58 @@ def _call(table: object, where: str) -> MixCall:
     path = table.get("path", "pipeline")
     if path not in ("pipeline", "raw"):
         raise MixError(f"{where}: path must be 'pipeline' or 'raw'; got {path!r}")
-    allowed = _CALL_KEYS if path == "pipeline" else _CALL_KEYS_RAW
-    unknown = set(table) - allowed
+    path_keys = _GENERATOR_PATH_KEYS if spec.is_generator else _PATH_KEYS
+    unknown = set(table) - _CALL_KEYS - path_keys[path]
     if unknown:
-        raise MixError(f"{where}: keys {sorted(unknown)} do not apply to the {path} path")
-    weight = _positive_int(table.get("weight", 1), f"{where}: weight")
-    sizes = _sizes(table.get("sizes", [spec.loadtest_side]), spec, where)
+        kind = f" of generator {spec.name}" if spec.is_generator else ""
+        raise MixError(f"{where}: keys {sorted(unknown)} do not apply to the {path} path{kind}")
+    fields: dict[str, Any] = {
+        "weight": _positive_int(table.get("weight", 1), f"{where}: weight"),
+        "sizes": _sizes(table.get("sizes", [spec.loadtest_side]), spec, where),
+    }
+    if spec.is_generator:
+        fields["count"] = _count(table.get("count", 1), spec, where)
     if path == "raw":
-        batch = _positive_int(table.get("batch", 1), f"{where}: batch")
-        if batch > spec.batching.max_batch_size:
-            raise MixError(
-                f"{where}: batch {batch} exceeds {spec.name}'s max_batch_size "
-                f"{spec.batching.max_batch_size}"
-            )
-        return MixCall(spec=spec, path="raw", weight=weight, sizes=sizes, batch=batch)
-    input_format = _choice(
-        table.get("input_format", "jpeg"), INPUT_FORMATS, f"{where}: input_format"
-    )
-    output_format = _choice(
-        table.get("output_format", "png"), OUTPUT_FORMATS, f"{where}: output_format"
-    )
+        if not spec.is_generator:
+            fields["batch"] = _batch(table.get("batch", 1), spec, where)
+        return MixCall(spec=spec, path="raw", **fields)
+    return MixCall(spec=spec, path="pipeline", **fields, **_pipeline_fields(table, where))
+
+
+def _pipeline_fields(table: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """Upload encoding and what is asked back, of a pipeline call."""
     quality = _positive_int(table.get("quality", 90), f"{where}: quality")
     if quality > 100:
         raise MixError(f"{where}: quality must be in 1..100; got {quality}")
-    return MixCall(
-        spec=spec,
-        path="pipeline",
-        weight=weight,
-        sizes=sizes,
-        input_format=input_format,
-        output_format=output_format,
-        quality=quality,
-    )
+    return {
+        "input_format": _choice(
+            table.get("input_format", "jpeg"), INPUT_FORMATS, f"{where}: input_format"
+        ),
+        "output_format": _choice(
+            table.get("output_format", "png"), OUTPUT_FORMATS, f"{where}: output_format"
+        ),
+        "quality": quality,
+    }
+
+
+def _batch(value: object, spec: ModelSpec, where: str) -> int:
+    batch = _positive_int(value, f"{where}: batch")
+    if batch > spec.batching.max_batch_size:
+        raise MixError(
+            f"{where}: batch {batch} exceeds {spec.name}'s max_batch_size "
+            f"{spec.batching.max_batch_size}"
+        )
+    return batch
+
+
+def _count(value: object, spec: ModelSpec, where: str) -> int:
+    assert spec.conditioning is not None, f"{spec.name} is no generator"
+    count = _positive_int(value, f"{where}: count")
+    if count > spec.conditioning.max_count:
+        raise MixError(
+            f"{where}: count {count} exceeds {spec.name}'s max_count {spec.conditioning.max_count}"
+        )
+    return count
 
 
 def _positive_int(value: object, what: str) -> int:
@@ -171,6 +197,14 @@ def _sizes(value: object, spec: ModelSpec, where: str) -> tuple[tuple[int, int],
         ):
             raise MixError(f"{where}: size {item!r} is not a side or [height, width]")
         if not all(low <= side <= high for side in pair):
-            raise MixError(f"{where}: size {item!r} is outside {spec.name}'s limits {low}..{high}")
+            raise MixError(f"{where}: size {item!r} {_outside(spec)}")
         sizes.append((pair[0], pair[1]))
     return tuple(sizes)
+
+
+def _outside(spec: ModelSpec) -> str:
+    """Why a size is refused: outside an editor's limits, or not a generator's one side."""
+    low, high = spec.limits.min_side, spec.limits.max_side
+    if spec.is_generator:  # its limits are the side it generates: min_side == max_side
+        return f"does not apply: {spec.name} generates {high}x{high} images; omit sizes"
+    return f"is outside {spec.name}'s limits {low}..{high}"

@@ -3,8 +3,10 @@
 The call for a spec is derived from the spec alone: ``client.<client_method>(image,
 <selector>=value, ...)`` for the pipeline and ``client.<client_method>_array(pixels, ...)``
 for the raw path. :data:`CALLERS` maps a task to the builder of its calls; an editor with
-the same image-in/image-out signature reuses :func:`editor_call`, a generator adds its own
-builder (seed/count payloads) in one line.
+the same image-in/image-out signature reuses :func:`editor_call`, a generator
+:func:`generator_call` (labels and seeds instead of photos). A generator's pipeline caches
+its responses, so its calls draw a fresh seed each time (:func:`fresh_seeds`): the load
+test measures generation, not cache hits.
 """
 
 from __future__ import annotations
@@ -21,19 +23,26 @@ from PIL import Image
 
 from vitrine.loadtest.mix import MixCall
 from vitrine.options import example_options
+from vitrine.sampling import unseen_seeds
 from vitrine.spec import Task
 
 __all__ = [
     "CALLERS",
+    "Keywords",
     "PreparedCall",
     "editor_call",
     "encode",
+    "fixed",
+    "fresh_seeds",
+    "generator_call",
     "photo_inputs",
     "prepare",
 ]
 
 Invoke = Callable[[object, float], int]
 """``invoke(client, timeout_s)`` makes one call and returns the response size in bytes."""
+Keywords = Callable[[], dict[str, Any]]
+"""The keyword arguments of the next call."""
 
 
 @dataclass
@@ -83,42 +92,75 @@ def encode(pixels: np.ndarray, fmt: str, quality: int = 90) -> bytes:
     return buffer.getvalue()
 
 
+def fixed(kwargs: dict[str, Any]) -> Keywords:
+    """The same keyword arguments every call."""
+    return lambda: kwargs
+
+
+def fresh_seeds(kwargs: dict[str, Any]) -> Keywords:
+    """``kwargs`` with a seed no earlier call used (a generator's pipeline caches responses)."""
+    seeds = unseen_seeds()
+    return lambda: kwargs | {"seed": next(seeds)}
+
+
 def editor_call(call: MixCall) -> list[Invoke]:
     """Image-in/image-out editors: one invoke per (photo, size) of ``call``."""
     spec = call.spec
     invokes: list[Invoke] = []
     for height, width in call.sizes:
-        kwargs = spec.selector_kwargs | example_options(spec, height, width)
+        kwargs = fixed(spec.selector_kwargs | example_options(spec, height, width))
         for pixels in photo_inputs(height, width):
             if call.path == "raw":
                 batch = np.ascontiguousarray(np.repeat(pixels[None], call.batch, axis=0))
-                invokes.append(_raw(f"{spec.client_method}_array", batch, kwargs))
+                invokes.append(_raw(f"{spec.client_method}_array", (batch,), kwargs))
             else:
                 data = encode(pixels, call.input_format, 90)
-                invokes.append(
-                    _pipeline(spec.client_method, data, kwargs, call.output_format, call.quality)
-                )
+                invokes.append(_pipeline(spec.client_method, (data,), kwargs, call))
     return invokes
 
 
-def _raw(method: str, batch: np.ndarray, selector: dict[str, Any]) -> Invoke:
+def generator_call(call: MixCall) -> list[Invoke]:
+    """Generators: one invoke per (category, colour) pair, each call with a fresh seed,
+    asking for ``call.count`` images."""
+    spec = call.spec
+    assert spec.conditioning is not None, f"{spec.name} is no generator"
+    pairs = itertools.product(spec.conditioning.categories, spec.conditioning.colours)
+    invokes: list[Invoke] = []
+    for category, colour in pairs:
+        asked = {"category": category, "color": colour, "count": call.count}
+        kwargs = fresh_seeds(spec.selector_kwargs | asked)
+        if call.path == "raw":
+            invokes.append(_raw(f"{spec.client_method}_array", (), kwargs))
+        else:
+            invokes.append(_pipeline(spec.client_method, (), kwargs, call))
+    return invokes
+
+
+def _raw(method: str, args: tuple[object, ...], kwargs: Keywords) -> Invoke:
     def invoke(client: object, timeout: float) -> int:
-        result = getattr(client, method)(batch, **selector, timeout=timeout)
+        result = getattr(client, method)(*args, **kwargs(), timeout=timeout)
         return int(result.array.nbytes)
 
     return invoke
 
 
-def _pipeline(
-    method: str, data: bytes, selector: dict[str, Any], output_format: str, quality: int
-) -> Invoke:
+def _pipeline(method: str, args: tuple[object, ...], kwargs: Keywords, call: MixCall) -> Invoke:
     def invoke(client: object, timeout: float) -> int:
         result = getattr(client, method)(
-            data, **selector, output_format=output_format, quality=quality, timeout=timeout
+            *args,
+            **kwargs(),
+            output_format=call.output_format,
+            quality=call.quality,
+            timeout=timeout,
         )
-        return len(result.data)
+        return _encoded_size(result.data)
 
     return invoke
+
+
+def _encoded_size(data: bytes | Sequence[bytes]) -> int:
+    """Bytes of an encoded result: one image (editors) or a list of them (generators)."""
+    return len(data) if isinstance(data, bytes) else sum(len(item) for item in data)
 
 
 CALLERS: dict[Task, Callable[[MixCall], list[Invoke]]] = {
@@ -127,6 +169,7 @@ CALLERS: dict[Task, Callable[[MixCall], list[Invoke]]] = {
     Task.DENOISE: editor_call,
     Task.INPAINT: editor_call,
     Task.REMOVE_BACKGROUND: editor_call,
+    Task.GENERATE: generator_call,
 }
 """Task → builder of its calls. A task missing here cannot be load-tested (clear error)."""
 

@@ -1,9 +1,14 @@
 """The naive peer of the benchmark: what a team writes first to serve a PyTorch model.
 
 A FastAPI app, one uvicorn worker, the PyTorch module run eagerly per request (no batching,
-no ONNX, torch's default threads) behind a plain ``def`` endpoint (FastAPI's thread pool):
-``POST /v1/models/<name>`` with encoded image bytes answers PNG/JPEG/WebP bytes. An editor
-with options runs with :func:`vitrine.options.example_options`, as the benchmark sends them.
+no ONNX, torch's default threads) behind plain ``def`` endpoints (FastAPI's thread pool):
+
+* editors: ``POST /v1/models/<name>`` with encoded image bytes answers PNG/JPEG/WebP bytes,
+  run with :func:`vitrine.options.example_options`, as the benchmark sends them;
+* generators: ``POST /v1/models/<name>/generate?category=&color=&seed=&count=`` answers
+  JSON ``{"images": [base64 PNG/JPEG/WebP, ...]}``, its latents drawn by
+  :func:`vitrine.sampling.sample` exactly as the pipeline's sample step draws them.
+
 Only the benchmark starts it, on loopback::
 
     python -m vitrine.loadtest.peer --port 8100 --models superres_x2,superres_x4
@@ -12,6 +17,7 @@ Only the benchmark starts it, on loopback::
 from __future__ import annotations
 
 import argparse
+import base64
 import io
 from collections.abc import Sequence
 from typing import Any
@@ -28,7 +34,10 @@ def create_app(models: Sequence[str]) -> Any:
 
     from vitrine import paths
     from vitrine.catalog import get_spec
+    from vitrine.loadtest.payloads import encode
     from vitrine.options import core_value, example_options
+    from vitrine.sampling import InvalidGeneration, sample
+    from vitrine.spec import ModelSpec
     from vitrine.training.checkpoint import load_checkpoint
     from vitrine.training.uint8_wrapper import Uint8ImageModel
 
@@ -38,6 +47,17 @@ def create_app(models: Sequence[str]) -> Any:
         for name, spec in specs.items()
     }
     app = FastAPI(title="naive peer")
+
+    def served(name: str, generator: bool) -> tuple[ModelSpec, Any]:
+        spec = specs.get(name)
+        if spec is None or spec.is_generator != generator:
+            kind = "generator" if generator else "editor"
+            raise HTTPException(status_code=404, detail=f"no {kind} {name!r}")
+        return spec, modules[name]
+
+    def run(module: Any, *arrays: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            return module(*(torch.from_numpy(array) for array in arrays)).numpy()
 
     @app.get("/health")
     def health() -> dict[str, str]:
@@ -50,24 +70,49 @@ def create_app(models: Sequence[str]) -> Any:
         output_format: str = "png",
         quality: int = 90,
     ) -> Response:
-        module = modules.get(name)
-        if module is None:
-            raise HTTPException(status_code=404, detail=f"no model {name!r}")
+        spec, module = served(name, generator=False)
         try:
             pixels = np.asarray(Image.open(io.BytesIO(image)).convert("RGB"))
         except OSError as error:
             raise HTTPException(status_code=400, detail=f"not an image: {error}") from error
         batch = pixels[None].copy()
-        spec = specs[name]
         values = example_options(spec, *pixels.shape[:2]).values()
         options = [core_value(o, v, batch) for o, v in zip(spec.options, values, strict=True)]
-        with torch.inference_mode():
-            tensors = (torch.from_numpy(array) for array in (batch, *options))
-            result = module(*tensors)[0].numpy()
-        buffer = io.BytesIO()
-        settings = {} if output_format == "png" else {"quality": quality}
-        Image.fromarray(result).save(buffer, format=output_format.upper(), **settings)
-        return Response(content=buffer.getvalue(), media_type=f"image/{output_format}")
+        result = run(module, batch, *options)[0]
+        return Response(
+            content=encode(result, output_format, quality), media_type=f"image/{output_format}"
+        )
+
+    @app.post("/v1/models/{name}/generate")
+    def generate(
+        name: str,
+        category: str,
+        color: str,
+        seed: int = 0,
+        count: int = 1,
+        truncation: float = 1.0,
+        output_format: str = "png",
+        quality: int = 90,
+    ) -> dict[str, list[str]]:
+        spec, module = served(name, generator=True)
+        assert spec.conditioning is not None
+        try:
+            feeds = sample(
+                spec.conditioning,
+                seed=seed,
+                count=count,
+                category=category,
+                colour=color,
+                truncation=truncation,
+            )
+        except InvalidGeneration as error:
+            raise HTTPException(status_code=400, detail=str(error)) from error
+        images = run(module, *feeds)
+        return {
+            "images": [
+                base64.b64encode(encode(image, output_format, quality)).decode() for image in images
+            ]
+        }
 
     return app
 

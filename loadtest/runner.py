@@ -256,13 +256,13 @@ def loadtest(
 
 def _steps(traffic: Any) -> dict[str, list[str]]:
     """Triton models each request name passes through (ensemble steps in order)."""
-    from vitrine.pipeline import ENCODE_MODEL
+    from vitrine.pipeline import pipeline_steps
 
     steps: dict[str, list[str]] = {}
     for call in traffic.calls:
         spec = call.spec
         if call.path == "pipeline":
-            steps[call.name] = [spec.decode_model, spec.core_model, ENCODE_MODEL]
+            steps[call.name] = list(pipeline_steps(spec))
         else:
             steps[call.name] = [spec.core_model]
     return steps

@@ -1,10 +1,11 @@
 """`vitrine demo`, the main job: serve every pipeline and call it through the client.
 
 Starts the embedded Triton server on free loopback ports, sends each validation photo
-through every pipeline (as that task's upload: downscaled for super-resolution, badly
-exposed for enhancement, noisy for denoising, watermarked for inpainting, a product on a
-busy scene for background removal), checks the raw uint8 path agrees with the
-pipeline, and writes the outputs, side-by-side comparisons with a classical baseline and a
+through every editor's pipeline (as that task's upload: downscaled for super-resolution,
+badly exposed for enhancement, noisy for denoising, watermarked for inpainting, a product on
+a busy scene for background removal) and asks every generator for each (category, colour)
+pair, checks the raw uint8 path agrees with the pipeline, and writes the outputs,
+side-by-side comparisons with a classical baseline (editors), a grid per generator and a
 JSON report.
 """
 
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageDraw
 from rich.console import Console
 from rich.table import Table
 
@@ -31,7 +32,7 @@ from vitrine.serving.triton import EmbeddedTriton, free_port
 from vitrine.spec import ModelSpec, Task
 from vitrine.training import background, denoise, enhance, inpaint
 from vitrine.training.degradations import downscale
-from vitrine.training.grids import labelled_row
+from vitrine.training.grids import labelled_row, stack_rows
 from vitrine.training.metrics import psnr
 from vitrine.training.photos import VALIDATION_PHOTOS, load_split
 
@@ -106,6 +107,7 @@ DEMO_CASES: dict[Task, Callable[[ModelSpec, str, np.ndarray], DemoCase]] = {
     Task.INPAINT: _inpaint_case,
     Task.REMOVE_BACKGROUND: _remove_background_case,
 }
+"""Editor task → its case; generators take no photo and get a grid (:func:`_generator_rows`)."""
 
 
 def _call_pipeline(
@@ -152,33 +154,82 @@ def _same_pixels(raw: np.ndarray, served: np.ndarray) -> bool:
     return bool(np.array_equal(raw, served))
 
 
+def _editor_calls(client: VitrineClient, spec: ModelSpec, out_dir: Path) -> list[dict[str, Any]]:
+    """Each validation photo through ``spec``'s pipeline."""
+    return [
+        {"pipeline": spec.pipeline} | _call_pipeline(client, spec, name, photo, out_dir)
+        for name, photo in load_split("validation").items()
+    ]
+
+
+DEMO_SEED = 0
+"""Seed of every generated image: one latent, so a generator's grid shows what labels change."""
+_CELL = 64  # px of one generated image in a grid (nearest-neighbour upscale)
+_TITLE = 80  # px left of a grid row, for its category
+
+
+def _generated_row(
+    client: VitrineClient, spec: ModelSpec, category: str, folder: Path
+) -> tuple[dict[str, Any], Image.Image]:
+    """One image of ``category`` per colour through ``spec``'s pipeline and raw path; each
+    served image is written as ``<category>_<colour>.<format>``. Returns the row's report
+    and its grid row (one panel per colour)."""
+    assert spec.conditioning is not None, f"{spec.name} is no generator"
+    pipeline = getattr(client, spec.client_method)
+    raw_path = getattr(client, f"{spec.client_method}_array")
+    results, matches = {}, []
+    for colour in spec.conditioning.colours:
+        kwargs = spec.selector_kwargs | {"category": category, "color": colour, "seed": DEMO_SEED}
+        result = results[colour] = pipeline(**kwargs)
+        (image,), (data,) = result.images, result.data
+        (folder / f"{category}_{colour}.{result.format}").write_bytes(data)
+        matches.append(_same_pixels(raw_path(**kwargs).array[0], np.asarray(image)))
+    first = next(iter(results.values()))
+    report = {
+        "category": category,
+        "seed": DEMO_SEED,
+        "images": len(results),
+        "output_size": list(first.images[0].size),
+        "latency_ms": round(float(np.mean([r.latency_ms for r in results.values()])), 2),
+        "model_version": first.model_version,
+        "raw_path_matches_pipeline": all(matches),
+    }
+    panels = {
+        colour: result.images[0].resize((_CELL, _CELL), Image.Resampling.NEAREST)
+        for colour, result in results.items()
+    }
+    return report, _titled(category, labelled_row(panels))
+
+
+def _titled(title: str, row: Image.Image) -> Image.Image:
+    """``row`` with ``title`` written left of it."""
+    titled = Image.new("RGB", (_TITLE + row.width, row.height), "white")
+    titled.paste(row, (_TITLE, 0))
+    ImageDraw.Draw(titled).text((4, row.height // 2), title, fill="black")
+    return titled
+
+
+def _generator_rows(client: VitrineClient, spec: ModelSpec, out_dir: Path) -> list[dict[str, Any]]:
+    """Every (category, colour) of ``spec`` from :data:`DEMO_SEED`, as ``<spec>/grid.png``:
+    a row per category, a column per colour."""
+    assert spec.conditioning is not None, f"{spec.name} is no generator"
+    folder = out_dir / spec.name
+    folder.mkdir(parents=True, exist_ok=True)
+    reports, rows = [], []
+    for category in spec.conditioning.categories:
+        report, row = _generated_row(client, spec, category, folder)
+        reports.append({"pipeline": spec.pipeline} | report)
+        rows.append(row)
+    stack_rows(rows).save(folder / "grid.png")
+    return reports
+
+
 def _size(size: list[int]) -> str:
     return "x".join(map(str, size))
 
 
-def run_demo(out_dir: Path | None = None) -> Path:
-    """Run the demo; returns the folder holding its outputs and ``report.json``."""
-    console = Console(width=130)
-    out_dir = out_dir or Path("out") / f"demo-{datetime.now():%Y%m%d-%H%M%S}"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    started = time.perf_counter()
-    with console.status("building the embedded repository from the shipped weights"):
-        repository = embedded_repository()
-    ports = {name: free_port() for name in ("grpc_port", "http_port", "metrics_port")}
-    calls: list[dict[str, Any]] = []
-    with console.status("starting Triton"), EmbeddedTriton(repository, **ports) as server:
-        console.print(f"Triton ready: gRPC {server.grpc_url} (log {server.log_path})")
-        with VitrineClient(server.grpc_url) as client:
-            client.verify()
-            for spec in SPECS.values():
-                for name, photo in load_split("validation").items():
-                    calls.append(
-                        {"pipeline": spec.pipeline}
-                        | _call_pipeline(client, spec, name, photo, out_dir)
-                    )
-    report = {"seconds": round(time.perf_counter() - started, 2), "calls": calls}
-    (out_dir / "report.json").write_text(json.dumps(report, indent=2) + "\n")
-    table = Table(title="Vitrine demo: validation photos through every pipeline")
+def _editor_table(calls: list[dict[str, Any]]) -> Table:
+    table = Table(title="Vitrine demo: validation photos through every editor's pipeline")
     for column in (
         "pipeline",
         "photo",
@@ -199,7 +250,51 @@ def run_demo(out_dir: Path | None = None) -> Path:
             f"{call['psnr_baseline_db']:.2f} ({call['baseline']})",
             "yes" if call["raw_path_matches_pipeline"] else "NO",
         )
-    console.print(table)
-    if not all(call["raw_path_matches_pipeline"] for call in calls):
+    return table
+
+
+def _generator_table(rows: list[dict[str, Any]]) -> Table:
+    table = Table(
+        title=f"Vitrine demo: generators, every colour of each category (seed {DEMO_SEED})"
+    )
+    for column in ("pipeline", "category", "images", "ms per image", "raw = pipeline"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(
+            row["pipeline"],
+            row["category"],
+            f"{row['images']} x {_size(row['output_size'])}",
+            f"{row['latency_ms']:.1f}",
+            "yes" if row["raw_path_matches_pipeline"] else "NO",
+        )
+    return table
+
+
+def run_demo(out_dir: Path | None = None) -> Path:
+    """Run the demo; returns the folder holding its outputs and ``report.json``."""
+    console = Console(width=130)
+    out_dir = out_dir or Path("out") / f"demo-{datetime.now():%Y%m%d-%H%M%S}"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    with console.status("building the embedded repository from the shipped weights"):
+        repository = embedded_repository()
+    ports = {name: free_port() for name in ("grpc_port", "http_port", "metrics_port")}
+    calls: list[dict[str, Any]] = []
+    generated: list[dict[str, Any]] = []
+    with console.status("starting Triton"), EmbeddedTriton(repository, **ports) as server:
+        console.print(f"Triton ready: gRPC {server.grpc_url} (log {server.log_path})")
+        with VitrineClient(server.grpc_url) as client:
+            client.verify()
+            for spec in SPECS.values():
+                if spec.is_generator:
+                    generated += _generator_rows(client, spec, out_dir)
+                else:
+                    calls += _editor_calls(client, spec, out_dir)
+    seconds = round(time.perf_counter() - started, 2)
+    report = {"seconds": seconds, "calls": calls, "generated": generated}
+    (out_dir / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    console.print(_editor_table(calls))
+    console.print(_generator_table(generated))
+    if not all(entry["raw_path_matches_pipeline"] for entry in [*calls, *generated]):
         raise RuntimeError("the raw uint8 path disagreed with the pipeline; see report.json")
     return out_dir

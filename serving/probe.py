@@ -2,8 +2,10 @@
 
 ``python -m vitrine.serving.probe --url 127.0.0.1:8001`` sends one small real request
 through every public pipeline and exits 0 only if all answer with a decodable image; use
-it as a Kubernetes exec readiness probe. The watchdog of ``vitrine serve`` uses the same
-functions, and :func:`probe_steps` to find which step of a failing pipeline is broken.
+it as a Kubernetes exec readiness probe. A generator's probe asks for one image from a seed
+no earlier probe used, so the pipeline's response cache cannot answer for its steps. The
+watchdog of ``vitrine serve`` uses the same functions, and :func:`probe_steps` to find
+which step of a failing pipeline is broken.
 """
 
 from __future__ import annotations
@@ -28,12 +30,15 @@ from vitrine.channel import channel_args
 from vitrine.options import core_value, example_options, wire_value
 from vitrine.pipeline import (
     DECODED_OUTPUT,
-    ENCODE_MODEL,
     ENCODED_INPUT,
     ENCODED_OUTPUT,
     FORMAT_INPUT,
     QUALITY_INPUT,
+    generator_pipeline_inputs,
+    pipeline_steps,
+    sampled_outputs,
 )
+from vitrine.sampling import example_labels, sample, unseen_seeds
 from vitrine.spec import ModelSpec
 
 __all__ = ["Probe", "ProbeResult", "main", "probe_pipelines", "probe_steps", "step_probes"]
@@ -67,11 +72,14 @@ def _png(pixels: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
+_FORMAT, _QUALITY = b"png", 90  # what every probe asks back
+
+
 def _encode_inputs(pixels: np.ndarray) -> list[grpcclient.InferInput]:
     return [
         _tensor(DECODED_OUTPUT, pixels[None], "UINT8"),
-        _tensor(FORMAT_INPUT, np.array([[b"png"]], dtype=object), "BYTES"),
-        _tensor(QUALITY_INPUT, np.array([[90]], dtype=np.int32), "INT32"),
+        _tensor(FORMAT_INPUT, np.array([[_FORMAT]], dtype=object), "BYTES"),
+        _tensor(QUALITY_INPUT, np.array([[_QUALITY]], dtype=np.int32), "INT32"),
     ]
 
 
@@ -87,7 +95,49 @@ def _decode_inputs(spec: ModelSpec) -> list[grpcclient.InferInput]:
     return [_tensor(ENCODED_INPUT, payload, "BYTES"), *options]
 
 
+_SEEDS = unseen_seeds()
+
+
+def _generate_request(spec: ModelSpec) -> dict[str, Any]:
+    """A generator probe's request: one image of the example labels from a seed no earlier
+    probe used, so that the pipeline's response cache cannot answer for its steps."""
+    assert spec.conditioning is not None, f"{spec.name} is no generator"
+    request = {"seed": next(_SEEDS), "count": 1, **example_labels(spec.conditioning)}
+    return request | {"truncation": 1.0}
+
+
+def _generate_inputs(spec: ModelSpec) -> list[grpcclient.InferInput]:
+    """The probe's request as a generator's pipeline (and its sample step) take it."""
+    values = _generate_request(spec) | {FORMAT_INPUT: _FORMAT, QUALITY_INPUT: _QUALITY}
+    return [
+        _tensor(
+            tensor.name, np.array([values[tensor.name]], dtype=tensor.numpy_dtype), tensor.dtype
+        )
+        for tensor in generator_pipeline_inputs()
+    ]
+
+
+def _sampled_core_inputs(spec: ModelSpec) -> list[grpcclient.InferInput]:
+    """What the sample step makes of the probe's request: the generator's core inputs."""
+    assert spec.conditioning is not None, f"{spec.name} is no generator"
+    request = _generate_request(spec)
+    feeds = sample(
+        spec.conditioning,
+        seed=request["seed"],
+        count=request["count"],
+        category=request["category"],
+        colour=request["color"],
+        truncation=request["truncation"],
+    )
+    return [
+        _tensor(tensor.name, feed, tensor.dtype)
+        for tensor, feed in zip(spec.inputs, feeds, strict=True)
+    ]
+
+
 def _core_inputs(spec: ModelSpec) -> list[grpcclient.InferInput]:
+    if spec.is_generator:
+        return _sampled_core_inputs(spec)
     batch = _probe_image(spec)[None]
     values = example_options(spec, *batch.shape[1:3])
     options = [
@@ -98,6 +148,8 @@ def _core_inputs(spec: ModelSpec) -> list[grpcclient.InferInput]:
 
 
 def _pipeline_inputs(spec: ModelSpec) -> list[grpcclient.InferInput]:
+    if spec.is_generator:
+        return _generate_inputs(spec)
     return [*_decode_inputs(spec), *_encode_inputs(_probe_image(spec))[1:]]
 
 
@@ -141,20 +193,22 @@ def probe_pipelines(
 Probe = tuple[list[grpcclient.InferInput], Callable[[Any], object]]
 
 
+def _first_step_probe(spec: ModelSpec) -> Probe:
+    """The sample step's probe (generators) or the decode step's (editors)."""
+    if spec.is_generator:
+        latents = sampled_outputs(spec)[0].name
+        return _generate_inputs(spec), lambda result: result.as_numpy(latents).shape
+    return _decode_inputs(spec), lambda result: result.as_numpy(DECODED_OUTPUT).shape
+
+
 def step_probes(spec: ModelSpec) -> dict[str, Probe]:
     """A real request (inputs, output check) for each step of ``spec``'s pipeline."""
-    pixels = _probe_image(spec)
+    first, core, encode = pipeline_steps(spec)
     return {
-        spec.decode_model: (
-            _decode_inputs(spec),
-            lambda result: result.as_numpy(DECODED_OUTPUT).shape,
-        ),
-        spec.core_model: (
-            _core_inputs(spec),
-            lambda result: result.as_numpy(spec.output.name).shape,
-        ),
-        ENCODE_MODEL: (
-            _encode_inputs(pixels),
+        first: _first_step_probe(spec),
+        core: (_core_inputs(spec), lambda result: result.as_numpy(spec.output.name).shape),
+        encode: (
+            _encode_inputs(_probe_image(spec)),
             lambda result: _decodes_to_image(result, ENCODED_OUTPUT),
         ),
     }

@@ -12,19 +12,21 @@ from collections.abc import Iterable
 from typing import Any
 
 from vitrine.catalog import SPECS
-from vitrine.pipeline import ENCODE_MODEL
+from vitrine.pipeline import ENCODE_MODEL, pipeline_steps
 from vitrine.spec import ModelSpec
 
 __all__ = ["model_entry", "models_values"]
 
 
 def model_entry(spec: ModelSpec) -> dict[str, Any]:
-    """One ``models`` item: the pipeline, its repository folders and the client call reaching it."""
+    """One ``models`` item: the pipeline, its repository folders (the decode or sample step,
+    the core model, the ensemble) and the client call reaching it."""
+    first, core, _ = pipeline_steps(spec)
     return {
         "name": spec.name,
         "pipeline": spec.pipeline,
         "coreModel": spec.core_model,
-        "repositoryModels": [spec.decode_model, spec.core_model, spec.pipeline],
+        "repositoryModels": [first, core, spec.pipeline],
         "clientCall": {"method": spec.client_method, "selector": spec.selector_kwargs},
     }
 

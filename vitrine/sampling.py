@@ -8,9 +8,11 @@ so the first images of ``count=4`` equal those of ``count=1`` for the same seed.
 
 from __future__ import annotations
 
+import itertools
 import math
 import numbers
-from collections.abc import Mapping
+import random
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -32,6 +34,7 @@ __all__ = [
     "example_labels",
     "sample",
     "sample_latents",
+    "unseen_seeds",
 ]
 
 MAX_SEED: Final = 2**32 - 1
@@ -124,6 +127,13 @@ def sample(
     )
     column = np.ones((rows, 1), dtype=np.int32)
     return latents, column * labels.category, column * labels.colour
+
+
+def unseen_seeds() -> Iterator[int]:
+    """Seeds counting up from a random start: a request made with each differs from every
+    earlier one, so a generator pipeline's response cache cannot answer it (probes and load
+    tests must reach the model)."""
+    return itertools.count(random.randrange(MAX_SEED // 2))
 
 
 def example_labels(conditioning: Conditioning) -> dict[str, str]:

@@ -18,6 +18,8 @@ from vitrine import paths
 from vitrine.catalog import SPECS
 from vitrine.export.onnx_export import export_onnx
 from vitrine.export.tensorrt import build_gated_engine, detect_gpu, gate_shapes
+from vitrine.options import example_options
+from vitrine.sampling import example_labels
 from vitrine.spec import ModelSpec
 from vitrine.training.checkpoint import load_checkpoint
 
@@ -49,13 +51,18 @@ def test_served_engine_answers_through_the_client(spec: ModelSpec) -> None:
         pytest.skip("set VITRINE_GPU_TRITON_URL to a running serving image (gRPC host:port)")
     from vitrine.client import VitrineClient
 
-    scale = spec.output_scale
-    pixels = np.full((2, 64, 48, 3), 128, dtype=np.uint8)
     with VitrineClient(url) as client:
         client.verify()
         call = getattr(client, f"{spec.client_method}_array")
-        result = call(pixels, **spec.selector_kwargs)
-    assert result.array.shape == (2, 64 * scale, 48 * scale, 3)
+        if spec.conditioning is not None:  # latents drawn client-side, as the pipeline does
+            result = call(**spec.selector_kwargs, **example_labels(spec.conditioning), count=2)
+            assert result.array.shape == (2, *spec.output.dims)
+        else:
+            pixels = np.full((2, 64, 48, 3), 128, dtype=np.uint8)
+            options = example_options(spec, 64, 48)
+            result = call(pixels, **spec.selector_kwargs, **options)
+            scale, channels = spec.output_scale, spec.output.dims[-1]
+            assert result.array.shape == (2, 64 * scale, 48 * scale, channels)
     assert result.model == spec.core_model
 
 

@@ -23,6 +23,13 @@ def test_dev_lists_a_subset_of_the_specs_verbatim() -> None:
     assert models == [model_entry(SPECS[model["name"]]) for model in models]
 
 
+def test_a_generator_lists_its_sample_step_and_its_generate_call() -> None:
+    spec = next(spec for spec in SPECS.values() if spec.is_generator)
+    entry = model_entry(spec)
+    assert entry["repositoryModels"] == [spec.sample_model, spec.core_model, spec.pipeline]
+    assert entry["clientCall"] == {"method": "generate", "selector": {"model": spec.name}}
+
+
 def test_model_list_names_every_folder_of_the_generated_repository() -> None:
     values = models_values()
     named = set(values["sharedModels"])

@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
+from PIL import Image
 
 from vitrine import paths
 from vitrine.catalog import SPECS
-from vitrine.serving.demo import run_demo
+from vitrine.serving.demo import DEMO_SEED, run_demo
 from vitrine.spec import ModelSpec
 from vitrine.training.photos import VALIDATION_PHOTOS
 
 pytestmark = pytest.mark.integration
+
+EDITORS = [spec for spec in SPECS.values() if not spec.is_generator]
+GENERATORS = [spec for spec in SPECS.values() if spec.is_generator]
 
 
 def _holds_its_targets(spec: ModelSpec) -> bool:
@@ -23,18 +29,48 @@ def _holds_its_targets(spec: ModelSpec) -> bool:
     return all(margins[key] >= minimum for key, minimum in spec.quality_targets.items())
 
 
-def test_demo_calls_every_pipeline_and_writes_its_report(tmp_path: Path) -> None:
-    out = run_demo(tmp_path / "demo")
-    report = json.loads((out / "report.json").read_text())
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
+    """The demo, run once: its output folder and report."""
+    out = run_demo(tmp_path_factory.mktemp("demo"))
+    return out, json.loads((out / "report.json").read_text())
+
+
+def test_demo_calls_every_editor_pipeline_and_writes_its_report(
+    demo: tuple[Path, dict[str, Any]],
+) -> None:
+    out, report = demo
     calls = {(call["pipeline"], call["photo"]) for call in report["calls"]}
-    assert calls == {
-        (spec.pipeline, photo) for spec in SPECS.values() for photo in VALIDATION_PHOTOS
-    }
-    ahead = {spec.pipeline for spec in SPECS.values() if _holds_its_targets(spec)}
+    assert calls == {(spec.pipeline, photo) for spec in EDITORS for photo in VALIDATION_PHOTOS}
+    ahead = {spec.pipeline for spec in EDITORS if _holds_its_targets(spec)}
     for call in report["calls"]:
         assert call["raw_path_matches_pipeline"]
         if call["pipeline"] in ahead:  # a model that misses its targets may trail on a photo
             assert call["psnr_vitrine_db"] > call["psnr_baseline_db"], call
-    for spec in SPECS.values():
+    for spec in EDITORS:
         for photo in VALIDATION_PHOTOS:
             assert (out / spec.name / f"{photo}_comparison.png").is_file()
+
+
+def test_demo_draws_every_category_and_colour_of_each_generator(
+    demo: tuple[Path, dict[str, Any]],
+) -> None:
+    out, report = demo
+    rows = report["generated"]
+    assert {row["pipeline"] for row in rows} == {spec.pipeline for spec in GENERATORS}
+    for spec in GENERATORS:
+        conditioning = spec.conditioning
+        assert conditioning is not None
+        side = conditioning.side
+        own = [row for row in rows if row["pipeline"] == spec.pipeline]
+        assert [row["category"] for row in own] == list(conditioning.categories)
+        for row in own:
+            assert row["raw_path_matches_pipeline"] and row["seed"] == DEMO_SEED
+            assert (row["images"], row["output_size"]) == (len(conditioning.colours), [side, side])
+        pairs = itertools.product(conditioning.categories, conditioning.colours)
+        for category, colour in pairs:
+            with Image.open(out / spec.name / f"{category}_{colour}.png") as image:
+                assert (image.format, image.size) == ("PNG", (side, side))
+        with Image.open(out / spec.name / "grid.png") as grid:  # a row per category
+            assert grid.width > len(conditioning.colours) * side
+            assert grid.height > len(conditioning.categories) * side

@@ -21,7 +21,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from vitrine.catalog import SPECS
 from vitrine.client import Unavailable, VitrineClient, VitrineError
+from vitrine.sampling import example_labels
 from vitrine.serving.embedded import embedded_repository
 from vitrine.serving.probe import probe_pipelines
 from vitrine.serving.triton import EmbeddedTriton, free_port
@@ -130,6 +132,26 @@ def test_killed_step_is_reloaded(guarded: tuple[EmbeddedTriton, Watchdog]) -> No
     assert event.healed and event.action == "reload" and "superres_x2" in event.models
     print(f"\nstub kill: healed by reload in {event.seconds:.2f} s; {record}")
     assert event.seconds < 10.0
+    assert all(result.ok for result in _probe(server))
+
+
+def test_killed_generator_sample_step_is_reloaded(
+    guarded: tuple[EmbeddedTriton, Watchdog],
+) -> None:
+    server, watchdog = guarded
+    spec = next(spec for spec in SPECS.values() if spec.is_generator)
+    assert spec.conditioning is not None
+    before = len(watchdog.events)
+    for pid in _stub_pids(server, spec.sample_model):
+        os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 60
+    while len(watchdog.events) == before and time.monotonic() < deadline:
+        time.sleep(0.2)
+    event = watchdog.events[before]
+    assert event.healed and event.action == "reload" and spec.sample_model in event.models
+    with VitrineClient(server.grpc_url, timeout=DEADLINE) as client:
+        generated = client.generate(**example_labels(spec.conditioning), model=spec.name, count=2)
+    assert len(generated.images) == 2
     assert all(result.ok for result in _probe(server))
 
 

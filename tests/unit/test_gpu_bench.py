@@ -1,11 +1,12 @@
-"""`vitrine bench --target gpu` on a machine without the GPU stack: a clear refusal."""
+"""`vitrine bench --target gpu`: a clear refusal without the GPU stack; what it would measure."""
 
 from __future__ import annotations
 
 import pytest
 
+from vitrine.catalog import SPECS
 from vitrine.cli import main
-from vitrine.loadtest.gpu_bench import missing_gpu_stack
+from vitrine.loadtest.gpu_bench import GpuBenchConfig, missing_gpu_stack, workloads
 
 
 def test_gpu_bench_names_what_is_missing(capsys: pytest.CaptureFixture[str]) -> None:
@@ -15,3 +16,20 @@ def test_gpu_bench_names_what_is_missing(capsys: pytest.CaptureFixture[str]) -> 
     assert main(["bench", "--target", "gpu"]) == 2
     out = capsys.readouterr().out
     assert "GPU benchmark needs" in out and missing[0] in out
+
+
+@pytest.mark.parametrize("model", ["superres_x4", "dcgan"])
+def test_workloads_feed_every_core_input_at_each_size_and_batch(model: str) -> None:
+    spec = SPECS[model]
+    cells = list(workloads(spec, GpuBenchConfig(sizes=(64,))))
+    sizes = (spec.limits.max_side,) if spec.is_generator else (64,)  # a generator's one side
+    batches = sorted({1, *spec.batching.preferred_batch_sizes})
+    assert [(size, batch) for size, batch, _ in cells] == [(s, b) for s in sizes for b in batches]
+    for size, batch, feeds in cells:
+        shapes = (
+            {tensor.name: (batch, *tensor.dims) for tensor in spec.inputs}
+            if spec.is_generator
+            else spec.input_shapes((batch, size, size, 3))
+        )
+        assert {name: feed.shape for name, feed in feeds.items()} == shapes
+        assert [feed.dtype for feed in feeds.values()] == [t.numpy_dtype for t in spec.inputs]

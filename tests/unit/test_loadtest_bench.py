@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import time
 from dataclasses import asdict
@@ -13,10 +14,14 @@ import numpy as np
 import pytest
 
 from vitrine.catalog import SPECS
+from vitrine.loadtest import bench
 from vitrine.loadtest.bench import (
     ADAPTERS,
     BenchConfig,
     Cell,
+    Environment,
+    GeneratorAdapter,
+    bench_sizes,
     bench_specs,
     compute_ratios,
     default_sizes,
@@ -27,6 +32,7 @@ from vitrine.loadtest.bench import (
 from vitrine.loadtest.cli import add_loadtest_commands
 from vitrine.loadtest.mix import parse_mix
 from vitrine.loadtest.payloads import photo_inputs, prepare
+from vitrine.sampling import sample
 
 
 def _cell(system: str, level: int, rps: float, p50: float, threads: int | None = None) -> Cell:
@@ -45,6 +51,9 @@ def _cell(system: str, level: int, rps: float, p50: float, threads: int | None =
         threads=threads,
     )
 
+
+GENERATOR = SPECS["dcgan"]
+CATEGORIES, COLOURS = GENERATOR.conditioning.categories, GENERATOR.conditioning.colours
 
 CELLS = [
     _cell("limit", 1, 50, 20.0, threads=1),
@@ -105,7 +114,65 @@ def test_every_spec_task_has_an_adapter_and_default_sizes_fit() -> None:
     assert {spec.task for spec in specs} <= set(ADAPTERS) and not skipped
     for spec in SPECS.values():
         sizes = default_sizes(spec)
-        assert len(sizes) == 2 and max(sizes) <= spec.limits.max_side
+        if spec.is_generator:  # no input image: the one side it generates
+            assert sizes == (spec.limits.min_side,) == (spec.limits.max_side,)
+        else:
+            assert len(sizes) == 2 and max(sizes) <= spec.limits.max_side
+
+
+def test_chosen_sizes_apply_to_editors_only() -> None:
+    config = BenchConfig(sizes=(48,))
+    for spec in SPECS.values():
+        expected = default_sizes(spec) if spec.is_generator else (48,)
+        assert bench_sizes(spec, config) == expected, spec.name
+
+
+def test_generator_adapter_sends_fresh_seeds_and_limits_on_sampled_feeds(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    client, sessions = _Recorder(), _Sessions()
+    monkeypatch.setattr(bench, "_client", lambda address: client)
+    monkeypatch.setattr(bench, "_session", sessions.open)
+    env = Environment(tmp_path, "grpc:1", None, BenchConfig(output_format="webp"))
+    workers = GeneratorAdapter().workers(GENERATOR, GENERATOR.loadtest_side, env, threads=1)
+    assert set(workers) == {"limit", "raw", "pipeline", "peer"}
+    raw, pipeline = workers["raw"](), workers["pipeline"]()
+    for call in (raw, raw, pipeline, pipeline, workers["limit"]()):
+        call()
+    count = GENERATOR.profile.opt[0]  # the batch the core model is optimised for
+    asked = {"model": GENERATOR.name, "category": CATEGORIES[0], "color": COLOURS[0]}
+    methods = ["generate_array", "generate_array", "generate", "generate"]
+    assert [method for method, _, _ in client.calls] == methods
+    seeds = [kwargs.pop("seed") for _, _, kwargs in client.calls]
+    assert len(set(seeds)) == len(seeds)  # the pipeline caches responses: never the same
+    assert [kwargs for _, _, kwargs in client.calls] == [asked | {"count": count}] * 2 + [
+        asked | {"count": count, "output_format": "webp"}
+    ] * 2
+    assert sessions.paths == [tmp_path / GENERATOR.core_model / "1" / "model.onnx"]
+    drawn = sample(
+        GENERATOR.conditioning, seed=0, count=count, category=CATEGORIES[0], colour=COLOURS[0]
+    )
+    (feed,) = sessions.feeds
+    assert list(feed) == [tensor.name for tensor in GENERATOR.inputs]
+    for got, expected in zip(feed.values(), drawn, strict=True):
+        np.testing.assert_array_equal(got, expected)
+    with pytest.raises(RuntimeError, match="peer is not running"):
+        workers["peer"]()
+
+
+class _Sessions:
+    """Stands in for onnxruntime: records the model paths opened and the feeds run."""
+
+    def __init__(self) -> None:
+        self.paths: list[Path] = []
+        self.feeds: list[dict[str, np.ndarray]] = []
+
+    def open(self, path: Path, threads: int) -> Any:
+        self.paths.append(path)
+        return self
+
+    def run(self, outputs: object, feed: dict[str, np.ndarray]) -> None:
+        self.feeds.append(feed)
 
 
 def test_config_rejects_unknown_systems_and_models() -> None:
@@ -138,6 +205,8 @@ class _Recorder:
             self.calls.append((method, args, kwargs))
             if method.endswith("_array"):
                 return type("R", (), {"array": np.zeros((2, 2, 3), np.uint8)})()
+            if method == "generate":  # one encoded image per requested one
+                return type("R", (), {"data": [b"12345"] * kwargs["count"]})()
             return type("R", (), {"data": b"12345"})()
 
         return call
@@ -159,6 +228,35 @@ def test_payloads_call_the_spec_client_method_with_a_deadline() -> None:
     assert kwargs == {"scale": 4, "output_format": "webp", "quality": 90, "timeout": 3.0}
     assert raw_method == "super_resolve_array" and raw_args[0].shape == (2, 32, 32, 3)
     assert raw_kwargs == {"scale": 2, "timeout": 3.0}
+
+
+def test_generator_payloads_cycle_through_every_label_pair_with_fresh_seeds() -> None:
+    document = {
+        "call": [
+            {"model": GENERATOR.name, "count": 3, "output_format": "jpeg", "quality": 80},
+            {"model": GENERATOR.name, "path": "raw", "count": 2},
+        ]
+    }
+    pipeline, raw = (prepare(call) for call in parse_mix(document).calls)
+    pairs = len(CATEGORIES) * len(COLOURS)
+    assert len(pipeline.invokes) == len(raw.invokes) == pairs
+    client = _Recorder()
+    for _ in range(pairs + 1):  # every pair, then the first one again
+        assert pipeline.next_invoke()(client, 3.0) == 3 * 5  # three encoded images of 5 bytes
+    assert raw.next_invoke()(client, 3.0) == 12
+    *calls, raw_call = client.calls
+    asked = {"model": GENERATOR.name, "count": 3, "output_format": "jpeg", "quality": 80}
+    assert {method for method, _, _ in calls} == {"generate"}
+    for _, _, kwargs in calls:
+        assert {key: kwargs[key] for key in asked} == asked and kwargs["timeout"] == 3.0
+    labels = [(kwargs["category"], kwargs["color"]) for _, _, kwargs in calls]
+    assert labels[:pairs] == list(itertools.product(CATEGORIES, COLOURS))
+    assert labels[pairs] == labels[0]
+    assert calls[pairs][2]["seed"] != calls[0][2]["seed"]  # repeated labels, a fresh seed
+    method, args, kwargs = raw_call
+    assert (method, args, kwargs.pop("seed") >= 0) == ("generate_array", (), True)
+    expected = {"model": GENERATOR.name, "count": 2, "timeout": 3.0}
+    assert kwargs == expected | {"category": CATEGORIES[0], "color": COLOURS[0]}
 
 
 def test_photo_inputs_are_the_validation_photos_at_the_size() -> None:

@@ -70,6 +70,49 @@ def test_bad_calls_are_concise_errors(call: dict[str, Any], message: str) -> Non
         parse_mix(_mix(**call))
 
 
+GENERATOR = SPECS["dcgan"]
+
+
+def _generator_mix(**call: Any) -> dict[str, Any]:
+    return {"call": [{"model": GENERATOR.name, **call}]}
+
+
+def test_a_generator_call_asks_for_count_images_of_its_side() -> None:
+    side = GENERATOR.loadtest_side
+    (default,) = parse_mix(_generator_mix()).calls
+    assert default.name == GENERATOR.pipeline and default.count == 1
+    assert default.sizes == ((side, side),)
+    (raw,) = parse_mix(_generator_mix(path="raw", count=4, sizes=[[side, side]])).calls
+    assert raw.name == GENERATOR.core_model and raw.count == 4 and raw.sizes == ((side, side),)
+    (pipeline,) = parse_mix(_generator_mix(count=16, sizes=[side], output_format="webp")).calls
+    assert (pipeline.count, pipeline.output_format) == (16, "webp")
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        ({"sizes": [64]}, "does not apply: dcgan generates 32x32 images; omit sizes"),
+        ({"sizes": [[32, 16]]}, "does not apply"),
+        ({"count": 0}, "count must be a positive integer"),
+        ({"count": 17}, "count 17 exceeds dcgan's max_count 16"),
+        (
+            {"input_format": "png"},
+            r"\['input_format'\] do not apply to the pipeline path of generator",
+        ),
+        ({"path": "raw", "batch": 2}, r"\['batch'\] do not apply to the raw path of generator"),
+        ({"path": "raw", "quality": 90}, "do not apply to the raw path of generator"),
+    ],
+)
+def test_bad_generator_calls_are_concise_errors(call: dict[str, Any], message: str) -> None:
+    with pytest.raises(MixError, match=message):
+        parse_mix(_generator_mix(**call))
+
+
+def test_count_is_for_generators_only() -> None:
+    with pytest.raises(MixError, match=r"\['count'\] do not apply to the pipeline path$"):
+        parse_mix(_mix(count=2))
+
+
 def test_a_mix_needs_calls_and_known_keys() -> None:
     with pytest.raises(MixError, match="at least one"):
         parse_mix({"description": "empty"})
