@@ -11,7 +11,7 @@ from PIL import Image
 from torch import nn
 
 from vitrine.spec import ModelSpec, Task
-from vitrine.training import background, denoise, enhance, inpaint, superres
+from vitrine.training import background, denoise, enhance, generator_eval, inpaint, superres
 from vitrine.training.checkpoint import load_checkpoint
 
 __all__ = ["EVALUATIONS", "as_rows", "evaluate_checkpoint", "evaluate_model"]
@@ -42,6 +42,7 @@ EVALUATIONS: dict[Task, Evaluation] = {
         lambda spec, model: background.evaluate_background(model),
         lambda spec, model: background.comparison_image(model),
     ),
+    Task.GENERATE: (generator_eval.evaluate_generator, generator_eval.sample_grid),
 }
 """Task -> (metrics report with ``mean`` and ``margins``, comparison image)."""
 

@@ -55,10 +55,11 @@ def _weights_argument(parser: argparse.ArgumentParser) -> None:
 
 def _cmd_list(args: argparse.Namespace) -> int:
     for spec in SPECS.values():
+        first = "category=..., color=..." if spec.is_generator else "image"
         routing = "".join(f", {key}={value!r}" for key, value in spec.selector_kwargs.items())
         print(
             f"{spec.name:14} {spec.description}\n"
-            f"{'':14} pipeline {spec.pipeline}, client.{spec.client_method}(image{routing})"
+            f"{'':14} pipeline {spec.pipeline}, client.{spec.client_method}({first}{routing})"
         )
     return 0
 
@@ -99,7 +100,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     out_dir = args.out or paths.reports_dir() / spec.name
     report = evaluate_checkpoint(spec, args.weights or paths.weights_path(spec.name), out_dir)
     columns, rows = as_rows(report)
-    table = Table(title=f"{spec.name}: mean over the validation photos")
+    data = "judged samples vs the real catalog" if spec.is_generator else "the validation photos"
+    table = Table(title=f"{spec.name}: mean over {data}")
     for column in columns:
         table.add_column(column)
     for row in rows:
@@ -109,6 +111,20 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     for key, value in report["margins"].items():
         console.print(f"{key}: {value:+.3f}")
     console.print(f"wrote {out_dir / 'eval.json'} and {out_dir / 'comparison.png'}")
+    return 0
+
+
+def _cmd_judge(args: argparse.Namespace) -> int:
+    import torch
+
+    from vitrine.training.judge import train_judge
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    result = train_judge(args.out or paths.weights_dir())
+    print(f"wrote {result.weights} (+ .json) in {result.seconds:.0f} s")
+    for key, value in result.metrics.items():
+        print(f"  {key}: {value:.4f}")
     return 0
 
 
@@ -210,11 +226,19 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--stop-after", type=int, help="pause after this many steps (resumable)")
 
     evaluate = command(
-        "eval", _cmd_eval, "PSNR/SSIM on the validation photos vs classical baselines"
+        "eval",
+        _cmd_eval,
+        "editors: PSNR/SSIM vs classical baselines; generators: judge consistency, FID, diversity",
     )
     _model_argument(evaluate)
     _weights_argument(evaluate)
     evaluate.add_argument("--out", type=Path, help="report folder; default reports/<model>")
+
+    judge = command(
+        "judge", _cmd_judge, "train the catalog judge that grades generators (once, shipped)"
+    )
+    judge.add_argument("--out", type=Path, help="checkpoint folder; default the shipped weights")
+    judge.add_argument("--threads", type=int, help="torch intra-op threads")
 
     export = command("export", _cmd_export, "export ONNX (FP32 + FP16) and check parity")
     _model_argument(export)

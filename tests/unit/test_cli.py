@@ -10,7 +10,7 @@ import pytest
 
 from vitrine.cli import main
 
-SUBCOMMANDS = ("list", "train", "eval", "export", "build", "serve", "demo")
+SUBCOMMANDS = ("list", "train", "judge", "eval", "export", "build", "serve", "demo")
 
 
 def test_help_lists_every_subcommand() -> None:
@@ -36,6 +36,7 @@ def test_list_names_pipelines_and_client_calls(capsys: pytest.CaptureFixture[str
         "superres_x4_pipeline" in out
         and "client.super_resolve(image, scale=4)" in out
         and "client.enhance(image)" in out
+        and "client.generate(category=..., color=..., model='dcgan')" in out
     )
 
 
