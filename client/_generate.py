@@ -34,7 +34,7 @@ from ._results import ArrayResult, GeneratedImages
 
 __all__ = ["Category", "Color", "GeneratorModel", "plan_generate", "plan_generate_array"]
 
-GeneratorModel = Literal["dcgan"]
+GeneratorModel = Literal["dcgan", "vae"]
 """Generator names; pinned by a test to ``specs_for_method("generate")``."""
 Category = Literal[
     "tshirt",

@@ -119,6 +119,30 @@ def train(
     """
     started = time.perf_counter()
     config = load_config(spec.name, preset)
+    if spec.architecture == "cvae":
+        from vitrine.training.vae import train_vae  # vae imports this module
+
+        return train_vae(
+            spec,
+            config,
+            run_dir=run_dir,
+            out_dir=out_dir,
+            resume=resume,
+            progress=progress,
+            stop_after=stop_after,
+        )
+    if spec.is_generator:
+        from vitrine.training.gan import train_gan  # gan imports this module
+
+        return train_gan(
+            spec,
+            config,
+            run_dir=run_dir,
+            out_dir=out_dir,
+            resume=resume,
+            progress=progress,
+            stop_after=stop_after,
+        )
     torch.manual_seed(config.seed)
     recipe: Recipe = RECIPES[spec.task](spec, config)
     model = build_architecture(spec.architecture, spec.arch_kwargs).train()

@@ -200,8 +200,25 @@ def _dcgan() -> ModelSpec:
         "dcgan",
         description="conditional DCGAN (spectral-norm projection discriminator), 32 px catalog",
         architecture="dcgan",
-        arch_kwargs={"latent_dim": 64, "features": 64, "categories": 10, "colours": 10},
+        arch_kwargs={"latent_dim": 64, "features": 48, "categories": 10, "colours": 10},
         precision=PrecisionPolicy(fp32_layers=("to_rgb",)),  # the output layer
+        quality_targets=GENERATOR_TARGETS,
+    )
+
+
+def _vae() -> ModelSpec:
+    return _generator(
+        "vae",
+        description="conditional VAE decoder (trained as a VAE-GAN), 32 px catalog",
+        architecture="cvae",
+        arch_kwargs={
+            "latent_dim": 64,
+            "features": 64,  # the decoder's; the encoder (not served) is half as wide
+            "encoder_features": 32,
+            "categories": 10,
+            "colours": 10,
+        },
+        precision=PrecisionPolicy(fp32_layers=("to_rgb",)),  # the decoder's output layer
         quality_targets=GENERATOR_TARGETS,
     )
 
@@ -224,6 +241,7 @@ SPECS: dict[str, ModelSpec] = _registry(
         _inpaint(),
         _remove_background(),
         _dcgan(),
+        _vae(),
     )
 )
 

@@ -31,6 +31,8 @@ KNOWN_MISSES: dict[str, str] = {
     "denoise": "issue 3: +1.0 dB over tuned NL-means at sigma 25 is not reached (README)",
     "inpaint": "issue 3: +1.5 dB hole PSNR over cv2.inpaint is not reached (README)",
     "remove_background": "issue 3: IoU 0.90 and +0.15 over GrabCut are not reached (README)",
+    "dcgan": "issue 4: category consistency 0.90 and FID <= 3x floor are not reached (README)",
+    "vae": "issue 4: category consistency 0.90 and FID <= 3x floor are not reached (README)",
 }
 """Specs whose shipped weights miss a quality target, with where it is reported. Their target
 test is a strict xfail: it fails the day the target is met, so this list stays true."""

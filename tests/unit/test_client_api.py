@@ -111,7 +111,7 @@ def _metadata(model: str) -> SimpleNamespace:
         "inpaint": [_tensor("mask", "UINT8", [-1, -1, -1, 1])],
         "remove_background": [_tensor("background", "UINT8", [-1, 4])],
     }
-    if model == "dcgan_pipeline":  # not batched: one request, `count` images out
+    if model in ("dcgan_pipeline", "vae_pipeline"):  # not batched: one request, `count` images
         inputs = [
             _tensor("seed", "INT64", [1]),
             _tensor("count", "INT32", [1]),
@@ -122,7 +122,7 @@ def _metadata(model: str) -> SimpleNamespace:
             _tensor("quality", "INT32", [1]),
         ]
         return SimpleNamespace(inputs=inputs, outputs=[_tensor("result_bytes", "BYTES", [-1, 1])])
-    if model == "dcgan":
+    if model in ("dcgan", "vae"):
         inputs = [
             _tensor("latent", "FP32", [-1, 64]),
             _tensor("category", "INT32", [-1, 1]),

@@ -136,7 +136,7 @@ def test_generate_plan_sends_the_request_to_the_pipeline() -> None:
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
-        ({"model": "vae"}, "model must be one of 'dcgan'"),
+        ({"model": "stylegan"}, "model must be one of 'dcgan', 'vae'"),
         ({"category": "hat"}, "category must be one of"),
         ({"color": 3}, "color must be one of"),
         ({"count": 99}, "count must be an integer"),

@@ -7,7 +7,10 @@ from typing import Any
 
 from torch import nn
 
+from vitrine.training.architectures.catalog_judge import CatalogJudge
 from vitrine.training.architectures.curves import CurveEnhancer
+from vitrine.training.architectures.cvae import ConditionalVAE
+from vitrine.training.architectures.dcgan import ConditionalGenerator
 from vitrine.training.architectures.espcn import ESPCN
 from vitrine.training.architectures.gated_unet import GatedUNet
 from vitrine.training.architectures.matte_unet import MatteUNet
@@ -21,6 +24,9 @@ ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
     "matte_unet": MatteUNet,
     "gated_unet": GatedUNet,
     "residual_unet": ResidualUNet,
+    "dcgan": ConditionalGenerator,
+    "cvae": ConditionalVAE,
+    "catalog_judge": CatalogJudge,
 }
 
 
