@@ -11,7 +11,7 @@ from ._errors import (
     Unavailable,
     VitrineError,
 )
-from ._generate import Category, Color, GeneratorModel
+from ._generate import Category, Color, GeneratorModel, StyleModel
 from ._options import Background, MaskInput, Strength
 from ._requests import OutputFormat, Scale
 from ._results import ArrayResult, GeneratedImages, Health, ImageResult
@@ -30,6 +30,7 @@ __all__ = [
     "Background",
     "MaskInput",
     "GeneratorModel",
+    "StyleModel",
     "Category",
     "Color",
     "VitrineError",

@@ -9,11 +9,18 @@ import numpy as np
 import tritonclient.grpc as grpcclient
 
 from vitrine.catalog import specs_for_method
-from vitrine.pipeline import ENCODED_OUTPUT, generator_pipeline_inputs
+from vitrine.pipeline import (
+    ENCODED_OUTPUT,
+    FORMAT_INPUT,
+    MIX_SEED_INPUT,
+    QUALITY_INPUT,
+    generator_pipeline_inputs,
+)
 from vitrine.sampling import (
     InvalidGeneration,
     check_count,
     check_labels,
+    check_mix_seed,
     check_seed,
     check_truncation,
     sample,
@@ -32,10 +39,20 @@ from ._requests import (
 )
 from ._results import ArrayResult, GeneratedImages
 
-__all__ = ["Category", "Color", "GeneratorModel", "plan_generate", "plan_generate_array"]
+__all__ = [
+    "Category",
+    "Color",
+    "GeneratorModel",
+    "StyleModel",
+    "parse_images",
+    "plan_generate",
+    "plan_generate_array",
+]
 
-GeneratorModel = Literal["dcgan", "vae"]
+GeneratorModel = Literal["dcgan", "vae", "stylegan"]
 """Generator names; pinned by a test to ``specs_for_method("generate")``."""
+StyleModel = Literal["stylegan"]
+"""The generators that mix styles (``mix_styles``); pinned by a test to the specs."""
 Category = Literal[
     "tshirt",
     "trouser",
@@ -74,38 +91,42 @@ def plan_generate(
     truncation: object,
     output_format: object,
     quality: object,
+    mix_seed: object = None,
 ) -> InferPlan[GeneratedImages]:
-    """Validate a ``generate`` call (as the sample step will) and build its pipeline request."""
+    """Validate a ``generate`` (or ``mix_styles``) call as the sample step will and build its
+    pipeline request; a style-mixing generator's ``mix_seed`` defaults to ``seed``."""
     spec = _generator(model)
     conditioning = spec.conditioning
     assert conditioning is not None
     check_output_options(output_format, quality)
     try:
         check_labels(conditioning, category, color)
-        values = (
-            check_seed(seed),
-            check_count(conditioning, count),
-            str(category).encode(),
-            str(color).encode(),
-            check_truncation(truncation),
-            cast(str, output_format).encode(),
-            quality,
-        )
+        first, rows = check_seed(seed), check_count(conditioning, count)
+        values = {
+            "seed": first,
+            "count": rows,
+            "category": str(category).encode(),
+            "color": str(color).encode(),
+            "truncation": check_truncation(truncation),
+            MIX_SEED_INPUT.name: check_mix_seed(conditioning, mix_seed, first),
+            FORMAT_INPUT: cast(str, output_format).encode(),
+            QUALITY_INPUT: quality,
+        }
     except InvalidGeneration as exc:
         raise InvalidRequest(str(exc)) from None
     inputs = [
-        infer_input(tensor, np.array([value], dtype=tensor.numpy_dtype))
-        for tensor, value in zip(generator_pipeline_inputs(), values, strict=True)
+        infer_input(tensor, np.array([values[tensor.name]], dtype=tensor.numpy_dtype))
+        for tensor in generator_pipeline_inputs(spec)
     ]
     return InferPlan(
         model=spec.pipeline,
         inputs=inputs,
         outputs=[grpcclient.InferRequestedOutput(ENCODED_OUTPUT)],
-        parse=partial(_parse_images, spec.pipeline, cast(str, output_format), values[1]),
+        parse=partial(parse_images, spec.pipeline, cast(str, output_format), rows),
     )
 
 
-def _parse_images(
+def parse_images(
     model: str, output_format: str, count: int, result: Any, latency_ms: float
 ) -> GeneratedImages:
     array = output(result, ENCODED_OUTPUT, model)
@@ -132,6 +153,7 @@ def plan_generate_array(
     seed: object,
     count: object,
     truncation: object,
+    mix_seed: object = None,
 ) -> InferPlan[ArrayResult]:
     """Validate a ``generate_array`` call; latents are drawn here exactly as the sample step
     draws them, so the core model returns the pipeline's images as raw pixels."""
@@ -145,6 +167,7 @@ def plan_generate_array(
             category=category,
             colour=color,
             truncation=truncation,
+            mix_seed=mix_seed,
         )
     except InvalidGeneration as exc:
         raise InvalidRequest(str(exc)) from None

@@ -28,6 +28,8 @@ __all__ = [
     "InferPlan",
     "check_output_options",
     "infer_input",
+    "known_size",
+    "only_spec",
     "model_version",
     "output",
     "parse_array",
@@ -136,7 +138,7 @@ def _parse_image(model: str, output_format: str, result: Any, latency_ms: float)
     )
 
 
-def _only_spec(method: str) -> ModelSpec:
+def only_spec(method: str) -> ModelSpec:
     """The single spec behind a client method that takes no selector."""
     (spec,) = specs_for_method(method).values()
     return spec
@@ -154,7 +156,7 @@ def plan_enhance(
     image: ImageInput, *, output_format: object, quality: object
 ) -> InferPlan[ImageResult]:
     """Validate an ``enhance`` call and build its pipeline request."""
-    return _plan_image(_only_spec(Task.ENHANCE.value), image, output_format, quality)
+    return _plan_image(only_spec(Task.ENHANCE.value), image, output_format, quality)
 
 
 def plan_denoise(
@@ -162,22 +164,22 @@ def plan_denoise(
 ) -> InferPlan[ImageResult]:
     """Validate a ``denoise`` call and build its pipeline request."""
     options = {"strength": strength_number(strength)}
-    return _plan_image(_only_spec(Task.DENOISE.value), image, output_format, quality, options)
+    return _plan_image(only_spec(Task.DENOISE.value), image, output_format, quality, options)
 
 
 def plan_inpaint(
     image: ImageInput, mask: object, *, output_format: object, quality: object
 ) -> InferPlan[ImageResult]:
     """Validate an ``inpaint`` call and build its pipeline request."""
-    options = {"mask": mask_png(mask, _known_size(image))}
-    return _plan_image(_only_spec(Task.INPAINT.value), image, output_format, quality, options)
+    options = {"mask": mask_png(mask, known_size(image))}
+    return _plan_image(only_spec(Task.INPAINT.value), image, output_format, quality, options)
 
 
 def plan_remove_background(
     image: ImageInput, *, background: object, output_format: object, quality: object
 ) -> InferPlan[ImageResult]:
     """Validate a ``remove_background`` call and build its pipeline request."""
-    spec = _only_spec(Task.REMOVE_BACKGROUND.value)
+    spec = only_spec(Task.REMOVE_BACKGROUND.value)
     text = background_text(background)
     if text == "transparent" and output_format == "jpeg":
         raise InvalidRequest(JPEG_WITHOUT_ALPHA)
@@ -185,7 +187,7 @@ def plan_remove_background(
     return _plan_image(spec, image, output_format, quality, options)
 
 
-def _known_size(image: ImageInput) -> tuple[int, int] | None:
+def known_size(image: ImageInput) -> tuple[int, int] | None:
     """(width, height) of a PIL image or array; None for encoded bytes (checked server-side,
     after EXIF orientation)."""
     if isinstance(image, Image.Image):
@@ -267,24 +269,24 @@ def plan_super_resolve_array(pixels: object, *, scale: object) -> InferPlan[Arra
 
 def plan_enhance_array(pixels: object) -> InferPlan[ArrayResult]:
     """Validate an ``enhance_array`` call and build its core-model request."""
-    return _plan_array(_only_spec(Task.ENHANCE.value), pixels)
+    return _plan_array(only_spec(Task.ENHANCE.value), pixels)
 
 
 def plan_denoise_array(pixels: object, *, strength: object) -> InferPlan[ArrayResult]:
     """Validate a ``denoise_array`` call and build its core-model request."""
     options = {"strength": strength_number(strength)}
-    return _plan_array(_only_spec(Task.DENOISE.value), pixels, options)
+    return _plan_array(only_spec(Task.DENOISE.value), pixels, options)
 
 
 def plan_inpaint_array(pixels: object, mask: object) -> InferPlan[ArrayResult]:
     """Validate an ``inpaint_array`` call (one mask for every image) and build its request."""
-    return _plan_array(_only_spec(Task.INPAINT.value), pixels, {"mask": mask_pixels(mask)})
+    return _plan_array(only_spec(Task.INPAINT.value), pixels, {"mask": mask_pixels(mask)})
 
 
 def plan_remove_background_array(pixels: object, *, background: object) -> InferPlan[ArrayResult]:
     """Validate a ``remove_background_array`` call and build its core-model request."""
     options = {"background": background_text(background)}
-    return _plan_array(_only_spec(Task.REMOVE_BACKGROUND.value), pixels, options)
+    return _plan_array(only_spec(Task.REMOVE_BACKGROUND.value), pixels, options)
 
 
 def _plan_array(

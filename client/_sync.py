@@ -12,8 +12,16 @@ import tritonclient.grpc
 
 from ._base import ClientBase
 from ._errors import ModelMismatch, NotFound, Unavailable
-from ._generate import Category, Color, GeneratorModel, plan_generate, plan_generate_array
+from ._generate import (
+    Category,
+    Color,
+    GeneratorModel,
+    StyleModel,
+    plan_generate,
+    plan_generate_array,
+)
 from ._images import ImageInput
+from ._latent_edit import plan_interpolate, plan_variations
 from ._options import Background, MaskInput, Strength
 from ._requests import (
     InferPlan,
@@ -187,6 +195,93 @@ class VitrineClient(ClientBase):
             seed=seed,
             count=count,
             truncation=truncation,
+            output_format=output_format,
+            quality=quality,
+        )
+        return self._infer(plan, timeout)
+
+    def mix_styles(
+        self,
+        *,
+        coarse_seed: int,
+        fine_seed: int,
+        category: Category,
+        color: Color,
+        model: StyleModel = "stylegan",
+        count: int = 1,
+        truncation: float = 1.0,
+        output_format: OutputFormat = "png",
+        quality: int = 95,
+        timeout: float | None = None,
+    ) -> GeneratedImages:
+        """Images with the coarse styles (4 and 8 px: silhouette, proportions) of
+        ``coarse_seed`` and the fine ones (16 and 32 px: shading, texture) of ``fine_seed``.
+
+        ``generate(seed=s)`` equals ``mix_styles(coarse_seed=s, fine_seed=s)``.
+        """
+        plan = plan_generate(
+            model=model,
+            category=category,
+            color=color,
+            seed=coarse_seed,
+            mix_seed=fine_seed,
+            count=count,
+            truncation=truncation,
+            output_format=output_format,
+            quality=quality,
+        )
+        return self._infer(plan, timeout)
+
+    def variations(
+        self,
+        image: ImageInput,
+        *,
+        category: Category,
+        color: Color,
+        count: int = 4,
+        seed: int = 0,
+        spread: float = 1.0,
+        output_format: OutputFormat = "png",
+        quality: int = 95,
+        timeout: float | None = None,
+    ) -> GeneratedImages:
+        """``count`` variations of a 32 x 32 catalog image of ``category`` in ``color``.
+
+        The VAE encodes the image, adds ``spread`` (in [0, 1]) times standard-normal noise
+        from seed ``seed + i`` to its latent for variation ``i``, and decodes.
+        """
+        plan = plan_variations(
+            image,
+            category=category,
+            color=color,
+            count=count,
+            seed=seed,
+            spread=spread,
+            output_format=output_format,
+            quality=quality,
+        )
+        return self._infer(plan, timeout)
+
+    def interpolate(
+        self,
+        image_a: ImageInput,
+        image_b: ImageInput,
+        *,
+        category: Category,
+        color: Color,
+        steps: int = 5,
+        output_format: OutputFormat = "png",
+        quality: int = 95,
+        timeout: float | None = None,
+    ) -> GeneratedImages:
+        """``steps`` images from ``image_a`` to ``image_b`` (32 x 32 catalog images with the
+        same labels), evenly spaced between their VAE latents; both ends included."""
+        plan = plan_interpolate(
+            image_a,
+            image_b,
+            category=category,
+            color=color,
+            steps=steps,
             output_format=output_format,
             quality=quality,
         )

@@ -33,7 +33,7 @@ class ModelContract:
 
 def _pipeline(spec: ModelSpec) -> ModelContract:
     if spec.is_generator:
-        inputs = generator_pipeline_inputs()
+        inputs = generator_pipeline_inputs(spec)
         return ModelContract(spec.pipeline, inputs, GENERATED_OUTPUTS, batched=False)
     return ModelContract(spec.pipeline, pipeline_inputs(spec), PIPELINE_OUTPUTS)
 

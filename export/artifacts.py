@@ -43,8 +43,10 @@ def export_checkpoint(
     Raises :class:`ParityError` (after writing the report) when a gate fails.
     """
     checkpoint = load_checkpoint(weights)
-    if checkpoint.meta.get("spec") != spec.name:
-        raise ValueError(f"{weights} holds {checkpoint.meta.get('spec')!r}, not {spec.name!r}")
+    if checkpoint.meta.get("spec") != spec.weights_name:
+        raise ValueError(
+            f"{weights} holds {checkpoint.meta.get('spec')!r}, not {spec.weights_name!r}"
+        )
     onnx_path = export_onnx(spec, checkpoint.model, out_dir / "model.onnx")
     fp16_path = None
     if fp16 and spec.precision.fp16:

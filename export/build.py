@@ -33,7 +33,7 @@ def build_target(
     with tempfile.TemporaryDirectory(prefix="vitrine-export-") as work:
         onnx_files = {}
         for spec in specs:
-            weights = weights_dir / f"{spec.name}.safetensors"
+            weights = weights_dir / f"{spec.weights_name}.safetensors"
             result = export_checkpoint(
                 spec, weights, Path(work) / spec.name, profiles=BUILD_PARITY_PROFILES, fp16=False
             )

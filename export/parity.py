@@ -51,6 +51,12 @@ def _sample_option(option: Option, shape: tuple[int, ...], rng: np.random.Genera
     if option.kind is OptionKind.BACKGROUND:  # alternate a colour and the alpha-keeping one
         values = [background_value("#ff8000"), background_value("transparent")]
         return np.stack([values[index % 2] for index in range(shape[0])])
+    if option.kind is OptionKind.IMAGE:  # a second set of photo crops
+        return sample_images(shape, int(rng.integers(1 << 16)))
+    if option.kind is OptionKind.LABEL:
+        return rng.integers(len(option.choices), size=shape).astype(np.int32)
+    if option.kind is OptionKind.SEED:
+        return rng.standard_normal(shape).astype(np.float32)
     masks = np.zeros(shape, dtype=np.uint8)  # one random box per image
     height, width = shape[1:3]
     for mask in masks:
@@ -60,15 +66,22 @@ def _sample_option(option: Option, shape: tuple[int, ...], rng: np.random.Genera
 
 
 def _generator_inputs(spec: ModelSpec, batch: int, seed: int) -> dict[str, np.ndarray]:
-    """Latents as the sample step draws them, with labels cycling through every value."""
+    """Latents as the sample step draws them, with labels cycling through every value; a
+    style-mixing generator's fine styles from another seed, truncation 1, 0.7, 0.4, ..."""
     assert spec.conditioning is not None
-    latent, category, colour = spec.inputs
+    latent, category, colour, *styles = spec.inputs
     rows = np.arange(batch, dtype=np.int32)[:, None]
-    return {
-        latent.name: sample_latents(seed, batch, spec.conditioning.latent_dim),
+    dim = spec.conditioning.latent_dim
+    feeds = {
+        latent.name: sample_latents(seed, batch, dim),
         category.name: rows % len(spec.conditioning.categories),
         colour.name: (rows * 3 + 1) % len(spec.conditioning.colours),
     }
+    if styles:
+        mix_latent, truncation = styles
+        feeds[mix_latent.name] = sample_latents(seed + 1, batch, dim)
+        feeds[truncation.name] = (1.0 - 0.3 * (rows % 3)).astype(np.float32)
+    return feeds
 
 
 def sample_inputs(spec: ModelSpec, shape: tuple[int, ...], seed: int = 0) -> dict[str, np.ndarray]:

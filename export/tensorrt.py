@@ -706,7 +706,7 @@ def export_all_onnx(out_dir: Path, weights_dir: Path | None = None) -> dict[str,
     weights_dir = weights_dir or paths.weights_dir()
     files = {}
     for spec in SPECS.values():
-        weights = weights_dir / f"{spec.name}.safetensors"
+        weights = weights_dir / f"{spec.weights_name}.safetensors"
         result = export_checkpoint(
             spec, weights, out_dir / spec.name, profiles=("min", "opt"), fp16=False
         )

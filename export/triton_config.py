@@ -25,6 +25,7 @@ from vitrine.pipeline import (
     FORMAT_INPUT,
     GENERATE_INPUTS,
     GENERATED_OUTPUTS,
+    MIX_SEED_INPUT,
     OUTPUT_FORMATS,
     PIPELINE_INPUTS,
     PIPELINE_OUTPUTS,
@@ -177,7 +178,18 @@ def _option_warmup_value(option: Option) -> bytes:
     if option.kind is OptionKind.MASK:  # left half filled: neither empty nor full
         half = WARMUP_SIDE // 2
         return _length_prefixed(_png(WARMUP_SIDE, b"\xff" * half + b"\x00" * half, 0))
+    if option.kind is OptionKind.IMAGE:
+        return _length_prefixed(_grey_png())
+    if option.kind is OptionKind.LABEL:
+        return _length_prefixed(option.choices[0].encode())
+    if option.kind is OptionKind.SEED:
+        return struct.pack("<q", 0)
     return _length_prefixed(b"white")
+
+
+def _grey_png() -> bytes:
+    """A mid-grey WARMUP_SIDE square as an 8-bit RGB PNG."""
+    return _png(WARMUP_SIDE, b"\x80" * (3 * WARMUP_SIDE), 2)
 
 
 def warmup_files(model: str, options: tuple[Option, ...] = ()) -> dict[str, bytes]:
@@ -188,8 +200,7 @@ def warmup_files(model: str, options: tuple[Option, ...] = ()) -> dict[str, byte
     if model == ENCODE_MODEL:
         formats = {f"format_{fmt}": _length_prefixed(fmt.encode()) for fmt in OUTPUT_FORMATS}
         return {**formats, "quality": struct.pack("<i", 90)}
-    grey = _png(WARMUP_SIDE, b"\x80" * (3 * WARMUP_SIDE), 2)  # 8-bit RGB
-    image = {PIPELINE_INPUTS[0].name: _length_prefixed(grey)}
+    image = {PIPELINE_INPUTS[0].name: _length_prefixed(_grey_png())}
     return image | {option.name: _option_warmup_value(option) for option in options}
 
 
@@ -197,12 +208,14 @@ def sample_warmup_files(spec: ModelSpec) -> dict[str, bytes]:
     """Files of ``<generator>_sample/warmup/``: one valid request for one image."""
     assert spec.conditioning is not None, f"{spec.name} is no generator"
     seed, count, category, colour, truncation = GENERATE_INPUTS
+    mixing = {MIX_SEED_INPUT.name: struct.pack("<q", 1)} if spec.conditioning.style_mixing else {}
     return {
         seed.name: struct.pack("<q", 0),
         count.name: struct.pack("<i", 1),
         category.name: _length_prefixed(spec.conditioning.categories[0].encode()),
         colour.name: _length_prefixed(spec.conditioning.colours[0].encode()),
         truncation.name: struct.pack("<f", 1.0),
+        **mixing,
         FORMAT_INPUT: _length_prefixed(b"png"),
         QUALITY_INPUT: struct.pack("<i", 90),
     }
@@ -320,7 +333,7 @@ def sample_config(spec: ModelSpec, target: Target | None = None) -> pb.ModelConf
         name=spec.sample_model,
         backend="python",
         max_batch_size=0,
-        input=_inputs(generator_pipeline_inputs()),
+        input=_inputs(generator_pipeline_inputs(spec)),
         output=[
             pb.ModelOutput(name=t.name, data_type=_dtype(t), dims=(-1, *t.dims))
             for t in sampled_outputs(spec)
@@ -337,7 +350,7 @@ def sample_config(spec: ModelSpec, target: Target | None = None) -> pb.ModelConf
 def _sample_warmup(spec: ModelSpec) -> pb.ModelWarmup:
     inputs = {
         t.name: _warmup_input(t, t.dims, input_data_file=t.name)
-        for t in generator_pipeline_inputs()
+        for t in generator_pipeline_inputs(spec)
     }
     return pb.ModelWarmup(name="request", batch_size=1, inputs=inputs, count=1)
 
@@ -347,7 +360,7 @@ def _generator_pipeline(spec: ModelSpec) -> pb.ModelConfig:
     rows = {t.name: f"{spec.name}_{t.name}" for t in sampled_outputs(spec)}
     fanned_format, fanned_quality = list(rows.values())[-2:]
     result = f"{spec.name}_output"
-    request = {t.name: t.name for t in generator_pipeline_inputs()}
+    request = {t.name: t.name for t in generator_pipeline_inputs(spec)}
     core_inputs = dict(zip((t.name for t in spec.inputs), rows.values(), strict=False))
     steps = [
         _step(spec.sample_model, request, rows),
@@ -366,7 +379,7 @@ def _generator_pipeline(spec: ModelSpec) -> pb.ModelConfig:
         name=spec.pipeline,
         platform="ensemble",
         max_batch_size=0,
-        input=_inputs(generator_pipeline_inputs()),
+        input=_inputs(generator_pipeline_inputs(spec)),
         output=_outputs(GENERATED_OUTPUTS),
         ensemble_scheduling=pb.ModelEnsembling(step=steps),
     )

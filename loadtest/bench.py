@@ -18,7 +18,9 @@ file's ``history``, labelled, so before/after figures of tuning stay side by sid
 Adapters are keyed by :class:`~vitrine.spec.Task`, so every image editor added to the
 catalog is benchmarked by :class:`EditorAdapter` and every generator by
 :class:`GeneratorAdapter` (labels and a seed in, a batch of images out; no input image, so
-it runs at the one side it generates) without code here.
+it runs at the one side it generates) without code here. :class:`LatentEditAdapter`
+measures ``variations`` of a catalog image on the limit and pipeline only: a system an
+adapter lists as ``unsupported`` is not run, and the run names it with the reason.
 """
 
 from __future__ import annotations
@@ -39,10 +41,10 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
@@ -59,6 +61,7 @@ __all__ = [
     "Cell",
     "EditorAdapter",
     "GeneratorAdapter",
+    "LatentEditAdapter",
     "bench_sizes",
     "compute_ratios",
     "measure",
@@ -213,7 +216,9 @@ class Environment:
 
 
 class Adapter(Protocol):
-    """How one task is benchmarked: a worker factory per system."""
+    """How one task is benchmarked: a worker factory per system it supports."""
+
+    unsupported: ClassVar[Mapping[str, str]]  # system -> why it cannot measure the task
 
     def workers(
         self, spec: ModelSpec, size: int, env: Environment, threads: int
@@ -240,25 +245,49 @@ def _system_workers(
 ) -> dict[str, Callable[[], Worker]]:
     """The worker factory of every system for ``request``."""
 
-    def limit() -> Worker:
-        session = _session(env.repository / spec.core_model / "1" / "model.onnx", threads)
-        return lambda: session.run(None, request.feed)
-
     def raw() -> Worker:
         method = getattr(_client(env.grpc_address), f"{spec.client_method}_array")
         return lambda: method(*request.raw_args, **request.kwargs())
-
-    def pipeline() -> Worker:
-        method = getattr(_client(env.grpc_address), spec.client_method)
-        fmt = env.config.output_format
-        return lambda: method(*request.pipeline_args, **request.kwargs(), output_format=fmt)
 
     def peer() -> Worker:
         if env.peer_address is None:
             raise RuntimeError("the peer is not running")
         return _peer_worker(env.peer_address, request)
 
-    return {"limit": limit, "raw": raw, "pipeline": pipeline, "peer": peer}
+    return {
+        "limit": _limit(spec, request.feed, env, threads),
+        "raw": raw,
+        "pipeline": _pipeline(spec, request.pipeline_args, request.kwargs, env),
+        "peer": peer,
+    }
+
+
+def _limit(
+    spec: ModelSpec, feed: dict[str, np.ndarray], env: Environment, threads: int
+) -> Callable[[], Worker]:
+    """The limit's worker factory: the served core model on ``feed`` in onnxruntime."""
+
+    def limit() -> Worker:
+        session = _session(env.repository / spec.core_model / "1" / "model.onnx", threads)
+        return lambda: session.run(None, feed)
+
+    return limit
+
+
+def _pipeline(
+    spec: ModelSpec,
+    args: tuple[object, ...],
+    kwargs: Callable[[], dict[str, Any]],
+    env: Environment,
+) -> Callable[[], Worker]:
+    """The pipeline's worker factory: ``client.<client_method>(*args, **kwargs())``."""
+
+    def pipeline() -> Worker:
+        method = getattr(_client(env.grpc_address), spec.client_method)
+        fmt = env.config.output_format
+        return lambda: method(*args, **kwargs(), output_format=fmt)
+
+    return pipeline
 
 
 @dataclass
@@ -266,6 +295,7 @@ class EditorAdapter:
     """Image-in/image-out editors: raw uint8 core model, encoded-bytes pipeline, peer."""
 
     photo: int = 0  # which validation photo (chelsea) is the input
+    unsupported: ClassVar[Mapping[str, str]] = {}
 
     def workers(
         self, spec: ModelSpec, size: int, env: Environment, threads: int
@@ -300,6 +330,7 @@ class GeneratorAdapter:
     profile's opt)."""
 
     count: int | None = None
+    unsupported: ClassVar[Mapping[str, str]] = {}
 
     def workers(
         self, spec: ModelSpec, size: int, env: Environment, threads: int
@@ -330,6 +361,41 @@ class GeneratorAdapter:
         return _system_workers(spec, request, env, threads)
 
 
+@dataclass
+class LatentEditAdapter:
+    """Latent edits: ``client.variations`` of a catalog test image with its own labels,
+    ``count`` variations a request; the limit runs the core model on the rows the decode
+    step makes of it. ``count`` None: the batch the core model is optimised for."""
+
+    sample: int = 0  # which catalog sample (the first test image of a category)
+    count: int | None = None
+    unsupported: ClassVar[Mapping[str, str]] = {
+        "raw": "no raw client method (the client has no variations_array)",
+        "peer": "the naive peer has no variations endpoint",
+    }
+
+    def workers(
+        self, spec: ModelSpec, size: int, env: Environment, threads: int
+    ) -> dict[str, Callable[[], Worker]]:
+        from vitrine.loadtest.payloads import catalog_samples, encode, fixed
+        from vitrine.options import core_value, example_options
+
+        pixels, category, color = catalog_samples()[self.sample]
+        count = self.count or spec.profile.opt[0]
+        asked = {"category": category, "color": color}
+        # as variations sends them: the image is its own other, blended by 0
+        values = example_options(spec, size, size) | asked | {"other": pixels, "blend": 0.0}
+        batch = np.ascontiguousarray(np.repeat(pixels[None], count, axis=0))
+        feed = {spec.input.name: batch} | {
+            o.core.name: core_value(o, values[o.name], batch) for o in spec.options
+        }
+        data = encode(pixels, env.config.input_format)
+        return {
+            "limit": _limit(spec, feed, env, threads),
+            "pipeline": _pipeline(spec, (data,), fixed(asked | {"count": count}), env),
+        }
+
+
 ADAPTERS: dict[Task, Adapter] = {
     Task.SUPER_RESOLVE: EditorAdapter(),
     Task.ENHANCE: EditorAdapter(),
@@ -337,6 +403,7 @@ ADAPTERS: dict[Task, Adapter] = {
     Task.INPAINT: EditorAdapter(),
     Task.REMOVE_BACKGROUND: EditorAdapter(),
     Task.GENERATE: GeneratorAdapter(),
+    Task.LATENT_EDIT: LatentEditAdapter(),
 }
 """Task → adapter; specs of a task without one are skipped (and named in the output)."""
 
@@ -472,16 +539,16 @@ def _wait_http(url: str, process: subprocess.Popen[bytes], log: Path, timeout: f
 
 
 def default_sizes(spec: ModelSpec) -> tuple[int, ...]:
-    """The spec's load-test side and twice it, within its limits: one side for a generator,
-    whose limits are the side it generates."""
+    """The spec's load-test side and twice it, within its limits: one side where they allow
+    only one (a generator's are the side it generates; vae_edit takes 32 x 32 images)."""
     side = spec.loadtest_side
     return tuple(sorted({side, min(2 * side, spec.limits.max_side)}))
 
 
 def bench_sizes(spec: ModelSpec, config: BenchConfig) -> tuple[int, ...]:
     """The sides ``spec`` is measured at: ``config.sizes`` for an editor (else its defaults);
-    a generator takes no input image, so always the side it generates."""
-    if spec.is_generator or not config.sizes:
+    a spec whose limits allow one side (every generator, vae_edit) always at that side."""
+    if spec.limits.min_side == spec.limits.max_side or not config.sizes:
         return default_sizes(spec)
     return config.sizes
 
@@ -498,13 +565,28 @@ def bench_specs(config: BenchConfig) -> tuple[list[ModelSpec], list[str]]:
     return specs, skipped
 
 
+def skipped_systems(specs: Sequence[ModelSpec], config: BenchConfig) -> list[str]:
+    """A note per chosen system that cannot measure a spec's task, with the reason."""
+    return [
+        f"{spec.name} {system}: {reason}"
+        for spec in specs
+        for system, reason in ADAPTERS[spec.task].unsupported.items()
+        if system in config.systems
+    ]
+
+
+def _peer_models(specs: Sequence[ModelSpec]) -> list[str]:
+    """The specs the naive peer serves: those whose adapter measures the peer."""
+    return [spec.name for spec in specs if "peer" not in ADAPTERS[spec.task].unsupported]
+
+
 def _measure_cells(
     spec: ModelSpec, size: int, env: Environment, echo: Callable[[str], None]
 ) -> list[Cell]:
     config = env.config
     adapter = ADAPTERS[spec.task]
     cells: list[Cell] = []
-    for system in config.systems:
+    for system in (s for s in config.systems if s not in adapter.unsupported):
         variants = config.limit_threads if system == "limit" else (0,)
         for threads in variants:
             factory = adapter.workers(spec, size, env, threads)[system]
@@ -590,6 +672,7 @@ def _config_dict(config: BenchConfig) -> dict[str, Any]:
 def bench(config: BenchConfig, echo: Callable[[str], None] = print) -> dict[str, Any]:
     """Measure everything ``config`` asks for; returns the run (also written to disk)."""
     specs, skipped = bench_specs(config)
+    skipped += skipped_systems(specs, config)
     for note in skipped:
         echo(f"skipped {note}")
     if not specs:
@@ -604,7 +687,8 @@ def bench(config: BenchConfig, echo: Callable[[str], None] = print) -> dict[str,
             from vitrine.serving.embedded import embedded_repository
 
             address, repository = "", config.repository or embedded_repository()
-        peer = stack.enter_context(_peer([s.name for s in specs], "peer" in config.systems))
+        peered = _peer_models(specs)
+        peer = stack.enter_context(_peer(peered, "peer" in config.systems and bool(peered)))
         env = Environment(repository, address, peer, config)
         for spec in specs:
             for size in bench_sizes(spec, config):

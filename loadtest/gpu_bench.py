@@ -107,7 +107,7 @@ def _torch_worker(spec: ModelSpec, feeds: dict[str, np.ndarray]) -> Callable[[],
     from vitrine.training.checkpoint import load_checkpoint
     from vitrine.training.uint8_wrapper import Uint8ImageModel
 
-    weights = load_checkpoint(paths.weights_path(spec.name)).model
+    weights = load_checkpoint(paths.weights_path(spec.weights_name)).model
     model = Uint8ImageModel(weights, spec.task).cuda().eval()
     tensors = [torch.from_numpy(feed).cuda() for feed in feeds.values()]
 
@@ -158,7 +158,9 @@ def _artifacts(spec: ModelSpec, folder: Path) -> tuple[Path, Path]:
     from vitrine.export.artifacts import export_checkpoint
     from vitrine.export.tensorrt import ENGINE_FILE, build_gated_engine
 
-    onnx = export_checkpoint(spec, paths.weights_path(spec.name), folder, profiles=("min",)).onnx
+    onnx = export_checkpoint(
+        spec, paths.weights_path(spec.weights_name), folder, profiles=("min",)
+    ).onnx
     build_gated_engine(spec, onnx, folder)
     return onnx, folder / ENGINE_FILE
 

@@ -7,7 +7,9 @@ ensemble or the core model), so thresholds and Triton's metrics use the same nam
 
 A generator's call takes no upload: ``count`` (images per request, default 1) replaces
 ``batch`` on the raw path, ``input_format`` does not apply, and ``sizes`` may only be
-omitted or name the one side it generates.
+omitted or name the one side it generates. A latent edit's call (``variations`` of a
+catalog image) takes an upload and ``count`` too, on the pipeline path only: a spec whose
+client method has no ``_array`` twin has no raw path.
 """
 
 from __future__ import annotations
@@ -20,8 +22,9 @@ from typing import Any, Literal, cast
 import tomllib
 
 from vitrine.catalog import SPECS
+from vitrine.client import VitrineClient
 from vitrine.pipeline import OUTPUT_FORMATS
-from vitrine.spec import ModelSpec
+from vitrine.spec import ModelSpec, Task
 
 __all__ = [
     "DEFAULT_MIX",
@@ -61,7 +64,7 @@ class MixCall:
     output_format: str = "png"  # pipeline path only
     quality: int = 90  # pipeline path only
     batch: int = 1  # raw path of editors only
-    count: int = 1  # generators only: images per request
+    count: int = 1  # generators and latent edits only: images per request
 
     @property
     def name(self) -> str:
@@ -117,8 +120,13 @@ def _call(table: object, where: str) -> MixCall:
     path = table.get("path", "pipeline")
     if path not in ("pipeline", "raw"):
         raise MixError(f"{where}: path must be 'pipeline' or 'raw'; got {path!r}")
-    path_keys = _GENERATOR_PATH_KEYS if spec.is_generator else _PATH_KEYS
-    unknown = set(table) - _CALL_KEYS - path_keys[path]
+    raw_method = f"{spec.client_method}_array"
+    if path == "raw" and not hasattr(VitrineClient, raw_method):
+        raise MixError(
+            f"{where}: {spec.name} has no raw path (the client has no {raw_method}); "
+            "use path = 'pipeline'"
+        )
+    unknown = set(table) - _CALL_KEYS - _path_keys(spec, path)
     if unknown:
         kind = f" of generator {spec.name}" if spec.is_generator else ""
         raise MixError(f"{where}: keys {sorted(unknown)} do not apply to the {path} path{kind}")
@@ -126,13 +134,22 @@ def _call(table: object, where: str) -> MixCall:
         "weight": _positive_int(table.get("weight", 1), f"{where}: weight"),
         "sizes": _sizes(table.get("sizes", [spec.loadtest_side]), spec, where),
     }
-    if spec.is_generator:
+    if "count" in _path_keys(spec, path):
         fields["count"] = _count(table.get("count", 1), spec, where)
     if path == "raw":
         if not spec.is_generator:
             fields["batch"] = _batch(table.get("batch", 1), spec, where)
         return MixCall(spec=spec, path="raw", **fields)
     return MixCall(spec=spec, path="pipeline", **fields, **_pipeline_fields(table, where))
+
+
+def _path_keys(spec: ModelSpec, path: str) -> set[str]:
+    """The keys a call of ``spec`` on ``path`` takes besides :data:`_CALL_KEYS`."""
+    if spec.is_generator:
+        return _GENERATOR_PATH_KEYS[path]
+    if spec.task is Task.LATENT_EDIT:  # an upload in, ``count`` variations out
+        return _PATH_KEYS[path] | {"count"}
+    return _PATH_KEYS[path]
 
 
 def _pipeline_fields(table: Mapping[str, Any], where: str) -> dict[str, Any]:
@@ -162,12 +179,14 @@ def _batch(value: object, spec: ModelSpec, where: str) -> int:
 
 
 def _count(value: object, spec: ModelSpec, where: str) -> int:
-    assert spec.conditioning is not None, f"{spec.name} is no generator"
+    """Images per request: up to a generator's max_count, else the core's max batch."""
     count = _positive_int(value, f"{where}: count")
-    if count > spec.conditioning.max_count:
-        raise MixError(
-            f"{where}: count {count} exceeds {spec.name}'s max_count {spec.conditioning.max_count}"
-        )
+    if spec.conditioning is not None:
+        limit, most = "max_count", spec.conditioning.max_count
+    else:
+        limit, most = "max_batch_size", spec.batching.max_batch_size
+    if count > most:
+        raise MixError(f"{where}: count {count} exceeds {spec.name}'s {limit} {most}")
     return count
 
 
@@ -203,8 +222,11 @@ def _sizes(value: object, spec: ModelSpec, where: str) -> tuple[tuple[int, int],
 
 
 def _outside(spec: ModelSpec) -> str:
-    """Why a size is refused: outside an editor's limits, or not a generator's one side."""
+    """Why a size is refused: outside an editor's limits, or not a generator's (or a
+    fixed-size editor's) one side."""
     low, high = spec.limits.min_side, spec.limits.max_side
     if spec.is_generator:  # its limits are the side it generates: min_side == max_side
         return f"does not apply: {spec.name} generates {high}x{high} images; omit sizes"
+    if low == high:
+        return f"does not apply: {spec.name} takes {high}x{high} images only; omit sizes"
     return f"is outside {spec.name}'s limits {low}..{high}"

@@ -4,9 +4,10 @@ The call for a spec is derived from the spec alone: ``client.<client_method>(ima
 <selector>=value, ...)`` for the pipeline and ``client.<client_method>_array(pixels, ...)``
 for the raw path. :data:`CALLERS` maps a task to the builder of its calls; an editor with
 the same image-in/image-out signature reuses :func:`editor_call`, a generator
-:func:`generator_call` (labels and seeds instead of photos). A generator's pipeline caches
-its responses, so its calls draw a fresh seed each time (:func:`fresh_seeds`): the load
-test measures generation, not cache hits.
+:func:`generator_call` (labels and seeds instead of photos) and a latent edit
+:func:`latent_edit_call` (``variations`` of catalog test images, pipeline path only). A
+generator's pipeline caches its responses, so its calls draw a fresh seed each time
+(:func:`fresh_seeds`): the load test measures generation, not cache hits.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import itertools
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import cache
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from PIL import Image
@@ -28,13 +29,16 @@ from vitrine.spec import Task
 
 __all__ = [
     "CALLERS",
+    "CatalogSample",
     "Keywords",
     "PreparedCall",
+    "catalog_samples",
     "editor_call",
     "encode",
     "fixed",
     "fresh_seeds",
     "generator_call",
+    "latent_edit_call",
     "photo_inputs",
     "prepare",
 ]
@@ -82,6 +86,32 @@ def photo_inputs(height: int, width: int) -> list[np.ndarray]:
         resized = crop.resize((width, height), Image.Resampling.LANCZOS)
         inputs.append(np.ascontiguousarray(np.asarray(resized, dtype=np.uint8)))
     return inputs
+
+
+class CatalogSample(NamedTuple):
+    """A 32 x 32 catalog test image and the names of its labels."""
+
+    pixels: np.ndarray
+    category: str
+    color: str
+
+
+@cache
+def catalog_samples() -> tuple[CatalogSample, ...]:
+    """The first catalog test image of each category, in category order."""
+    from vitrine.products import CATALOG_COLOURS, CATEGORIES
+    from vitrine.training.catalog_data import load_catalog
+
+    test = load_catalog("test")
+    firsts = [int(np.argmax(test.categories == label)) for label in range(len(CATEGORIES))]
+    return tuple(
+        CatalogSample(
+            np.ascontiguousarray(test.images[index]),
+            CATEGORIES[test.categories[index]],
+            CATALOG_COLOURS[test.colours[index]],
+        )
+        for index in firsts
+    )
 
 
 def encode(pixels: np.ndarray, fmt: str, quality: int = 90) -> bytes:
@@ -136,6 +166,21 @@ def generator_call(call: MixCall) -> list[Invoke]:
     return invokes
 
 
+def latent_edit_call(call: MixCall) -> list[Invoke]:
+    """Latent edits: ``call.count`` variations of each catalog sample, uploaded in
+    ``call.input_format`` and asked for with its own labels. The pipeline path only: there
+    is no raw client method (the mix refuses the raw path)."""
+    assert call.path == "pipeline", f"{call.spec.name} has no raw client method"
+    spec = call.spec
+    invokes: list[Invoke] = []
+    for sample in catalog_samples():
+        asked = {"category": sample.category, "color": sample.color, "count": call.count}
+        data = encode(sample.pixels, call.input_format, 90)
+        kwargs = fixed(spec.selector_kwargs | asked)
+        invokes.append(_pipeline(spec.client_method, (data,), kwargs, call))
+    return invokes
+
+
 def _raw(method: str, args: tuple[object, ...], kwargs: Keywords) -> Invoke:
     def invoke(client: object, timeout: float) -> int:
         result = getattr(client, method)(*args, **kwargs(), timeout=timeout)
@@ -159,7 +204,8 @@ def _pipeline(method: str, args: tuple[object, ...], kwargs: Keywords, call: Mix
 
 
 def _encoded_size(data: bytes | Sequence[bytes]) -> int:
-    """Bytes of an encoded result: one image (editors) or a list of them (generators)."""
+    """Bytes of an encoded result: one image (editors) or a list of them (generators,
+    latent edits)."""
     return len(data) if isinstance(data, bytes) else sum(len(item) for item in data)
 
 
@@ -170,6 +216,7 @@ CALLERS: dict[Task, Callable[[MixCall], list[Invoke]]] = {
     Task.INPAINT: editor_call,
     Task.REMOVE_BACKGROUND: editor_call,
     Task.GENERATE: generator_call,
+    Task.LATENT_EDIT: latent_edit_call,
 }
 """Task → builder of its calls. A task missing here cannot be load-tested (clear error)."""
 

@@ -43,7 +43,9 @@ def create_app(models: Sequence[str]) -> Any:
 
     specs = {name: get_spec(name) for name in models}
     modules = {
-        name: Uint8ImageModel(load_checkpoint(paths.weights_path(name)).model, spec.task).eval()
+        name: Uint8ImageModel(
+            load_checkpoint(paths.weights_path(spec.weights_name)).model, spec.task
+        ).eval()
         for name, spec in specs.items()
     }
     app = FastAPI(title="naive peer")

@@ -4,9 +4,10 @@ Starts the embedded Triton server on free loopback ports, sends each validation 
 through every editor's pipeline (as that task's upload: downscaled for super-resolution,
 badly exposed for enhancement, noisy for denoising, watermarked for inpainting, a product on
 a busy scene for background removal) and asks every generator for each (category, colour)
-pair, checks the raw uint8 path agrees with the pipeline, and writes the outputs,
-side-by-side comparisons with a classical baseline (editors), a grid per generator and a
-JSON report.
+pair (and a style-mixing generator for its coarse x fine styles), makes VAE variations and
+interpolations of held-out catalog images, checks the raw uint8 path agrees with the
+pipeline, and writes the outputs, side-by-side comparisons with a classical baseline
+(editors), a grid per generator and per latent editor, and a JSON report.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from vitrine.serving.embedded import embedded_repository
 from vitrine.serving.triton import EmbeddedTriton, free_port
 from vitrine.spec import ModelSpec, Task
 from vitrine.training import background, denoise, enhance, inpaint
+from vitrine.training.catalog_data import load_catalog
 from vitrine.training.degradations import downscale
 from vitrine.training.grids import labelled_row, stack_rows
 from vitrine.training.metrics import psnr
@@ -72,7 +74,7 @@ def _denoise_case(spec: ModelSpec, name: str, photo: np.ndarray) -> DemoCase:
     """The photo with Gaussian noise (sigma 25); the rival is the best classical denoiser at
     the setting ``vitrine eval`` tuned (read from the shipped weights' report)."""
     upload = denoise.EVAL_CASES["sigma25"].apply(photo, np.random.default_rng(0))
-    report = json.loads(paths.weights_path(spec.name).with_suffix(".json").read_text())
+    report = json.loads(paths.weights_path(spec.weights_name).with_suffix(".json").read_text())
     rival, setting = denoise.best_baseline(report["metrics"], "sigma25")
     baseline = denoise.BASELINE_GRIDS[rival][0](upload, setting)
     return DemoCase(upload, photo, rival, baseline, {"strength": "auto"})
@@ -224,6 +226,66 @@ def _generator_rows(client: VitrineClient, spec: ModelSpec, out_dir: Path) -> li
     return reports
 
 
+_MIX_SEEDS = (1, 2, 3, 4)  # coarse seeds down, fine seeds across
+
+
+def _mixing_grid(client: VitrineClient, spec: ModelSpec, out_dir: Path) -> None:
+    """``<spec>/mixing.png``: coarse styles of one seed per row, fine of one per column."""
+    assert spec.conditioning is not None, f"{spec.name} is no generator"
+    labels = {"category": "dress", "color": "blue"}
+    rows = []
+    for coarse in _MIX_SEEDS:
+        panels = {}
+        for fine in _MIX_SEEDS:
+            result = client.mix_styles(
+                **spec.selector_kwargs, **labels, coarse_seed=coarse, fine_seed=fine
+            )
+            panels[f"fine {fine}"] = result.images[0].resize((_CELL, _CELL))
+        rows.append(_titled(f"coarse {coarse}", labelled_row(panels)))
+    stack_rows(rows).save(out_dir / spec.name / "mixing.png")
+
+
+_EDIT_PAIRS = ((3, 3), (8, 4), (0, 5), (9, 1))  # (category, colour) of the edited products
+
+
+def _latent_edit_rows(
+    client: VitrineClient, spec: ModelSpec, out_dir: Path
+) -> list[dict[str, Any]]:
+    """For two held-out catalog products of each of a few labels: four variations of the
+    first and a five-step interpolation to the second, as ``<spec>/grid.png``."""
+    catalog = load_catalog("test")
+    folder = out_dir / spec.name
+    folder.mkdir(parents=True, exist_ok=True)
+    options = {option.name: option for option in spec.options}
+    reports, rows = [], []
+    for category_index, colour_index in _EDIT_PAIRS:
+        chosen = (catalog.categories == category_index) & (catalog.colours == colour_index)
+        first, second = catalog.images[np.flatnonzero(chosen)[:2]]
+        labels = {
+            "category": options["category"].choices[category_index],
+            "color": options["color"].choices[colour_index],
+        }
+        varied = client.variations(first, **labels, count=4)
+        path = client.interpolate(first, second, **labels, steps=5)
+        images = {"input": Image.fromarray(first)}
+        images |= {f"variation {i + 1}": image for i, image in enumerate(varied.images)}
+        images |= {f"step {i + 1}": image for i, image in enumerate(path.images)}
+        images["other"] = Image.fromarray(second)
+        panels = {key: image.resize((_CELL, _CELL)) for key, image in images.items()}
+        rows.append(_titled(f"{labels['color']} {labels['category']}", labelled_row(panels)))
+        reports.append(
+            {
+                "pipeline": spec.pipeline,
+                "labels": labels,
+                "variations": len(varied.images),
+                "interpolation_steps": len(path.images),
+                "latency_ms": round((varied.latency_ms + path.latency_ms) / 2, 2),
+            }
+        )
+    stack_rows(rows).save(folder / "grid.png")
+    return reports
+
+
 def _size(size: list[int]) -> str:
     return "x".join(map(str, size))
 
@@ -270,6 +332,21 @@ def _generator_table(rows: list[dict[str, Any]]) -> Table:
     return table
 
 
+def _latent_edit_table(rows: list[dict[str, Any]]) -> Table:
+    table = Table(title="Vitrine demo: VAE variations and interpolations of held-out products")
+    for column in ("pipeline", "product", "variations", "interpolation steps", "ms per call"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(
+            row["pipeline"],
+            f"{row['labels']['color']} {row['labels']['category']}",
+            str(row["variations"]),
+            str(row["interpolation_steps"]),
+            f"{row['latency_ms']:.1f}",
+        )
+    return table
+
+
 def run_demo(out_dir: Path | None = None) -> Path:
     """Run the demo; returns the folder holding its outputs and ``report.json``."""
     console = Console(width=130)
@@ -281,20 +358,26 @@ def run_demo(out_dir: Path | None = None) -> Path:
     ports = {name: free_port() for name in ("grpc_port", "http_port", "metrics_port")}
     calls: list[dict[str, Any]] = []
     generated: list[dict[str, Any]] = []
+    edits: list[dict[str, Any]] = []
     with console.status("starting Triton"), EmbeddedTriton(repository, **ports) as server:
         console.print(f"Triton ready: gRPC {server.grpc_url} (log {server.log_path})")
         with VitrineClient(server.grpc_url) as client:
             client.verify()
             for spec in SPECS.values():
-                if spec.is_generator:
+                if spec.task is Task.LATENT_EDIT:
+                    edits += _latent_edit_rows(client, spec, out_dir)
+                elif spec.is_generator:
                     generated += _generator_rows(client, spec, out_dir)
+                    if spec.conditioning and spec.conditioning.style_mixing:
+                        _mixing_grid(client, spec, out_dir)
                 else:
                     calls += _editor_calls(client, spec, out_dir)
     seconds = round(time.perf_counter() - started, 2)
-    report = {"seconds": seconds, "calls": calls, "generated": generated}
+    report = {"seconds": seconds, "calls": calls, "generated": generated, "latent_edits": edits}
     (out_dir / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     console.print(_editor_table(calls))
     console.print(_generator_table(generated))
+    console.print(_latent_edit_table(edits))
     if not all(entry["raw_path_matches_pipeline"] for entry in [*calls, *generated]):
         raise RuntimeError("the raw uint8 path disagreed with the pipeline; see report.json")
     return out_dir

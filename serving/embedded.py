@@ -22,7 +22,7 @@ def _cache_key() -> str:
     """Changes whenever the weights, the specs or the export code change."""
     digest = hashlib.sha256(f"{vitrine.__version__}\n{SPECS!r}".encode())
     sources = sorted(_EXPORT_SOURCES.rglob("*.py"))
-    checkpoints = [paths.weights_path(name) for name in SPECS]
+    checkpoints = sorted({paths.weights_path(spec.weights_name) for spec in SPECS.values()})
     for path in (*sources, *checkpoints, *(c.with_suffix(".json") for c in checkpoints)):
         digest.update(path.name.encode())
         digest.update(path.read_bytes())

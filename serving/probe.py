@@ -103,7 +103,8 @@ def _generate_request(spec: ModelSpec) -> dict[str, Any]:
     probe used, so that the pipeline's response cache cannot answer for its steps."""
     assert spec.conditioning is not None, f"{spec.name} is no generator"
     request = {"seed": next(_SEEDS), "count": 1, **example_labels(spec.conditioning)}
-    return request | {"truncation": 1.0}
+    mixing = {"mix_seed": next(_SEEDS)} if spec.conditioning.style_mixing else {}
+    return request | {"truncation": 1.0} | mixing
 
 
 def _generate_inputs(spec: ModelSpec) -> list[grpcclient.InferInput]:
@@ -113,7 +114,7 @@ def _generate_inputs(spec: ModelSpec) -> list[grpcclient.InferInput]:
         _tensor(
             tensor.name, np.array([values[tensor.name]], dtype=tensor.numpy_dtype), tensor.dtype
         )
-        for tensor in generator_pipeline_inputs()
+        for tensor in generator_pipeline_inputs(spec)
     ]
 
 
@@ -128,6 +129,7 @@ def _sampled_core_inputs(spec: ModelSpec) -> list[grpcclient.InferInput]:
         category=request["category"],
         colour=request["color"],
         truncation=request["truncation"],
+        mix_seed=request.get("mix_seed"),
     )
     return [
         _tensor(tensor.name, feed, tensor.dtype)

@@ -11,7 +11,15 @@ from PIL import Image
 from torch import nn
 
 from vitrine.spec import ModelSpec, Task
-from vitrine.training import background, denoise, enhance, generator_eval, inpaint, superres
+from vitrine.training import (
+    background,
+    denoise,
+    enhance,
+    generator_eval,
+    inpaint,
+    latent_edit_eval,
+    superres,
+)
 from vitrine.training.checkpoint import load_checkpoint
 
 __all__ = ["EVALUATIONS", "as_rows", "evaluate_checkpoint", "evaluate_model"]
@@ -43,6 +51,7 @@ EVALUATIONS: dict[Task, Evaluation] = {
         lambda spec, model: background.comparison_image(model),
     ),
     Task.GENERATE: (generator_eval.evaluate_generator, generator_eval.sample_grid),
+    Task.LATENT_EDIT: (latent_edit_eval.evaluate_latent_edit, latent_edit_eval.comparison_image),
 }
 """Task -> (metrics report with ``mean`` and ``margins``, comparison image)."""
 

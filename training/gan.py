@@ -31,6 +31,7 @@ from vitrine.sampling import sample_latents
 from vitrine.spec import ModelSpec
 from vitrine.training.architectures import build_architecture
 from vitrine.training.architectures.dcgan import ProjectionDiscriminator
+from vitrine.training.architectures.stylegan import StyleGenerator
 from vitrine.training.catalog_data import catalog_description, load_catalog
 from vitrine.training.checkpoint import (
     load_checkpoint,
@@ -150,6 +151,19 @@ def _standing_statistics(generator: nn.Module, spec: ModelSpec, seed: int) -> No
     for norm, momentum in zip(norms, momenta, strict=True):
         norm.momentum = momentum
     generator.eval()
+    if isinstance(generator, StyleGenerator):
+        _centre_styles(generator, spec, seed)
+
+
+def _centre_styles(generator: StyleGenerator, spec: ModelSpec, seed: int) -> None:
+    """Measure each label pair's mean style (StyleGAN's truncation centre) on 256 latents."""
+    assert spec.conditioning is not None
+    colours = len(spec.conditioning.colours)
+    pairs = len(spec.conditioning.categories) * colours
+    count = 256 * pairs
+    latents = torch.from_numpy(sample_latents(seed, count, spec.conditioning.latent_dim))
+    pair = torch.arange(count) % pairs
+    generator.centre_styles(latents, pair // colours, pair % colours)
 
 
 def _state_paths(run_dir: Path) -> dict[str, Path]:

@@ -117,6 +117,11 @@ def train(
     ``stop_after`` pauses once that many steps are done (state saved in ``run_dir``, result
     None); a later call with ``resume`` carries on exactly where it stopped.
     """
+    if spec.weights_from:
+        raise ValueError(
+            f"{spec.name} serves the checkpoint of {spec.weights_from}: "
+            f"train that (vitrine train {spec.weights_from})"
+        )
     started = time.perf_counter()
     config = load_config(spec.name, preset)
     if spec.architecture == "cvae":

@@ -13,9 +13,14 @@ The float models keep one contract per task; the wrapper adds what serving needs
 * background removal: ``model(x) -> alpha`` (N, 1, H, W); the ``background`` input (N, 4)
   = (r, g, b, opaque) composites the product on that colour (opaque 255) or keeps the
   alpha channel (opaque 0). The output has 4 channels (RGBA).
+* latent edits (a VAE): ``model.encode(x, category, colour) -> (mean, log_variance)`` and
+  ``model(latent, category, colour) -> y``; the inputs ``other`` (a second image),
+  ``category``, ``color`` (N, 1), ``blend``, ``noise`` (N, Z) and ``spread`` decode
+  ``lerp(mean(x), mean(other), blend) + spread * noise``.
 * generators: ``model(latent, category, colour) -> y`` with latent (N, Z) float and the
   labels (N,) int64; served, the labels are int32 (N, 1) inputs and the first input is the
-  latent instead of an image.
+  latent instead of an image. A style-mixing generator (StyleGAN) also takes
+  ``mix_latent`` (N, Z) and ``truncation`` (N, 1), passed on as (N,).
 """
 
 from __future__ import annotations
@@ -48,9 +53,19 @@ class Uint8ImageModel(nn.Module):
 
     def forward(self, image: torch.Tensor, *options: torch.Tensor) -> torch.Tensor:
         if self.task is Task.GENERATE:
-            category, colour = (label[:, 0].long() for label in options)
-            return _to_uint8(self.model(image, category, colour))
+            category, colour, *styles = options
+            if styles:  # mix_latent (N, Z), truncation (N, 1)
+                styles = [styles[0], styles[1][:, 0]]
+            labels = (label[:, 0].long() for label in (category, colour))
+            return _to_uint8(self.model(image, *labels, *styles))
         x = _to_float(image)
+        if self.task is Task.LATENT_EDIT:
+            other, category, colour, blend, noise, spread = options
+            labels = (category[:, 0].long(), colour[:, 0].long())
+            mean, _ = self.model.encode(x, *labels)
+            towards, _ = self.model.encode(_to_float(other), *labels)
+            latent = mean + blend * (towards - mean) + spread * noise
+            return _to_uint8(self.model(latent, *labels))
         if self.task is Task.DENOISE:
             (strength,) = options
             s = strength.float()[:, :, None, None]  # (N, 1, 1, 1)

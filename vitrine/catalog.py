@@ -172,13 +172,19 @@ def _generator(name: str, conditioning: Conditioning = _CATALOG, **fields: Any) 
     """A conditional generator: latent (N, Z) + category and colour indices -> images."""
     z, side, count = conditioning.latent_dim, conditioning.side, conditioning.max_count
     label = TensorSpec(name="", dtype="INT32", dims=(1,), axis_names=(None,))
+    latent = TensorSpec(name="latent", dtype="FP32", dims=(z,), axis_names=(None,))
+    styles = (  # the fine styles' latent and truncation ψ, applied in the style space
+        dataclasses.replace(latent, name="mix_latent"),
+        TensorSpec(name="truncation", dtype="FP32", dims=(1,), axis_names=(None,)),
+    )
     return ModelSpec(
         name=name,
         task=Task.GENERATE,
         inputs=(
-            TensorSpec(name="latent", dtype="FP32", dims=(z,), axis_names=(None,)),
+            latent,
             dataclasses.replace(label, name="category"),
             dataclasses.replace(label, name="color"),
+            *(styles if conditioning.style_mixing else ()),
         ),
         outputs=(
             TensorSpec(name="images", dtype="UINT8", dims=(side, side, 3), axis_names=(None,) * 3),
@@ -206,19 +212,76 @@ def _dcgan() -> ModelSpec:
     )
 
 
+_VAE_KWARGS = {
+    "latent_dim": 64,
+    "features": 64,  # the decoder's; the encoder (vae_edit serves it) is half as wide
+    "encoder_features": 32,
+    "categories": 10,
+    "colours": 10,
+}
+
+
 def _vae() -> ModelSpec:
     return _generator(
         "vae",
         description="conditional VAE decoder (trained as a VAE-GAN), 32 px catalog",
         architecture="cvae",
+        arch_kwargs=_VAE_KWARGS,
+        precision=PrecisionPolicy(fp32_layers=("to_rgb",)),  # the decoder's output layer
+        quality_targets=GENERATOR_TARGETS,
+    )
+
+
+def _vae_edit() -> ModelSpec:
+    """The trained VAE's encoder and decoder: ``z = lerp(mean(image), mean(other), blend)
+    + spread * noise(seed)``, decoded. ``variations`` and ``interpolate`` call it."""
+    side, count = _CATALOG.side, _CATALOG.max_count
+    spec = _editor(
+        "vae_edit",
+        Task.LATENT_EDIT,
+        description="conditional VAE encoder + decoder: variations and interpolations, 32 px",
+        architecture="cvae",
+        arch_kwargs=_VAE_KWARGS,
+        options=(
+            Option("other", OptionKind.IMAGE),  # the image to blend towards
+            Option("category", OptionKind.LABEL, choices=_CATALOG.categories),
+            Option("color", OptionKind.LABEL, choices=_CATALOG.colours),
+            Option("blend", OptionKind.STRENGTH),  # 0: image, 1: other
+            Option("seed", OptionKind.SEED, size=_CATALOG.latent_dim),
+            Option("spread", OptionKind.STRENGTH),  # scale of the seed's noise
+        ),
+        min_side=side,
+        max_side=side,
+        opt_side=side,
+        precision=PrecisionPolicy(fp32_layers=("to_rgb",)),  # the decoder's output layer
+        quality_targets={"reconstruction_psnr_over_label_mean_db": 0.0},
+        weights_from="vae",
+    )
+    return dataclasses.replace(
+        spec,
+        client_method="variations",  # and interpolate
+        profile=ShapeProfile(
+            min=(1, side, side, 3), opt=(count // 2, side, side, 3), max=(count, side, side, 3)
+        ),
+        batching=BatchingPolicy(max_batch_size=count, preferred_batch_sizes=(count // 2, count)),
+    )
+
+
+def _stylegan() -> ModelSpec:
+    return _generator(
+        "stylegan",
+        dataclasses.replace(_CATALOG, style_mixing=True),
+        description="StyleGAN-lite: mapping network, modulated convolutions, noise; 32 px catalog",
+        architecture="stylegan",
         arch_kwargs={
             "latent_dim": 64,
-            "features": 64,  # the decoder's; the encoder (not served) is half as wide
-            "encoder_features": 32,
             "categories": 10,
             "colours": 10,
+            "channels": [128, 128, 64, 32],  # at 4, 8, 16 and 32 px
+            "style_dim": 128,
+            "coarse_layers": 3,  # 4 and 8 px take the first latent's style when mixing
         },
-        precision=PrecisionPolicy(fp32_layers=("to_rgb",)),  # the decoder's output layer
+        precision=PrecisionPolicy(fp32_layers=("to_rgb",)),  # the RGB skip branch
         quality_targets=GENERATOR_TARGETS,
     )
 
@@ -242,6 +305,8 @@ SPECS: dict[str, ModelSpec] = _registry(
         _remove_background(),
         _dcgan(),
         _vae(),
+        _vae_edit(),
+        _stylegan(),
     )
 )
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from vitrine import paths
 from vitrine.catalog import SPECS, get_spec
 from vitrine.loadtest.cli import add_loadtest_commands
+from vitrine.spec import Task
 
 __all__ = ["main"]
 
@@ -43,8 +44,10 @@ a first session:
 """
 
 
-def _model_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("model", choices=sorted(SPECS), help="model name from the catalog")
+def _model_argument(parser: argparse.ArgumentParser, *, trained: bool = False) -> None:
+    """The model positional; ``trained``: only models with their own training run."""
+    names = [name for name, spec in SPECS.items() if not (trained and spec.weights_from)]
+    parser.add_argument("model", choices=sorted(names), help="model name from the catalog")
 
 
 def _weights_argument(parser: argparse.ArgumentParser) -> None:
@@ -98,9 +101,14 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
     spec = get_spec(args.model)
     out_dir = args.out or paths.reports_dir() / spec.name
-    report = evaluate_checkpoint(spec, args.weights or paths.weights_path(spec.name), out_dir)
+    report = evaluate_checkpoint(
+        spec, args.weights or paths.weights_path(spec.weights_name), out_dir
+    )
     columns, rows = as_rows(report)
-    data = "judged samples vs the real catalog" if spec.is_generator else "the validation photos"
+    data = {
+        Task.GENERATE: "judged samples vs the real catalog",
+        Task.LATENT_EDIT: "held-out catalog images",
+    }.get(spec.task, "the validation photos")
     table = Table(title=f"{spec.name}: mean over {data}")
     for column in columns:
         table.add_column(column)
@@ -133,7 +141,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
     spec = get_spec(args.model)
     out_dir = args.out or Path("build") / "export" / spec.name
-    weights = args.weights or paths.weights_path(spec.name)
+    weights = args.weights or paths.weights_path(spec.weights_name)
     if args.format != "onnx":
         from vitrine.export.tensorrt import run_export_format
 
@@ -215,7 +223,7 @@ def _parser() -> argparse.ArgumentParser:
     command("list", _cmd_list, "list the models of the catalog")
 
     train = command("train", _cmd_train, "train a model on CPU (resumes from --run-dir)")
-    _model_argument(train)
+    _model_argument(train, trained=True)
     train.add_argument("--preset", default="full", help="preset of training/configs/<model>.toml")
     train.add_argument(
         "--run-dir", type=Path, help="resumable state; default runs/<model>-<preset>"

@@ -16,6 +16,7 @@ __all__ = [
     "FORMAT_INPUT",
     "GENERATED_OUTPUTS",
     "GENERATE_INPUTS",
+    "MIX_SEED_INPUT",
     "SAMPLED",
     "OUTPUT_FORMATS",
     "PIPELINE_INPUTS",
@@ -87,6 +88,8 @@ GENERATE_INPUTS: Final = (
     _scalar("truncation", "FP32"),
 )
 """What a generator pipeline is asked (no batch axis: one request, ``count`` images)."""
+MIX_SEED_INPUT: Final = _scalar("mix_seed", "INT64")
+"""Style-mixing generators only: the seed of the fine styles (the ``seed``'s own: none)."""
 GENERATED_OUTPUTS: Final = (
     TensorSpec(name=ENCODED_OUTPUT, dtype="BYTES", dims=(-1, 1), axis_names=("images", None)),
 )
@@ -95,9 +98,12 @@ SAMPLED: Final = "_sampled"
 """Suffix of the sample step's outputs: the core inputs, then format and quality per image."""
 
 
-def generator_pipeline_inputs() -> tuple[TensorSpec, ...]:
-    """Inputs of a generator's ensemble and sample step: the request, then format and quality."""
-    return (*GENERATE_INPUTS, *PIPELINE_INPUTS[1:])
+def generator_pipeline_inputs(spec: ModelSpec) -> tuple[TensorSpec, ...]:
+    """Inputs of a generator's ensemble and sample step: the request (with ``mix_seed`` if
+    it mixes styles), then format and quality."""
+    assert spec.conditioning is not None, f"{spec.name} is no generator"
+    mixing = (MIX_SEED_INPUT,) if spec.conditioning.style_mixing else ()
+    return (*GENERATE_INPUTS, *mixing, *PIPELINE_INPUTS[1:])
 
 
 def sampled_outputs(spec: ModelSpec) -> tuple[TensorSpec, ...]:

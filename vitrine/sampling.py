@@ -27,6 +27,7 @@ __all__ = [
     "Labels",
     "check_count",
     "check_labels",
+    "check_mix_seed",
     "check_seed",
     "check_truncation",
     "conditioning_from_parameters",
@@ -73,11 +74,11 @@ def _integer(value: object) -> int | None:
     return int(value)
 
 
-def check_seed(seed: object) -> int:
-    """A seed in ``[0, MAX_SEED]``."""
+def check_seed(seed: object, name: str = "seed") -> int:
+    """A seed in ``[0, MAX_SEED]``; ``name`` is what the message calls it."""
     number = _integer(seed)
     if number is None or not 0 <= number <= MAX_SEED:
-        raise InvalidGeneration(f"seed must be an integer in [0, {MAX_SEED}]; got {seed!r}")
+        raise InvalidGeneration(f"{name} must be an integer in [0, {MAX_SEED}]; got {seed!r}")
     return number
 
 
@@ -89,6 +90,16 @@ def check_count(conditioning: Conditioning, count: object) -> int:
             f"count must be an integer in [1, {conditioning.max_count}]; got {count!r}"
         )
     return number
+
+
+def check_mix_seed(conditioning: Conditioning, mix_seed: object, seed: int) -> int | None:
+    """The fine styles' seed of a style-mixing generator (``seed`` when omitted); None for
+    any other generator, which must not be given one."""
+    if not conditioning.style_mixing:
+        if mix_seed is not None:
+            raise InvalidGeneration("this generator does not mix styles: omit mix_seed")
+        return None
+    return seed if mix_seed is None else check_seed(mix_seed, "mix_seed")
 
 
 def check_truncation(truncation: object) -> float:
@@ -118,15 +129,27 @@ def sample(
     category: object,
     colour: object,
     truncation: object = 1.0,
-) -> tuple[npt.NDArray[Any], npt.NDArray[Any], npt.NDArray[Any]]:
-    """A checked request as core inputs: latents (count, Z), category and colour (count, 1)."""
+    mix_seed: object = None,
+) -> tuple[npt.NDArray[Any], ...]:
+    """A checked request as the core's inputs, in order: latents (count, Z), category and
+    colour (count, 1); for a style-mixing generator then the fine styles' latents (from
+    ``mix_seed``, by default ``seed``) and truncation (count, 1), unapplied."""
     labels = check_labels(conditioning, category, colour)
     rows = check_count(conditioning, count)
-    latents = sample_latents(
-        check_seed(seed), rows, conditioning.latent_dim, check_truncation(truncation)
-    )
+    first, psi = check_seed(seed), check_truncation(truncation)
+    second = check_mix_seed(conditioning, mix_seed, first)
     column = np.ones((rows, 1), dtype=np.int32)
-    return latents, column * labels.category, column * labels.colour
+    label_columns = (column * labels.category, column * labels.colour)
+    dim = conditioning.latent_dim
+    if second is None:
+        return sample_latents(first, rows, dim, psi), *label_columns
+    fine = sample_latents(second, rows, dim)
+    return (
+        sample_latents(first, rows, dim),
+        *label_columns,
+        fine,
+        np.full((rows, 1), psi, np.float32),
+    )
 
 
 def unseen_seeds() -> Iterator[int]:
@@ -150,12 +173,14 @@ def conditioning_parameters(conditioning: Conditioning) -> dict[str, object]:
         "latent_dim": conditioning.latent_dim,
         "side": conditioning.side,
         "max_count": conditioning.max_count,
+        "style_mixing": int(conditioning.style_mixing),
     }
 
 
 def conditioning_from_parameters(params: Mapping[str, str]) -> Conditioning:
     """The :class:`Conditioning` a sample step's config parameters describe."""
-    missing = {"categories", "colours", "latent_dim", "side", "max_count"} - set(params)
+    missing = {"categories", "colours", "latent_dim", "side", "max_count", "style_mixing"}
+    missing -= set(params)
     if missing:
         raise ValueError(f"sample step config lacks parameters {sorted(missing)}")
     return Conditioning(
@@ -164,4 +189,5 @@ def conditioning_from_parameters(params: Mapping[str, str]) -> Conditioning:
         latent_dim=int(params["latent_dim"]),
         side=int(params["side"]),
         max_count=int(params["max_count"]),
+        style_mixing=bool(int(params["style_mixing"])),
     )

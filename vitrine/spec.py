@@ -35,6 +35,7 @@ class Task(str, Enum):
     INPAINT = "inpaint"
     REMOVE_BACKGROUND = "remove_background"
     GENERATE = "generate"
+    LATENT_EDIT = "latent_edit"  # encode catalog images, move in latent space, decode
 
 
 @dataclass(frozen=True)
@@ -78,19 +79,37 @@ class OptionKind(str, Enum):
     STRENGTH = "strength"  # FP32 in [0, 1] -> FP32 (1,)
     MASK = "mask"  # grey PNG bytes, 0 or 255 per pixel -> uint8 (H, W, 1)
     BACKGROUND = "background"  # "white" | "transparent" | "#rrggbb" -> uint8 (r, g, b, opaque)
+    IMAGE = "image"  # a second image, same size as the first -> uint8 (H, W, 3)
+    LABEL = "label"  # one of ``choices`` by name -> its index, int32 (1,)
+    SEED = "seed"  # int64 seed -> float32 (size,) standard-normal noise drawn from it
+
+
+_WIRE_DTYPES = {OptionKind.STRENGTH: "FP32", OptionKind.SEED: "INT64"}  # the rest: BYTES
 
 
 @dataclass(frozen=True)
 class Option:
-    """One request option: ``name`` is the client keyword and the pipeline input name."""
+    """One request option: ``name`` is the client keyword and the pipeline input name.
+
+    ``choices`` are a LABEL's names (index ``i`` is label ``i``); ``size`` is the length of
+    a SEED's noise vector.
+    """
 
     name: str
     kind: OptionKind
+    choices: tuple[str, ...] = ()
+    size: int = 0
+
+    def __post_init__(self) -> None:
+        if (self.kind is OptionKind.LABEL) != bool(self.choices):
+            raise ValueError(f"option {self.name!r}: exactly the labels have choices")
+        if (self.kind is OptionKind.SEED) != (self.size > 0):
+            raise ValueError(f"option {self.name!r}: exactly the seeds have a noise size")
 
     @property
     def wire(self) -> TensorSpec:
         """The pipeline input the client sends."""
-        dtype = "FP32" if self.kind is OptionKind.STRENGTH else "BYTES"
+        dtype = _WIRE_DTYPES.get(self.kind, "BYTES")
         return TensorSpec(name=self.name, dtype=dtype, dims=(1,), axis_names=(None,))
 
     @property
@@ -98,8 +117,14 @@ class Option:
         """The core-model input it becomes."""
         if self.kind is OptionKind.MASK:
             return TensorSpec(self.name, "UINT8", (-1, -1, 1), ("height", "width", None))
+        if self.kind is OptionKind.IMAGE:
+            return TensorSpec(self.name, "UINT8", (-1, -1, 3), ("height", "width", None))
         if self.kind is OptionKind.BACKGROUND:
             return TensorSpec(self.name, "UINT8", (4,), (None,))
+        if self.kind is OptionKind.LABEL:
+            return TensorSpec(self.name, "INT32", (1,), (None,))
+        if self.kind is OptionKind.SEED:
+            return TensorSpec(self.name, "FP32", (self.size,), (None,))
         return TensorSpec(self.name, "FP32", (1,), (None,))
 
     @property
@@ -114,6 +139,9 @@ class Conditioning:
     """What a generator is asked for: labels, latent size, image side and how many at once.
 
     Label ``i`` of ``categories`` (``colours``) is the integer ``i`` the core model takes.
+    With ``style_mixing`` (StyleGAN) the core also takes ``mix_latent``, the latent of the
+    fine styles, and applies ``truncation`` itself, in its style space; otherwise the
+    sample step scales the latent by it.
     """
 
     categories: tuple[str, ...]
@@ -121,6 +149,7 @@ class Conditioning:
     latent_dim: int
     side: int
     max_count: int  # images per request; also the core model's max batch
+    style_mixing: bool = False
 
 
 @dataclass(frozen=True)
@@ -200,6 +229,7 @@ class ModelSpec:
     onnx_opset: int = 17
     options: tuple[Option, ...] = ()  # request inputs besides the image, in core-input order
     conditioning: Conditioning | None = None  # generators only: latent + labels -> images
+    weights_from: str | None = None  # serves another spec's trained checkpoint (no own run)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "arch_kwargs", MappingProxyType(dict(self.arch_kwargs)))
@@ -215,6 +245,11 @@ class ModelSpec:
     def is_generator(self) -> bool:
         """Whether requests carry labels and a seed instead of an image."""
         return self.conditioning is not None
+
+    @property
+    def weights_name(self) -> str:
+        """The spec whose training run writes the checkpoint this model serves."""
+        return self.weights_from or self.name
 
     @property
     def core_model(self) -> str:

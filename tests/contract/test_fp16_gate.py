@@ -24,7 +24,7 @@ ALL_SPECS = pytest.mark.parametrize("spec", SPECS.values(), ids=lambda spec: spe
 
 
 def _shipped_onnx(spec: ModelSpec, folder: Path) -> Path:
-    model = load_checkpoint(paths.weights_path(spec.name)).model
+    model = load_checkpoint(paths.weights_path(spec.weights_name)).model
     return export_onnx(spec, model, folder / "model.onnx")
 
 

@@ -15,7 +15,7 @@ from vitrine.client import AsyncVitrineClient, VitrineClient
 from vitrine.export.fp16 import convert_fp16
 from vitrine.export.onnx_export import dynamic_axes, export_onnx
 from vitrine.export.parity import parity_report, sample_inputs
-from vitrine.spec import ModelSpec
+from vitrine.spec import ModelSpec, OptionKind, Task
 from vitrine.training.architectures import build_architecture
 from vitrine.training.config import load_config
 from vitrine.training.uint8_wrapper import Uint8ImageModel
@@ -24,9 +24,12 @@ ALL_SPECS = pytest.mark.parametrize("spec", SPECS.values(), ids=lambda spec: spe
 
 
 def _input_shape(spec: ModelSpec) -> tuple[int, ...]:
-    """A batch of 2 first inputs: odd-sized images, or latents (generators)."""
+    """A batch of 2 first inputs: odd-sized images (the one side of a fixed-size editor),
+    or latents (generators)."""
     if spec.conditioning is not None:
         return (2, spec.conditioning.latent_dim)
+    if spec.limits.min_side == spec.limits.max_side:
+        return (2, spec.limits.min_side, spec.limits.min_side, 3)
     return (2, spec.limits.min_side + 3, spec.limits.min_side + 9, 3)
 
 
@@ -81,7 +84,7 @@ def test_onnx_export_names_axes_and_parity(spec: ModelSpec, tmp_path: Path) -> N
         assert named == dynamic_axes(spec)[value.name]
     assert min(opset.version for opset in onnx.load(str(path)).opset_import) >= 17
     fp16 = convert_fp16(spec, path, tmp_path / "model.fp16.onnx")
-    small = (("min", spec.profile.min), ("small", (2, 24, 40, 3)))
+    small = (("min", spec.profile.min), ("small", _input_shape(spec)))
     report = parity_report(spec, model, path, fp16, shapes=small)
     assert report["passed"], report
     for entry in report["shapes"]:
@@ -91,14 +94,23 @@ def test_onnx_export_names_axes_and_parity(spec: ModelSpec, tmp_path: Path) -> N
 
 @ALL_SPECS
 def test_training_config_presets_load(spec: ModelSpec) -> None:
-    full, smoke = load_config(spec.name, "full"), load_config(spec.name, "smoke")
+    full, smoke = load_config(spec.weights_name, "full"), load_config(spec.weights_name, "smoke")
     assert smoke.steps < full.steps
     assert full.patch_size % spec.output_scale == 0
+
+
+LATENT_EDIT_METHODS = ("variations", "interpolate")  # their options are derived, not keywords
 
 
 @ALL_SPECS
 @pytest.mark.parametrize("client_class", [VitrineClient, AsyncVitrineClient])
 def test_client_method_routes_by_selector(spec: ModelSpec, client_class: type) -> None:
+    if spec.task is Task.LATENT_EDIT:
+        labels = [o.name for o in spec.options if o.kind is OptionKind.LABEL]
+        for name in LATENT_EDIT_METHODS:
+            parameters = inspect.signature(getattr(client_class, name)).parameters
+            assert all(parameters[label].kind is inspect.Parameter.KEYWORD_ONLY for label in labels)
+        return
     method = getattr(client_class, spec.client_method)
     for name in spec.selector_kwargs:
         assert inspect.signature(method).parameters[name].kind is inspect.Parameter.KEYWORD_ONLY

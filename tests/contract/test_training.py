@@ -14,7 +14,9 @@ from vitrine.spec import ModelSpec
 from vitrine.training.checkpoint import load_checkpoint
 from vitrine.training.trainer import train
 
-ALL_SPECS = pytest.mark.parametrize("spec", SPECS.values(), ids=lambda spec: spec.name)
+TRAINED_SPECS = pytest.mark.parametrize(
+    "spec", [spec for spec in SPECS.values() if not spec.weights_from], ids=lambda spec: spec.name
+)
 SIDECAR_KEYS = {
     "spec",
     "task",
@@ -28,7 +30,7 @@ SIDECAR_KEYS = {
 }
 
 
-@ALL_SPECS
+@TRAINED_SPECS
 def test_smoke_training_writes_a_self_describing_checkpoint(
     spec: ModelSpec, tmp_path: Path
 ) -> None:
@@ -65,3 +67,9 @@ def test_resume_refuses_another_config(tmp_path: Path) -> None:
     train(spec, "smoke", run_dir=tmp_path, out_dir=tmp_path, progress=False, stop_after=2)
     with pytest.raises(ValueError, match="another config"):
         train(spec, "full", run_dir=tmp_path, out_dir=tmp_path, progress=False)
+
+
+def test_a_spec_serving_another_checkpoint_is_not_trained_on_its_own(tmp_path: Path) -> None:
+    (spec,) = (spec for spec in SPECS.values() if spec.weights_from)
+    with pytest.raises(ValueError, match=f"train that \\(vitrine train {spec.weights_from}\\)"):
+        train(spec, "smoke", run_dir=tmp_path, out_dir=tmp_path, progress=False)

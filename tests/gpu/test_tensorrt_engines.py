@@ -31,7 +31,7 @@ ALL_SPECS = pytest.mark.parametrize("spec", SPECS.values(), ids=lambda spec: spe
 def test_engine_builds_passes_the_gate_and_describes_itself(
     spec: ModelSpec, tmp_path: Path
 ) -> None:
-    model = load_checkpoint(paths.weights_path(spec.name)).model
+    model = load_checkpoint(paths.weights_path(spec.weights_name)).model
     onnx_path = export_onnx(spec, model, tmp_path / "model.onnx")
     manifest = build_gated_engine(spec, onnx_path, tmp_path / "engine", shapes=gate_shapes(spec))
     gpu = detect_gpu()

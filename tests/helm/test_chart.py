@@ -7,6 +7,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -22,8 +23,12 @@ from helm_chart import (
     run_helm,
     template_args,
 )
+from PIL import Image
 
 from vitrine.catalog import SPECS
+from vitrine.client import Health, VitrineClient
+from vitrine.helm_values import model_entry
+from vitrine.spec import ModelSpec
 
 # Bundled by kubernetes-validate; the oldest the chart supports (Chart.yaml kubeVersion),
 # one in the middle and the newest.
@@ -294,6 +299,36 @@ def test_helm_test_pod_calls_the_client_sdk(render: Render) -> None:
     script = only(manifests, "ConfigMap")["data"]["helm-test.py"]
     compile(script, "helm-test.py", "exec")
     assert "client.health()" in script and "VitrineClient(" in script
+
+
+@pytest.mark.parametrize("spec", SPECS.values(), ids=lambda spec: spec.name)
+def test_helm_test_script_makes_a_valid_call_of_any_first_model(
+    render: Render, monkeypatch: pytest.MonkeyPatch, capsys: Any, spec: ModelSpec
+) -> None:
+    """Any spec may come first in a release: its call passes the client's own checks (the
+    RPCs are stubbed; tests/helm/test_helm_test_script.py runs them against Triton)."""
+    manifests = render()
+    script = only(manifests, "ConfigMap")["data"]["helm-test.py"]
+    (container,) = only(manifests, "Pod")["spec"]["containers"]
+    env = {item["name"]: item["value"] for item in container["env"]}
+    env |= {"VITRINE_GRPC_URL": "127.0.0.1:1"}  # never dialled: the RPCs are stubbed
+    env |= {"VITRINE_TEST_CALL": json.dumps(model_entry(spec)["clientCall"])}
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    ready = {name: True for name in env["VITRINE_PIPELINES"].split()}
+    monkeypatch.setattr(VitrineClient, "health", lambda self, **_: Health(True, True, ready))
+    plans: list[Any] = []
+
+    def infer(self: VitrineClient, plan: Any, timeout: float | None) -> Any:
+        plans.append(plan)
+        images = [Image.new("RGB", (32, 32))] * plan.inputs[0].shape()[0]
+        return SimpleNamespace(model=plan.model, latency_ms=1.0, image=images[0], images=images)
+
+    monkeypatch.setattr(VitrineClient, "_infer", infer)
+    exec(compile(script, "helm-test.py", "exec"), {"__name__": "__main__"})
+    (plan,) = plans
+    assert plan.model == spec.pipeline
+    assert f": {spec.pipeline} -> [(32, 32)] in 1.0 ms" in capsys.readouterr().out
 
 
 CREDENTIAL_PATTERNS = (

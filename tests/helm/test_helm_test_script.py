@@ -1,8 +1,9 @@
 """The `helm test` script, rendered from the chart, run against a real Triton server.
 
 The rendered test pod calls the release's first model; the script is run here as that pod
-would run it, once for that model and once for each generator (a release may list one
-first), against the embedded repository of the shipped weights.
+would run it, once for that model and once for each generator and latent editor (a release
+may list one first; their calls differ from an editor's), against the embedded repository
+of the shipped weights.
 """
 
 from __future__ import annotations
@@ -20,12 +21,13 @@ from vitrine.catalog import SPECS
 from vitrine.helm_values import model_entry
 from vitrine.serving.embedded import embedded_repository
 from vitrine.serving.triton import EmbeddedTriton, free_port
+from vitrine.spec import Task
 
 pytestmark = pytest.mark.integration
 
 CALLED = [
     load_values("values.yaml")["models"][0]["name"],
-    *(spec.name for spec in SPECS.values() if spec.is_generator),
+    *(s.name for s in SPECS.values() if s.is_generator or s.task is Task.LATENT_EDIT),
 ]
 
 

@@ -107,7 +107,7 @@ def _expect_invalid(call: Callable[[], object], message: str) -> None:
 
 
 def _still_serves(triton: grpcclient.InferenceServerClient, spec: ModelSpec) -> None:
-    width, height = spec.limits.min_side + 8, spec.limits.min_side
+    width, height = min(spec.limits.min_side + 8, spec.limits.max_side), spec.limits.min_side
     encoded = _pipeline_request(triton, spec, _png(width, height))[0, 0]
     assert Image.open(io.BytesIO(encoded)).size == (
         width * spec.output_scale,
@@ -165,6 +165,19 @@ OPTION_CASES: dict[OptionKind, dict[str, tuple[object, str]]] = {
         "unknown name": (b"purple", "background must be"),
         "short hex": (b"#12345", "background must be"),
     },
+    OptionKind.IMAGE: {
+        "wrong size": (_png(32, 24), "is 32x24 but the image is 32x32"),
+        "garbage": (b"not an image", "could not decode"),
+        "empty": (b"", "empty"),
+    },
+    OptionKind.LABEL: {
+        "unknown": (b"hat", "must be one of"),
+        "empty": (b"", "must be one of"),
+    },
+    OptionKind.SEED: {
+        "negative": (-1, "must be an integer in [0, 4294967295]"),
+        "too large": (2**32, "must be an integer in [0, 4294967295]"),
+    },
 }
 OPTION_PARAMS = [
     pytest.param(spec, option.name, case, id=f"{spec.name}-{option.name}-{case}")
@@ -180,7 +193,8 @@ def test_pipeline_rejects_bad_options(
 ) -> None:
     (option,) = [o for o in spec.options if o.name == option_name]
     value, message = OPTION_CASES[option.kind][case]
-    width, height = max(40, spec.limits.min_side), max(32, spec.limits.min_side)
+    width = min(max(40, spec.limits.min_side), spec.limits.max_side)
+    height = max(32, spec.limits.min_side)
     payload = _png(width, height)
     _expect_invalid(
         lambda: _pipeline_request(triton, spec, payload, option=(option.name, value)),

@@ -13,18 +13,21 @@ from PIL import Image
 from vitrine import paths
 from vitrine.catalog import SPECS
 from vitrine.serving.demo import DEMO_SEED, run_demo
-from vitrine.spec import ModelSpec
+from vitrine.spec import ModelSpec, Task
 from vitrine.training.photos import VALIDATION_PHOTOS
 
 pytestmark = pytest.mark.integration
 
-EDITORS = [spec for spec in SPECS.values() if not spec.is_generator]
+EDITORS = [
+    spec for spec in SPECS.values() if not spec.is_generator and spec.task is not Task.LATENT_EDIT
+]
 GENERATORS = [spec for spec in SPECS.values() if spec.is_generator]
+LATENT_EDITORS = [spec for spec in SPECS.values() if spec.task is Task.LATENT_EDIT]
 
 
 def _holds_its_targets(spec: ModelSpec) -> bool:
     """Whether the shipped weights' measured margins (sidecar) reach every quality target."""
-    sidecar = json.loads(paths.weights_path(spec.name).with_suffix(".json").read_text())
+    sidecar = json.loads(paths.weights_path(spec.weights_name).with_suffix(".json").read_text())
     margins = sidecar["metrics"]["margins"]
     return all(margins[key] >= minimum for key, minimum in spec.quality_targets.items())
 
@@ -74,3 +77,19 @@ def test_demo_draws_every_category_and_colour_of_each_generator(
         with Image.open(out / spec.name / "grid.png") as grid:  # a row per category
             assert grid.width > len(conditioning.colours) * side
             assert grid.height > len(conditioning.categories) * side
+        if conditioning.style_mixing:  # coarse seeds down, fine seeds across
+            with Image.open(out / spec.name / "mixing.png") as grid:
+                assert grid.width > 4 * side and grid.height > 4 * side
+
+
+def test_demo_varies_and_interpolates_held_out_products(
+    demo: tuple[Path, dict[str, Any]],
+) -> None:
+    out, report = demo
+    rows = report["latent_edits"]
+    assert {row["pipeline"] for row in rows} == {spec.pipeline for spec in LATENT_EDITORS}
+    for row in rows:
+        assert (row["variations"], row["interpolation_steps"]) == (4, 5)
+    for spec in LATENT_EDITORS:
+        with Image.open(out / spec.name / "grid.png") as grid:  # input, 4 + 5 images, other
+            assert grid.width > 11 * 32

@@ -92,6 +92,11 @@ def masks(draw: st.DrawFn) -> bytes:
 OPTION_VALUES: dict[OptionKind, st.SearchStrategy[object]] = {
     OptionKind.STRENGTH: st.floats(width=32),  # NaN and infinities included
     OptionKind.MASK: masks(),
+    OptionKind.IMAGE: payloads(),
+    OptionKind.LABEL: st.one_of(
+        st.sampled_from([b"bag", b"red", b"", b"BAG", b"\xff\xfe"]), st.binary(max_size=16)
+    ),
+    OptionKind.SEED: st.integers(-(2**63), 2**63 - 1),
     OptionKind.BACKGROUND: st.sampled_from(
         [b"white", b"transparent", b"#00ff00", b"", b"purple", b"#zzzzzz", b"\xff\xfe"]
     ),
@@ -199,6 +204,7 @@ LABELS = st.one_of(
 )
 REQUEST_VALUES: dict[str, st.SearchStrategy[object]] = {
     "seed": st.integers(-(2**63), 2**63 - 1),
+    "mix_seed": st.integers(-(2**63), 2**63 - 1),
     "count": st.integers(-(2**31), 2**31 - 1),
     "category": LABELS,
     "color": LABELS,
@@ -210,7 +216,7 @@ REQUEST_VALUES: dict[str, st.SearchStrategy[object]] = {
 
 @pytest.mark.parametrize("spec", GENERATORS, ids=lambda spec: spec.name)
 def test_fuzz_generator_pipeline(raw: grpcclient.InferenceServerClient, spec: ModelSpec) -> None:
-    tensors = generator_pipeline_inputs()
+    tensors = generator_pipeline_inputs(spec)
 
     @FUZZ
     @given(values=st.tuples(*(REQUEST_VALUES[tensor.name] for tensor in tensors)))
@@ -230,9 +236,10 @@ def test_fuzz_generator_pipeline(raw: grpcclient.InferenceServerClient, spec: Mo
 
     case()
     assert raw.is_server_ready() and raw.is_model_ready(spec.pipeline)
+    request = {"seed": 1, "count": 2, "category": b"bag", "color": b"red", "truncation": 1.0}
+    request |= {"mix_seed": 3, "format": b"png", "quality": 90}
     good = [
-        _tensor(t.name, np.array([value], dtype=t.numpy_dtype), t.dtype)
-        for t, value in zip(tensors, (1, 2, b"bag", b"red", 1.0, b"png", 90), strict=True)
+        _tensor(t.name, np.array([request[t.name]], dtype=t.numpy_dtype), t.dtype) for t in tensors
     ]
     assert raw.infer(spec.pipeline, good).as_numpy(ENCODED_OUTPUT).shape == (2, 1)
 

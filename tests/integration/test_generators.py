@@ -12,8 +12,9 @@ from PIL import Image
 from tritonclient.utils import InferenceServerException, np_to_triton_dtype
 
 from vitrine.catalog import specs_for_method
-from vitrine.client import AsyncVitrineClient, VitrineClient
+from vitrine.client import AsyncVitrineClient, InvalidRequest, VitrineClient
 from vitrine.pipeline import ENCODED_OUTPUT, generator_pipeline_inputs
+from vitrine.sampling import sample
 from vitrine.serving.triton import EmbeddedTriton
 from vitrine.spec import ModelSpec
 
@@ -23,6 +24,12 @@ GENERATORS = pytest.mark.parametrize(
     "spec", specs_for_method("generate").values(), ids=lambda spec: spec.name
 )
 VALID = {"seed": 5, "count": 2, "category": b"bag", "color": b"blue", "truncation": 1.0}
+VALID_MIX_SEED = {"mix_seed": 6}  # style-mixing generators only
+STYLE_MIXERS = pytest.mark.parametrize(
+    "spec",
+    [spec for spec in specs_for_method("generate").values() if spec.conditioning.style_mixing],
+    ids=lambda spec: spec.name,
+)
 
 
 def _pixels(images: list[Image.Image]) -> np.ndarray:
@@ -99,9 +106,9 @@ def test_async_generate(vitrine_server: EmbeddedTriton) -> None:
 def _request(
     triton: grpcclient.InferenceServerClient, spec: ModelSpec, **changes: object
 ) -> np.ndarray:
-    values = VALID | {"format": b"png", "quality": 90} | changes
+    values = VALID | VALID_MIX_SEED | {"format": b"png", "quality": 90} | changes
     inputs = []
-    for tensor in generator_pipeline_inputs():
+    for tensor in generator_pipeline_inputs(spec):
         value = np.array([values[tensor.name]], dtype=tensor.numpy_dtype)
         inputs.append(grpcclient.InferInput(tensor.name, [1], tensor.dtype))
         inputs[-1].set_data_from_numpy(value)
@@ -153,13 +160,13 @@ def test_core_model_rejects_wrong_dtype_and_shape(
     triton: grpcclient.InferenceServerClient, spec: ModelSpec
 ) -> None:
     assert spec.conditioning is not None
-    labels = np.zeros((2, 1), np.int32)
-    latent = np.zeros((2, spec.conditioning.latent_dim), np.float32)
-    valid = {"latent": latent, "category": labels, "color": labels}
+    feeds = sample(spec.conditioning, seed=0, count=2, category="bag", colour="red")
+    valid = {tensor.name: feed for tensor, feed in zip(spec.inputs, feeds, strict=True)}
+    labels = valid["category"]
     bad = {
         "data-type": {"category": labels.astype(np.float32)},
-        "shape": {"latent": latent[:, :-1]},
-        "out of data bounds": {"color": labels + len(spec.conditioning.colours)},
+        "shape": {"latent": valid["latent"][:, :-1]},
+        "out of data bounds": {"color": labels * 0 + len(spec.conditioning.colours)},
     }
     for message, change in bad.items():
         with pytest.raises(InferenceServerException) as caught:
@@ -183,3 +190,58 @@ def test_repeated_requests_are_served_from_the_response_cache(
     again = client.generate(**request, seed=777, count=3)
     assert again.data == first.data
     assert hits() == before + 1
+
+
+# --- style mixing (StyleGAN) -------------------------------------------------------------
+
+
+@STYLE_MIXERS
+def test_mix_styles_takes_coarse_and_fine_styles_from_two_seeds(
+    client: VitrineClient, spec: ModelSpec
+) -> None:
+    request = {"model": spec.selector_kwargs["model"], "category": "dress", "color": "blue"}
+    same = client.mix_styles(**request, coarse_seed=11, fine_seed=11, count=2)
+    assert same.data == client.generate(**request, seed=11, count=2).data
+    mixed = client.mix_styles(**request, coarse_seed=11, fine_seed=12, count=2)
+    other = client.generate(**request, seed=12, count=2)
+    assert mixed.data != same.data and mixed.data != other.data
+    swapped = client.mix_styles(**request, coarse_seed=12, fine_seed=11, count=2)
+    assert swapped.data != mixed.data
+    raw = client.generate_array(**request, seed=11, count=2)  # no mixing on the raw path
+    np.testing.assert_array_equal(raw.array, _pixels(same.images))
+
+
+@STYLE_MIXERS
+def test_truncation_pulls_images_towards_the_label_mean(
+    client: VitrineClient, spec: ModelSpec
+) -> None:
+    request = {"model": spec.selector_kwargs["model"], "category": "coat", "color": "green"}
+
+    def spread(truncation: float) -> float:
+        images = _pixels(client.generate(**request, seed=3, count=8, truncation=truncation).images)
+        return float(images.astype(np.float32).std(axis=0).mean())
+
+    assert spread(0.2) < 0.5 * spread(1.0)
+
+
+@STYLE_MIXERS
+@pytest.mark.parametrize("mix_seed", [-1, 2**32])
+def test_pipeline_rejects_a_bad_mix_seed(
+    triton: grpcclient.InferenceServerClient, spec: ModelSpec, mix_seed: int
+) -> None:
+    with pytest.raises(InferenceServerException) as caught:
+        _request(triton, spec, mix_seed=mix_seed)
+    assert caught.value.status() == "StatusCode.INVALID_ARGUMENT", caught.value
+    assert "mix_seed must be an integer in [0, 4294967295]" in str(caught.value.message())
+    assert _request(triton, spec).shape == (2, 1)
+
+
+def test_mix_styles_refuses_a_generator_without_styles(client: VitrineClient) -> None:
+    with pytest.raises(InvalidRequest, match="does not mix styles"):
+        client.mix_styles(
+            model="dcgan",  # type: ignore[arg-type]
+            category="bag",
+            color="red",
+            coarse_seed=1,
+            fine_seed=2,
+        )

@@ -48,6 +48,7 @@ def test_public_names() -> None:
         "Background",
         "MaskInput",
         "GeneratorModel",
+        "StyleModel",
         "Category",
         "Color",
         "VitrineError",
@@ -105,28 +106,49 @@ def _metadata(model: str) -> SimpleNamespace:
         "denoise": [_tensor("strength", "FP32", [-1, 1])],
         "inpaint": [_tensor("mask", "BYTES", [-1, 1])],
         "remove_background": [_tensor("background", "BYTES", [-1, 1])],
+        "vae_edit": [
+            _tensor("other", "BYTES", [-1, 1]),
+            _tensor("category", "BYTES", [-1, 1]),
+            _tensor("color", "BYTES", [-1, 1]),
+            _tensor("blend", "FP32", [-1, 1]),
+            _tensor("seed", "INT64", [-1, 1]),
+            _tensor("spread", "FP32", [-1, 1]),
+        ],
     }
     core_options = {
         "denoise": [_tensor("strength", "FP32", [-1, 1])],
         "inpaint": [_tensor("mask", "UINT8", [-1, -1, -1, 1])],
         "remove_background": [_tensor("background", "UINT8", [-1, 4])],
+        "vae_edit": [
+            _tensor("other", "UINT8", [-1, -1, -1, 3]),
+            _tensor("category", "INT32", [-1, 1]),
+            _tensor("color", "INT32", [-1, 1]),
+            _tensor("blend", "FP32", [-1, 1]),
+            _tensor("seed", "FP32", [-1, 64]),
+            _tensor("spread", "FP32", [-1, 1]),
+        ],
     }
-    if model in ("dcgan_pipeline", "vae_pipeline"):  # not batched: one request, `count` images
+    generators = ("dcgan", "vae", "stylegan")
+    mixing = model.startswith("stylegan")  # style mixing: a second seed, a second latent
+    if model in [f"{name}_pipeline" for name in generators]:  # one request, `count` images
         inputs = [
             _tensor("seed", "INT64", [1]),
             _tensor("count", "INT32", [1]),
             _tensor("category", "BYTES", [1]),
             _tensor("color", "BYTES", [1]),
             _tensor("truncation", "FP32", [1]),
+            *([_tensor("mix_seed", "INT64", [1])] if mixing else []),
             _tensor("format", "BYTES", [1]),
             _tensor("quality", "INT32", [1]),
         ]
         return SimpleNamespace(inputs=inputs, outputs=[_tensor("result_bytes", "BYTES", [-1, 1])])
-    if model in ("dcgan", "vae"):
+    if model in generators:
+        styles = [_tensor("mix_latent", "FP32", [-1, 64]), _tensor("truncation", "FP32", [-1, 1])]
         inputs = [
             _tensor("latent", "FP32", [-1, 64]),
             _tensor("category", "INT32", [-1, 1]),
             _tensor("color", "INT32", [-1, 1]),
+            *(styles if mixing else []),
         ]
         return SimpleNamespace(inputs=inputs, outputs=[_tensor("images", "UINT8", [-1, 32, 32, 3])])
     if model.endswith("_pipeline"):

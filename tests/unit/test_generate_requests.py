@@ -26,6 +26,7 @@ from vitrine.sampling import (
 )
 
 DCGAN = SPECS["dcgan"]
+STYLEGAN = SPECS["stylegan"]
 GENERATORS = list(specs_for_method("generate").values())
 REQUEST = {"model": "dcgan", "category": "dress", "color": "red", "seed": 7, "count": 3}
 
@@ -95,10 +96,37 @@ def test_sample_refuses_bad_requests(field: str, value: object, message: str) ->
         sample(DCGAN.conditioning, **(request | {field: value}))
 
 
-def test_conditioning_round_trips_through_config_parameters() -> None:
+def test_style_mixing_samples_two_latents_and_leaves_truncation_to_the_model() -> None:
+    conditioning = STYLEGAN.conditioning
+    assert conditioning is not None and conditioning.style_mixing
+    request = {"count": 3, "category": "bag", "colour": "red", "truncation": 0.5}
+    latents, _, _, fine, truncation = sample(conditioning, seed=1, mix_seed=2, **request)
+    np.testing.assert_array_equal(latents, sample_latents(1, 3, 64))  # not scaled by ψ
+    np.testing.assert_array_equal(fine, sample_latents(2, 3, 64))
+    assert truncation.shape == (3, 1) and truncation.dtype == np.float32
+    assert np.all(truncation == np.float32(0.5))
+    unmixed = sample(conditioning, seed=1, **request)
+    np.testing.assert_array_equal(unmixed[3], unmixed[0])  # mix_seed defaults to seed
+    with pytest.raises(InvalidGeneration, match=r"mix_seed must be an integer in \[0, "):
+        sample(conditioning, seed=1, mix_seed=MAX_SEED + 1, **request)
     assert DCGAN.conditioning is not None
-    text = {key: str(value) for key, value in conditioning_parameters(DCGAN.conditioning).items()}
-    assert conditioning_from_parameters(text) == DCGAN.conditioning
+    with pytest.raises(InvalidGeneration, match="does not mix styles"):
+        sample(DCGAN.conditioning, seed=1, mix_seed=2, **request)
+
+
+def test_generate_plan_sends_a_style_mixers_mix_seed() -> None:
+    sent = {i.name(): _content(i) for i in _plan(model="stylegan").inputs}
+    assert list(sent) == [t.name for t in generator_pipeline_inputs(STYLEGAN)]
+    assert "mix_seed" in sent and sent["mix_seed"][0] == sent["seed"][0] == 7
+    mixed = {i.name(): _content(i) for i in _plan(model="stylegan", mix_seed=8).inputs}
+    assert mixed["mix_seed"].dtype == np.int64 and mixed["mix_seed"][0] == 8
+
+
+@pytest.mark.parametrize("spec", GENERATORS, ids=lambda spec: spec.name)
+def test_conditioning_round_trips_through_config_parameters(spec: Any) -> None:
+    assert spec.conditioning is not None
+    text = {key: str(value) for key, value in conditioning_parameters(spec.conditioning).items()}
+    assert conditioning_from_parameters(text) == spec.conditioning
     with pytest.raises(ValueError, match="max_count"):
         conditioning_from_parameters({k: v for k, v in text.items() if k != "max_count"})
 
@@ -107,10 +135,16 @@ def test_conditioning_round_trips_through_config_parameters() -> None:
 
 
 @pytest.mark.parametrize("client", [VitrineClient, AsyncVitrineClient])
-@pytest.mark.parametrize("method", ["generate", "generate_array"])
+@pytest.mark.parametrize("method", ["generate", "generate_array", "mix_styles"])
 def test_literals_match_the_specs(client: type, method: str) -> None:
     hints = get_type_hints(getattr(client, method))
-    assert set(get_args(hints["model"])) == set(specs_for_method("generate"))
+    mixers = {
+        name
+        for name, spec in specs_for_method("generate").items()
+        if spec.conditioning.style_mixing
+    }
+    models = mixers if method == "mix_styles" else set(specs_for_method("generate"))
+    assert set(get_args(hints["model"])) == models
     for spec in GENERATORS:
         assert spec.conditioning is not None
         assert get_args(hints["category"]) == spec.conditioning.categories
@@ -124,7 +158,7 @@ def test_generate_plan_sends_the_request_to_the_pipeline() -> None:
     plan = _plan(truncation=0.7, output_format="webp", quality=80)
     assert plan.model == "dcgan_pipeline"
     sent = {i.name(): _content(i) for i in plan.inputs}
-    assert list(sent) == [t.name for t in generator_pipeline_inputs()]
+    assert list(sent) == [t.name for t in generator_pipeline_inputs(DCGAN)]
     assert {name: value.shape for name, value in sent.items()} == dict.fromkeys(sent, (1,))
     assert sent["seed"].dtype == np.int64 and sent["seed"][0] == 7
     assert sent["count"][0] == 3 and sent["quality"][0] == 80
@@ -136,7 +170,9 @@ def test_generate_plan_sends_the_request_to_the_pipeline() -> None:
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
-        ({"model": "stylegan"}, "model must be one of 'dcgan', 'vae'"),
+        ({"model": "gan"}, "model must be one of 'dcgan', 'vae', 'stylegan'"),
+        ({"mix_seed": 3}, "this generator does not mix styles"),
+        ({"model": "stylegan", "mix_seed": -1}, "mix_seed must be an integer"),
         ({"category": "hat"}, "category must be one of"),
         ({"color": 3}, "color must be one of"),
         ({"count": 99}, "count must be an integer"),

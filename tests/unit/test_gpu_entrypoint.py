@@ -118,7 +118,7 @@ def test_engines_are_linked_under_their_cc_model_filename(
             sample = runtime / spec.sample_model
             assert [path.name for path in (sample / "1").iterdir()] == ["model.py"]
             warmup = {path.name for path in (sample / "warmup").iterdir()}
-            assert warmup == {tensor.name for tensor in generator_pipeline_inputs()}
+            assert warmup == {tensor.name for tensor in generator_pipeline_inputs(spec)}
     install_engines(source, runtime, jobs, key)  # a restart replaces the runtime copy
 
 

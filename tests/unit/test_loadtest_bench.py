@@ -14,25 +14,31 @@ import numpy as np
 import pytest
 
 from vitrine.catalog import SPECS
+from vitrine.client import VitrineClient
 from vitrine.loadtest import bench
 from vitrine.loadtest.bench import (
     ADAPTERS,
+    SYSTEMS,
     BenchConfig,
     Cell,
     Environment,
     GeneratorAdapter,
+    LatentEditAdapter,
     bench_sizes,
     bench_specs,
     compute_ratios,
     default_sizes,
     format_ratios,
     measure,
+    skipped_systems,
     write_run,
 )
 from vitrine.loadtest.cli import add_loadtest_commands
 from vitrine.loadtest.mix import parse_mix
-from vitrine.loadtest.payloads import photo_inputs, prepare
+from vitrine.loadtest.payloads import catalog_samples, encode, photo_inputs, prepare
+from vitrine.options import seed_value
 from vitrine.sampling import sample
+from vitrine.spec import Task
 
 
 def _cell(system: str, level: int, rps: float, p50: float, threads: int | None = None) -> Cell:
@@ -54,6 +60,7 @@ def _cell(system: str, level: int, rps: float, p50: float, threads: int | None =
 
 GENERATOR = SPECS["dcgan"]
 CATEGORIES, COLOURS = GENERATOR.conditioning.categories, GENERATOR.conditioning.colours
+LATENT_EDIT = SPECS["vae_edit"]
 
 CELLS = [
     _cell("limit", 1, 50, 20.0, threads=1),
@@ -114,17 +121,81 @@ def test_every_spec_task_has_an_adapter_and_default_sizes_fit() -> None:
     assert {spec.task for spec in specs} <= set(ADAPTERS) and not skipped
     for spec in SPECS.values():
         sizes = default_sizes(spec)
-        if spec.is_generator:  # no input image: the one side it generates
-            assert sizes == (spec.limits.min_side,) == (spec.limits.max_side,)
+        if spec.limits.min_side == spec.limits.max_side:  # a generator's side, vae_edit's 32
+            assert sizes == (spec.limits.min_side,)
         else:
             assert len(sizes) == 2 and max(sizes) <= spec.limits.max_side
 
 
-def test_chosen_sizes_apply_to_editors_only() -> None:
+def test_chosen_sizes_apply_to_editors_of_several_sides_only() -> None:
     config = BenchConfig(sizes=(48,))
     for spec in SPECS.values():
-        expected = default_sizes(spec) if spec.is_generator else (48,)
+        one_side = spec.limits.min_side == spec.limits.max_side
+        expected = default_sizes(spec) if one_side else (48,)
         assert bench_sizes(spec, config) == expected, spec.name
+    assert bench_sizes(LATENT_EDIT, config) == (32,)
+
+
+def test_adapters_leave_out_exactly_the_systems_they_call_unsupported(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(bench, "_client", lambda address: _Recorder())
+    monkeypatch.setattr(bench, "_session", _Sessions().open)
+    env = Environment(tmp_path, "grpc:1", None, BenchConfig())
+    for spec in bench_specs(BenchConfig())[0]:
+        adapter = ADAPTERS[spec.task]
+        workers = adapter.workers(spec, default_sizes(spec)[0], env, threads=1)
+        assert set(workers) == set(SYSTEMS) - set(adapter.unsupported), spec.name
+        # raw calls ``<client_method>_array``: unsupported exactly where the client lacks it
+        has_raw = hasattr(VitrineClient, f"{spec.client_method}_array")
+        assert ("raw" in adapter.unsupported) != has_raw, spec.name
+    assert set(ADAPTERS[Task.LATENT_EDIT].unsupported) == {"raw", "peer"}
+
+
+def test_unsupported_systems_are_noted_only_when_chosen() -> None:
+    specs = [SPECS["superres_x2"], LATENT_EDIT]
+    notes = skipped_systems(specs, BenchConfig())
+    assert [note.split(":")[0] for note in notes] == ["vae_edit raw", "vae_edit peer"]
+    assert "variations_array" in notes[0] and "variations endpoint" in notes[1]
+    assert skipped_systems(specs, BenchConfig(systems=("limit", "pipeline"))) == []
+    assert bench._peer_models(specs) == ["superres_x2"]  # the peer never loads vae_edit
+
+
+def test_latent_edit_adapter_asks_for_variations_of_a_catalog_image(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    client, sessions = _Recorder(), _Sessions()
+    monkeypatch.setattr(bench, "_client", lambda address: client)
+    monkeypatch.setattr(bench, "_session", sessions.open)
+    config = BenchConfig(input_format="png", output_format="webp")
+    env = Environment(tmp_path, "grpc:1", None, config)
+    workers = LatentEditAdapter(sample=2).workers(LATENT_EDIT, 32, env, threads=1)
+    assert set(workers) == {"limit", "pipeline"}
+    workers["pipeline"]()()
+    workers["limit"]()()
+    pixels, category, color = catalog_samples()[2]
+    count = LATENT_EDIT.profile.opt[0]  # the batch the core model is optimised for
+    ((method, args, kwargs),) = client.calls
+    assert (method, args) == ("variations", (encode(pixels, "png"),))
+    assert kwargs == {"category": category, "color": color, "count": count, "output_format": "webp"}
+    assert sessions.paths == [tmp_path / LATENT_EDIT.core_model / "1" / "model.onnx"]
+    (feed,) = sessions.feeds
+    assert list(feed) == [tensor.name for tensor in LATENT_EDIT.inputs]
+    for name in ("image", "other"):  # the image is its own other, as variations sends it
+        np.testing.assert_array_equal(feed[name], np.repeat(pixels[None], count, axis=0))
+    assert feed["category"].tolist() == [[CATEGORIES.index(category)]] * count
+    assert feed["color"].tolist() == [[COLOURS.index(color)]] * count
+    assert feed["blend"].tolist() == [[0.0]] * count and feed["spread"].tolist() == [[1.0]] * count
+    (seed,) = [option for option in LATENT_EDIT.options if option.name == "seed"]
+    np.testing.assert_array_equal(feed["seed"], [seed_value(seed, 0)] * count)
+    assert all(value.shape[0] == count for value in feed.values())
+
+
+def test_catalog_samples_are_one_test_image_per_category() -> None:
+    samples = catalog_samples()
+    assert [sample.category for sample in samples] == list(CATEGORIES)
+    assert {sample.color for sample in samples} <= set(COLOURS)
+    assert all(s.pixels.shape == (32, 32, 3) and s.pixels.dtype == np.uint8 for s in samples)
 
 
 def test_generator_adapter_sends_fresh_seeds_and_limits_on_sampled_feeds(
@@ -205,7 +276,7 @@ class _Recorder:
             self.calls.append((method, args, kwargs))
             if method.endswith("_array"):
                 return type("R", (), {"array": np.zeros((2, 2, 3), np.uint8)})()
-            if method == "generate":  # one encoded image per requested one
+            if method in ("generate", "variations"):  # one encoded image per requested one
                 return type("R", (), {"data": [b"12345"] * kwargs["count"]})()
             return type("R", (), {"data": b"12345"})()
 
@@ -257,6 +328,27 @@ def test_generator_payloads_cycle_through_every_label_pair_with_fresh_seeds() ->
     assert (method, args, kwargs.pop("seed") >= 0) == ("generate_array", (), True)
     expected = {"model": GENERATOR.name, "count": 2, "timeout": 3.0}
     assert kwargs == expected | {"category": CATEGORIES[0], "color": COLOURS[0]}
+
+
+def test_latent_edit_payloads_ask_for_variations_of_every_catalog_sample() -> None:
+    document = {"call": [{"model": LATENT_EDIT.name, "count": 3, "input_format": "png"}]}
+    (call,) = parse_mix(document).calls
+    prepared = prepare(call)
+    samples = catalog_samples()
+    assert len(prepared.invokes) == len(samples)
+    client = _Recorder()
+    for _ in samples:
+        assert prepared.next_invoke()(client, 3.0) == 3 * 5  # three encoded images of 5 bytes
+    for (method, args, kwargs), item in zip(client.calls, samples, strict=True):
+        assert (method, args) == ("variations", (encode(item.pixels, "png"),))
+        assert kwargs == {
+            "category": item.category,
+            "color": item.color,
+            "count": 3,
+            "output_format": "png",
+            "quality": 90,
+            "timeout": 3.0,
+        }
 
 
 def test_photo_inputs_are_the_validation_photos_at_the_size() -> None:

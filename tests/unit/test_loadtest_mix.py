@@ -108,9 +108,41 @@ def test_bad_generator_calls_are_concise_errors(call: dict[str, Any], message: s
         parse_mix(_generator_mix(**call))
 
 
-def test_count_is_for_generators_only() -> None:
+def test_count_is_for_generators_and_latent_edits_only() -> None:
     with pytest.raises(MixError, match=r"\['count'\] do not apply to the pipeline path$"):
         parse_mix(_mix(count=2))
+
+
+LATENT_EDIT = SPECS["vae_edit"]
+
+
+def _latent_edit_mix(**call: Any) -> dict[str, Any]:
+    return {"call": [{"model": LATENT_EDIT.name, **call}]}
+
+
+def test_a_latent_edit_call_uploads_a_catalog_image_for_count_variations() -> None:
+    (default,) = parse_mix(_latent_edit_mix()).calls
+    assert default.name == LATENT_EDIT.pipeline and default.count == 1
+    assert default.sizes == ((32, 32),)
+    (call,) = parse_mix(_latent_edit_mix(count=16, sizes=[32], input_format="png")).calls
+    assert (call.count, call.input_format) == (16, "png")
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        ({"path": "raw"}, r"vae_edit has no raw path \(the client has no variations_array\)"),
+        ({"path": "raw", "count": 2}, "has no raw path"),
+        ({"sizes": [64]}, "does not apply: vae_edit takes 32x32 images only; omit sizes"),
+        ({"sizes": [[32, 16]]}, "does not apply"),
+        ({"count": 0}, "count must be a positive integer"),
+        ({"count": 17}, "count 17 exceeds vae_edit's max_batch_size 16"),
+        ({"batch": 2}, r"\['batch'\] do not apply to the pipeline path$"),
+    ],
+)
+def test_bad_latent_edit_calls_are_concise_errors(call: dict[str, Any], message: str) -> None:
+    with pytest.raises(MixError, match=message):
+        parse_mix(_latent_edit_mix(**call))
 
 
 def test_a_mix_needs_calls_and_known_keys() -> None:

@@ -150,3 +150,39 @@ def test_encode_keeps_alpha_only_where_it_matters() -> None:
     assert Image.open(io.BytesIO(encode_image(rgba, "webp", 90))).mode == "RGBA"
     with pytest.raises(InvalidImage, match="jpeg cannot keep transparency"):
         encode_image(rgba, "jpeg", 90)
+
+
+OTHER = Option("other", OptionKind.IMAGE)
+COLOUR = Option("color", OptionKind.LABEL, choices=("black", "red"))
+NOISE = Option("seed", OptionKind.SEED, size=8)
+
+
+def test_label_seed_and_image_options_check_and_convert() -> None:
+    assert OTHER.wire.dtype == COLOUR.wire.dtype == "BYTES" and NOISE.wire.dtype == "INT64"
+    assert (COLOUR.core.dtype, COLOUR.core.dims) == ("INT32", (1,))
+    assert (NOISE.core.dtype, NOISE.core.dims) == ("FP32", (8,))
+    pixels = np.zeros((6, 4, 3), np.uint8)
+    assert parse_option(COLOUR, b"red", pixels).tolist() == [1]
+    with pytest.raises(InvalidImage, match="color must be one of black, red; got 'blue'"):
+        parse_option(COLOUR, b"blue", pixels)
+    noise = parse_option(NOISE, np.int64(3), pixels)
+    assert noise.shape == (8,) and np.array_equal(noise, parse_option(NOISE, 3, pixels))
+    with pytest.raises(InvalidImage, match=r"seed must be an integer in \[0, 4294967295\]"):
+        parse_option(NOISE, -1, pixels)
+    other = np.full((6, 4, 3), 7, np.uint8)
+    decoded = parse_option(OTHER, wire_value(OTHER, other), pixels)
+    assert np.array_equal(decoded, other)
+    with pytest.raises(InvalidImage, match="other is 6x4 but the image is 4x6"):
+        parse_option(OTHER, wire_value(OTHER, other.transpose(1, 0, 2)), pixels)
+    with pytest.raises(InvalidImage, match="could not decode other"):
+        parse_option(OTHER, b"not an image", pixels)
+    assert core_value(OTHER, other, np.zeros((2, 6, 4, 3), np.uint8)).shape == (2, 6, 4, 3)
+
+
+def test_only_labels_have_choices_and_only_seeds_a_size() -> None:
+    with pytest.raises(ValueError, match="labels have choices"):
+        Option("color", OptionKind.LABEL)
+    with pytest.raises(ValueError, match="seeds have a noise size"):
+        Option("seed", OptionKind.SEED)
+    with pytest.raises(ValueError, match="labels have choices"):
+        Option("strength", OptionKind.STRENGTH, choices=("a",))

@@ -73,7 +73,7 @@ def test_sample_step_is_unbatched_and_carries_the_conditioning() -> None:
     config = sample_config(GENERATOR)
     assert config.max_batch_size == 0 and config.backend == "python"
     assert [(t.name, list(t.dims)) for t in config.input] == [
-        (t.name, [1]) for t in generator_pipeline_inputs()
+        (t.name, [1]) for t in generator_pipeline_inputs(GENERATOR)
     ]
     assert [(t.name, list(t.dims)) for t in config.output] == [
         ("latent_sampled", [-1, 64]),
@@ -96,7 +96,7 @@ def test_generator_pipeline_fans_one_request_out_to_count_images() -> None:
         "dcgan",
         ENCODE_MODEL,
     ]
-    assert set(sample.input_map) == {t.name for t in generator_pipeline_inputs()}
+    assert set(sample.input_map) == {t.name for t in generator_pipeline_inputs(GENERATOR)}
     assert dict(core.input_map) == {
         "latent": sample.output_map["latent_sampled"],
         "category": sample.output_map["category_sampled"],
