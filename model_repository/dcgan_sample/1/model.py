@@ -35,18 +35,20 @@ class TritonPythonModel:
                 text_column(_input(request, name).reshape(1, 1), name)[0]
                 for name in ("category", "color", "format")
             )
-            latents, categories, colours = sample(
+            mixing = self.conditioning.style_mixing
+            core_inputs = sample(
                 self.conditioning,
                 seed=_scalar(request, "seed"),
                 count=_scalar(request, "count"),
                 category=category,
                 colour=colour,
                 truncation=_scalar(request, "truncation"),
+                mix_seed=_scalar(request, "mix_seed") if mixing else None,
             )
-            rows = len(latents)
+            rows = len(core_inputs[0])
             formats = np.full((rows, 1), fmt.encode(), dtype=np.object_)
             qualities = np.full((rows, 1), _scalar(request, "quality"), dtype=np.int32)
-            values = (latents, categories, colours, formats, qualities)
+            values = (*core_inputs, formats, qualities)
             outputs = [
                 pb_utils.Tensor(name, value)
                 for name, value in zip(self.outputs, values, strict=True)
