@@ -117,7 +117,7 @@ def _still_serves(triton: grpcclient.InferenceServerClient, spec: ModelSpec) -> 
 
 PIPELINE_CASES = {
     "corrupt": (b"\x89PNG\r\n\x1a\n garbage", {}, "decode"),
-    "truncated": (_png(64, 64)[:60], {}, "decode"),
+    "truncated": (_png(32, 32)[:60], {}, "decode"),  # a size every editor takes
     "empty": (b"", {}, "empty"),
     "gif": (_png(16, 16, "GIF"), {}, "gif"),
     "bomb": (_png_claiming(40000, 40000), {}, "too large"),
