@@ -28,6 +28,7 @@ from ._requests import (
     InferPlan,
     OutputFormat,
     Scale,
+    Style,
     plan_denoise,
     plan_denoise_array,
     plan_enhance,
@@ -36,6 +37,8 @@ from ._requests import (
     plan_inpaint_array,
     plan_remove_background,
     plan_remove_background_array,
+    plan_stylize,
+    plan_stylize_array,
     plan_super_resolve,
     plan_super_resolve_array,
 )
@@ -119,6 +122,38 @@ class AsyncVitrineClient(ClientBase):
     ) -> ArrayResult:
         """Denoise uint8 (H, W, 3) or (N, H, W, 3) pixels with the core model, no codec."""
         return await self._infer(plan_denoise_array(pixels, strength=strength), timeout)
+
+    async def stylize(
+        self,
+        image: ImageInput,
+        *,
+        style: Style,
+        strength: float = 1.0,
+        output_format: OutputFormat = "png",
+        quality: int = 95,
+        timeout: float | None = None,
+    ) -> ImageResult:
+        """``image`` in a campaign look (``style``), same size, through the pipeline.
+
+        ``strength`` in [0, 1] blends the photo (0) and the full style (1).
+        """
+        plan = plan_stylize(
+            image, style=style, strength=strength, output_format=output_format, quality=quality
+        )
+        return await self._infer(plan, timeout)
+
+    async def stylize_array(
+        self,
+        pixels: npt.NDArray[Any],
+        *,
+        style: Style,
+        strength: float = 1.0,
+        timeout: float | None = None,
+    ) -> ArrayResult:
+        """Stylise uint8 (H, W, 3) or (N, H, W, 3) pixels with the core model, no codec."""
+        return await self._infer(
+            plan_stylize_array(pixels, style=style, strength=strength), timeout
+        )
 
     async def inpaint(
         self,

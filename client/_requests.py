@@ -15,7 +15,7 @@ from PIL import Image
 
 from vitrine.catalog import specs_for_method
 from vitrine.imaging import JPEG_WITHOUT_ALPHA, InvalidImage
-from vitrine.options import core_value
+from vitrine.options import core_value, label_value, strength_value
 from vitrine.pipeline import ENCODED_OUTPUT, OUTPUT_FORMATS, pipeline_inputs
 from vitrine.spec import ModelSpec, Task, TensorSpec
 
@@ -34,6 +34,7 @@ __all__ = [
     "output",
     "parse_array",
     "OutputFormat",
+    "Style",
     "Scale",
     "plan_denoise",
     "plan_denoise_array",
@@ -44,6 +45,8 @@ __all__ = [
     "plan_remove_background",
     "plan_remove_background_array",
     "plan_super_resolve",
+    "plan_stylize",
+    "plan_stylize_array",
     "plan_super_resolve_array",
     "resolve_spec",
 ]
@@ -52,6 +55,8 @@ Scale = Literal[2, 4]
 """Super-resolution factors; pinned by a test to ``specs_for_method("super_resolve")``."""
 OutputFormat = Literal["png", "jpeg", "webp"]
 """Pipeline output formats; pinned by a test to ``OUTPUT_FORMATS``."""
+Style = Literal["brick", "grass", "mosaic", "watercolour"]
+"""Campaign looks of ``stylize``; pinned by a test to the spec's ``style`` option."""
 
 
 R = TypeVar("R")
@@ -165,6 +170,33 @@ def plan_denoise(
     """Validate a ``denoise`` call and build its pipeline request."""
     options = {"strength": strength_number(strength)}
     return _plan_image(only_spec(Task.DENOISE.value), image, output_format, quality, options)
+
+
+def _style_options(style: object, strength: object) -> dict[str, object]:
+    """A ``stylize`` call's checked wire options: the style's name and the strength."""
+    (option,) = [o for o in only_spec(Task.STYLIZE.value).options if o.name == "style"]
+    try:
+        label_value(option, style)
+        number = float(strength_value(strength)[0])
+    except InvalidImage as exc:
+        raise InvalidRequest(str(exc)) from None
+    return {"style": str(style).encode(), "strength": number}
+
+
+def plan_stylize(
+    image: ImageInput, *, style: object, strength: object, output_format: object, quality: object
+) -> InferPlan[ImageResult]:
+    """Validate a ``stylize`` call and build its pipeline request."""
+    options = _style_options(style, strength)
+    return _plan_image(only_spec(Task.STYLIZE.value), image, output_format, quality, options)
+
+
+def plan_stylize_array(
+    pixels: object, *, style: object, strength: object
+) -> InferPlan[ArrayResult]:
+    """Validate a ``stylize_array`` call and build its core-model request."""
+    options = _style_options(style, strength)
+    return _plan_array(only_spec(Task.STYLIZE.value), pixels, options)
 
 
 def plan_inpaint(

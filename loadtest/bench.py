@@ -402,6 +402,7 @@ ADAPTERS: dict[Task, Adapter] = {
     Task.DENOISE: EditorAdapter(),
     Task.INPAINT: EditorAdapter(),
     Task.REMOVE_BACKGROUND: EditorAdapter(),
+    Task.STYLIZE: EditorAdapter(),
     Task.GENERATE: GeneratorAdapter(),
     Task.LATENT_EDIT: LatentEditAdapter(),
 }

@@ -215,6 +215,7 @@ CALLERS: dict[Task, Callable[[MixCall], list[Invoke]]] = {
     Task.DENOISE: editor_call,
     Task.INPAINT: editor_call,
     Task.REMOVE_BACKGROUND: editor_call,
+    Task.STYLIZE: editor_call,
     Task.GENERATE: generator_call,
     Task.LATENT_EDIT: latent_edit_call,
 }

@@ -28,15 +28,17 @@ from rich.table import Table
 from vitrine import paths
 from vitrine.catalog import SPECS
 from vitrine.client import VitrineClient
+from vitrine.products import CAMPAIGN_STYLES
 from vitrine.serving.embedded import embedded_repository
 from vitrine.serving.triton import EmbeddedTriton, free_port
 from vitrine.spec import ModelSpec, Task
-from vitrine.training import background, denoise, enhance, inpaint
+from vitrine.training import background, denoise, enhance, inpaint, stylize
 from vitrine.training.catalog_data import load_catalog
 from vitrine.training.degradations import downscale
 from vitrine.training.grids import labelled_row, stack_rows
 from vitrine.training.metrics import psnr
 from vitrine.training.photos import VALIDATION_PHOTOS, load_split
+from vitrine.training.styles import style_image
 
 __all__ = ["run_demo"]
 
@@ -102,12 +104,23 @@ def _remove_background_case(spec: ModelSpec, name: str, photo: np.ndarray) -> De
     return DemoCase(composite.image, on_white, "grabcut", baseline, {"background": "white"})
 
 
+def _stylize_case(spec: ModelSpec, name: str, photo: np.ndarray) -> DemoCase:
+    """The photo (cropped to the limits) in one campaign look per photo; the rival is
+    histogram matching to that style's image. There is no ground truth: the reference is
+    the photo itself."""
+    clean = photo[: spec.limits.max_side, : spec.limits.max_side]
+    style = CAMPAIGN_STYLES[VALIDATION_PHOTOS.index(name) % len(CAMPAIGN_STYLES)]
+    baseline = stylize.histogram_match(clean, style_image(style))
+    return DemoCase(clean, clean, f"histogram match ({style})", baseline, {"style": style})
+
+
 DEMO_CASES: dict[Task, Callable[[ModelSpec, str, np.ndarray], DemoCase]] = {
     Task.SUPER_RESOLVE: _superres_case,
     Task.ENHANCE: _enhance_case,
     Task.DENOISE: _denoise_case,
     Task.INPAINT: _inpaint_case,
     Task.REMOVE_BACKGROUND: _remove_background_case,
+    Task.STYLIZE: _stylize_case,
 }
 """Editor task → its case; generators take no photo and get a grid (:func:`_generator_rows`)."""
 

@@ -18,6 +18,7 @@ from vitrine.training import (
     generator_eval,
     inpaint,
     latent_edit_eval,
+    stylize,
     superres,
 )
 from vitrine.training.checkpoint import load_checkpoint
@@ -49,6 +50,10 @@ EVALUATIONS: dict[Task, Evaluation] = {
     Task.REMOVE_BACKGROUND: (
         lambda spec, model: background.evaluate_background(model),
         lambda spec, model: background.comparison_image(model),
+    ),
+    Task.STYLIZE: (
+        lambda spec, model: stylize.evaluate_stylize(model),
+        lambda spec, model: stylize.comparison_image(model),
     ),
     Task.GENERATE: (generator_eval.evaluate_generator, generator_eval.sample_grid),
     Task.LATENT_EDIT: (latent_edit_eval.evaluate_latent_edit, latent_edit_eval.comparison_image),

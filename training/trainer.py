@@ -28,6 +28,7 @@ from vitrine.training.config import TrainConfig, load_config
 from vitrine.training.denoise import DenoisingRecipe
 from vitrine.training.enhance import EnhancementRecipe
 from vitrine.training.inpaint import InpaintingRecipe
+from vitrine.training.stylize import StylizeRecipe
 from vitrine.training.superres import SuperResolutionRecipe
 
 __all__ = ["RECIPES", "TrainResult", "train"]
@@ -51,6 +52,7 @@ RECIPES: dict[Task, Callable[[ModelSpec, TrainConfig], Recipe]] = {
     Task.INPAINT: InpaintingRecipe,
     Task.REMOVE_BACKGROUND: BackgroundRemovalRecipe,
     Task.DENOISE: DenoisingRecipe,
+    Task.STYLIZE: StylizeRecipe,
 }
 
 

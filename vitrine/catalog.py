@@ -6,7 +6,7 @@ import dataclasses
 from collections.abc import Iterable
 from typing import Any
 
-from vitrine.products import CATALOG_COLOURS, CATEGORIES
+from vitrine.products import CAMPAIGN_STYLES, CATALOG_COLOURS, CATEGORIES
 from vitrine.spec import (
     BatchingPolicy,
     Conditioning,
@@ -149,6 +149,29 @@ def _remove_background() -> ModelSpec:
         max_side=1024,
         opt_side=256,
         quality_targets={"iou": 0.90, "iou_over_grabcut": 0.15},
+    )
+
+
+def _stylize() -> ModelSpec:
+    return _editor(
+        "stylize",
+        Task.STYLIZE,
+        description="multi-style transfer: a feed-forward network with conditional instance norm",
+        architecture="style_net",
+        arch_kwargs={"styles": len(CAMPAIGN_STYLES), "features": 16, "blocks": 3},
+        options=(
+            Option("style", OptionKind.LABEL, choices=CAMPAIGN_STYLES),
+            Option("strength", OptionKind.STRENGTH),  # 0: the photo, 1: fully stylised
+        ),
+        min_side=32,
+        max_side=512,
+        opt_side=256,
+        precision=PrecisionPolicy(fp32_layers=("tail",)),  # the output layer
+        # closer to the style than a colour transfer; more of the photo than the style alone
+        quality_targets={
+            "style_distance_below_histogram_match": 0.0,
+            "content_ssim_over_style_image": 0.0,
+        },
     )
 
 
@@ -303,6 +326,7 @@ SPECS: dict[str, ModelSpec] = _registry(
         _denoise(),
         _inpaint(),
         _remove_background(),
+        _stylize(),
         _dcgan(),
         _vae(),
         _vae_edit(),

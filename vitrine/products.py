@@ -1,4 +1,4 @@
-"""The product vocabulary of the Vitrine catalog: categories and named colours.
+"""The product vocabulary of the Vitrine catalog: categories, named colours, campaign styles.
 
 Torch-free, so the client, the pipeline steps and training share one list. Category names
 follow Fashion-MNIST's ten classes in label order; colours are sRGB triples that a
@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from typing import Final
 
-__all__ = ["CATALOG_COLOURS", "CATEGORIES", "COLOURS", "RGB"]
+__all__ = ["CAMPAIGN_STYLES", "CATALOG_COLOURS", "CATEGORIES", "COLOURS", "RGB"]
+
+CAMPAIGN_STYLES: Final[tuple[str, ...]] = ("brick", "grass", "mosaic", "watercolour")
+"""The looks ``stylize`` applies, in the model's style-index order (``training/styles.py``)."""
 
 RGB = tuple[int, int, int]
 

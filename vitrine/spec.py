@@ -36,6 +36,7 @@ class Task(str, Enum):
     REMOVE_BACKGROUND = "remove_background"
     GENERATE = "generate"
     LATENT_EDIT = "latent_edit"  # encode catalog images, move in latent space, decode
+    STYLIZE = "stylize"
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 from tritonclient.utils import deserialize_bytes_tensor
 
-from vitrine.catalog import get_spec, specs_for_method
+from vitrine.catalog import SPECS, get_spec, specs_for_method
 from vitrine.client import (
     ArrayResult,
     AsyncVitrineClient,
@@ -22,6 +22,8 @@ from vitrine.client import (
     VitrineClient,
 )
 from vitrine.client._requests import (
+    plan_stylize,
+    plan_stylize_array,
     plan_super_resolve,
     plan_super_resolve_array,
     resolve_spec,
@@ -80,6 +82,30 @@ def test_background_literal_matches_the_named_backgrounds(client: type, method: 
     named, colour = get_args(get_type_hints(getattr(client, method))["background"])
     assert get_args(named) == BACKGROUND_NAMES
     assert get_args(colour) == (int, int, int)
+
+
+@pytest.mark.parametrize("client", [VitrineClient, AsyncVitrineClient])
+@pytest.mark.parametrize("method", ["stylize", "stylize_array"])
+def test_style_literal_matches_the_spec(client: type, method: str) -> None:
+    (style,) = [o for o in SPECS["stylize"].options if o.name == "style"]
+    assert get_args(get_type_hints(getattr(client, method))["style"]) == style.choices
+
+
+def test_stylize_plans_check_style_and_strength_before_sending() -> None:
+    image = np.zeros((40, 48, 3), np.uint8)
+    plan = plan_stylize(image, style="mosaic", strength=0.5, output_format="png", quality=90)
+    assert plan.model == "stylize_pipeline"
+    assert [i.name() for i in plan.inputs][1:3] == ["style", "strength"]
+    raw = plan_stylize_array(image, style="grass", strength=1.0)
+    assert raw.model == "stylize" and [i.name() for i in raw.inputs] == [
+        "image",
+        "style",
+        "strength",
+    ]
+    with pytest.raises(InvalidRequest, match="style must be one of brick, grass"):
+        plan_stylize(image, style="oil", strength=1.0, output_format="png", quality=90)
+    with pytest.raises(InvalidRequest, match=r"strength must be within \[0, 1\]"):
+        plan_stylize_array(image, style="grass", strength=1.5)
 
 
 def test_pipeline_tensor_names_come_from_pipeline_module() -> None:

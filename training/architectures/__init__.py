@@ -15,6 +15,7 @@ from vitrine.training.architectures.espcn import ESPCN
 from vitrine.training.architectures.gated_unet import GatedUNet
 from vitrine.training.architectures.matte_unet import MatteUNet
 from vitrine.training.architectures.residual_unet import ResidualUNet
+from vitrine.training.architectures.style_net import StyleTransferNet
 from vitrine.training.architectures.stylegan import StyleGenerator
 
 __all__ = ["ARCHITECTURES", "build_architecture"]
@@ -28,6 +29,7 @@ ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
     "dcgan": ConditionalGenerator,
     "cvae": ConditionalVAE,
     "stylegan": StyleGenerator,
+    "style_net": StyleTransferNet,
     "catalog_judge": CatalogJudge,
 }
 

@@ -1,0 +1,196 @@
+"""Style-transfer recipe: photo crops, each with a random style; content, Gram style and
+total-variation losses in a fixed random texture network (``training/texture_features.py``).
+
+Evaluation runs every validation photo in every style through the served uint8 wrapper and
+compares the model with three references: the photo itself, histogram matching of the
+photo to the style image (a naive colour transfer), and the style image alone (all style,
+no photo). Per style:
+
+* ``content_ssim``: SSIM between the Sobel edge maps of the output's and the input's
+  luminance (1: the photo's structure is all there);
+* ``style_distance``: the Gram-matrix distance to the style image in the texture network,
+  each layer's ``|G(out) - G(style)| / |G(style)|`` (Frobenius), averaged over layers
+  (0: the style's texture statistics exactly).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from skimage.exposure import match_histograms
+from skimage.filters import sobel
+from skimage.metrics import structural_similarity
+from torch import nn
+
+from vitrine.spec import ModelSpec, Task
+from vitrine.training.config import TrainConfig
+from vitrine.training.degradations import random_crop_flip
+from vitrine.training.grids import labelled_row, stack_rows
+from vitrine.training.photos import TRAIN_PHOTOS, VALIDATION_PHOTOS, load_split
+from vitrine.training.styles import STYLE_NAMES, STYLE_SIDE, style_image
+from vitrine.training.texture_features import CONTENT_LAYER, TextureFeatures, gram
+from vitrine.training.uint8_wrapper import run_uint8, to_float_batch
+
+__all__ = ["StylizeRecipe", "comparison_image", "evaluate_stylize", "histogram_match"]
+
+_EVAL_SIDE = STYLE_SIDE  # validation photos are centre-cropped to a style-sized square
+_PANEL = 192  # px of one panel in the comparison image
+
+
+class StylizeRecipe:
+    """Batches of (photo crops, style indices); content + style + total-variation loss."""
+
+    def __init__(self, spec: ModelSpec, config: TrainConfig) -> None:
+        self.config = config
+        self.photos = list(load_split("train").values())
+        self.features = TextureFeatures()
+        styles = to_float_batch(np.stack([style_image(name) for name in STYLE_NAMES]))
+        with torch.no_grad():
+            self.style_grams = [gram(layer) for layer in self.features(styles)]
+
+    def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(crops (N, 3, P, P) in [0, 1], styles (N,)): deterministic in (seed, step)."""
+        rng = np.random.default_rng([self.config.seed, step])
+        crops = [
+            random_crop_flip(
+                self.photos[int(rng.integers(len(self.photos)))], self.config.patch_size, rng
+            )
+            for _ in range(self.config.batch_size)
+        ]
+        styles = rng.integers(len(STYLE_NAMES), size=self.config.batch_size)
+        return to_float_batch(np.stack(crops)), torch.from_numpy(styles)
+
+    def loss(self, model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        """Weighted content (feature MSE), style (Gram MSE, every layer) and TV losses."""
+        photos, styles = batch
+        output = model(photos, styles)
+        recipe = self.config.recipe
+        out_layers = self.features(output)
+        with torch.no_grad():
+            content = self.features(photos)[CONTENT_LAYER]
+        content_loss = (out_layers[CONTENT_LAYER] - content).square().mean()
+        style_loss = sum(
+            (gram(layer) - grams[styles]).square().sum(dim=(1, 2)).mean()
+            for layer, grams in zip(out_layers, self.style_grams, strict=True)
+        )
+        tv = (output[..., 1:, :] - output[..., :-1, :]).abs().mean()
+        tv = tv + (output[..., 1:] - output[..., :-1]).abs().mean()
+        return (
+            recipe["content_weight"] * content_loss
+            + recipe["style_weight"] * style_loss
+            + recipe["tv_weight"] * tv
+        )
+
+    def evaluate(self, model: nn.Module) -> dict[str, Any]:
+        """Validation metrics of ``model`` and of both baselines."""
+        return evaluate_stylize(model)
+
+    def data_description(self) -> dict[str, Any]:
+        """What the model was trained and validated on, for the checkpoint sidecar."""
+        return {
+            "source": "scikit-image 0.26 shipped photos (content); training/styles.py (styles)",
+            "train": list(TRAIN_PHOTOS),
+            "validation": list(VALIDATION_PHOTOS),
+            "styles": list(STYLE_NAMES),
+            "style_side": STYLE_SIDE,
+        }
+
+
+def _centre(photo: np.ndarray, side: int = _EVAL_SIDE) -> np.ndarray:
+    top, left = (photo.shape[0] - side) // 2, (photo.shape[1] - side) // 2
+    return photo[top : top + side, left : left + side]
+
+
+def _edges(image: np.ndarray) -> np.ndarray:
+    luminance = image.astype(np.float64) @ np.array([0.299, 0.587, 0.114]) / 255.0
+    return np.asarray(sobel(luminance))
+
+
+def content_ssim(reference: np.ndarray, output: np.ndarray) -> float:
+    """SSIM of the two images' luminance edge maps."""
+    a, b = _edges(reference), _edges(output)
+    return float(structural_similarity(a, b, data_range=max(a.max(), b.max(), 1e-6)))
+
+
+@torch.no_grad()
+def style_distance(features: TextureFeatures, output: np.ndarray, style: np.ndarray) -> float:
+    """Mean over layers of the relative Frobenius distance between Gram matrices."""
+    layers = features(to_float_batch(np.stack([output, style])))
+    distances = []
+    for layer in layers:
+        grams = gram(layer)
+        distances.append(float((grams[0] - grams[1]).norm() / grams[1].norm()))
+    return float(np.mean(distances))
+
+
+def histogram_match(photo: np.ndarray, style: np.ndarray) -> np.ndarray:
+    """The naive colour transfer: ``photo``'s histograms matched to ``style``'s, per channel."""
+    matched = match_histograms(photo, style, channel_axis=-1)
+    return np.round(np.clip(matched, 0, 255)).astype(np.uint8)
+
+
+def stylize(model: nn.Module, photo: np.ndarray, style: int) -> np.ndarray:
+    """``photo`` in style ``style`` at full strength, through the served uint8 wrapper."""
+    options = (np.array([style], np.int32), np.array([1.0], np.float32))
+    return run_uint8(model, photo, *options, task=Task.STYLIZE)
+
+
+def evaluate_stylize(model: nn.Module) -> dict[str, Any]:
+    """Content SSIM and style distance per style and method, with margins over baselines."""
+    features = TextureFeatures()
+    photos = [_centre(photo) for photo in load_split("validation").values()]
+    per_style: dict[str, dict[str, dict[str, float]]] = {}
+    for index, name in enumerate(STYLE_NAMES):
+        style = style_image(name)
+        outputs = {
+            "model": [stylize(model, photo, index) for photo in photos],
+            "input": photos,
+            "histogram_match": [histogram_match(photo, style) for photo in photos],
+            "style_image": [style for _ in photos],
+        }
+        per_style[name] = {
+            method: {
+                "content_ssim": float(
+                    np.mean([content_ssim(p, o) for p, o in zip(photos, images, strict=True)])
+                ),
+                "style_distance": float(
+                    np.mean([style_distance(features, o, style) for o in images])
+                ),
+            }
+            for method, images in outputs.items()
+        }
+    mean = {
+        method: {
+            metric: float(np.mean([per_style[s][method][metric] for s in STYLE_NAMES]))
+            for metric in ("content_ssim", "style_distance")
+        }
+        for method in ("model", "input", "histogram_match", "style_image")
+    }
+    margins = {
+        "style_distance_below_histogram_match": mean["histogram_match"]["style_distance"]
+        - mean["model"]["style_distance"],
+        "content_ssim_over_style_image": mean["model"]["content_ssim"]
+        - mean["style_image"]["content_ssim"],
+    }
+    return {"mean": mean, "per_style": per_style, "margins": margins}
+
+
+def comparison_image(model: nn.Module) -> Image.Image:
+    """Per validation photo a row: the photo, then each style by histogram matching and by
+    the model."""
+    rows = []
+    for photo_name, photo in load_split("validation").items():
+        crop = _centre(photo)
+        panels = {photo_name: crop}
+        for index, name in enumerate(STYLE_NAMES):
+            panels[f"{name} (hist)"] = histogram_match(crop, style_image(name))
+            panels[name] = stylize(model, crop, index)
+        rows.append(
+            labelled_row(
+                {k: Image.fromarray(v).resize((_PANEL, _PANEL)) for k, v in panels.items()}
+            )
+        )
+    return stack_rows(rows)
