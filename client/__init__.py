@@ -13,7 +13,7 @@ from ._errors import (
 )
 from ._generate import Category, Color, GeneratorModel, StyleModel
 from ._options import Background, MaskInput, Strength
-from ._requests import OutputFormat, Scale, Style
+from ._requests import Direction, OutputFormat, Scale, Style
 from ._results import ArrayResult, GeneratedImages, Health, ImageResult
 from ._sync import VitrineClient
 
@@ -25,6 +25,7 @@ __all__ = [
     "GeneratedImages",
     "Health",
     "Scale",
+    "Direction",
     "OutputFormat",
     "Style",
     "Strength",

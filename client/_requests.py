@@ -33,6 +33,7 @@ __all__ = [
     "model_version",
     "output",
     "parse_array",
+    "Direction",
     "OutputFormat",
     "Style",
     "Scale",
@@ -47,6 +48,8 @@ __all__ = [
     "plan_super_resolve",
     "plan_stylize",
     "plan_stylize_array",
+    "plan_translate",
+    "plan_translate_array",
     "plan_super_resolve_array",
     "resolve_spec",
 ]
@@ -55,6 +58,8 @@ Scale = Literal[2, 4]
 """Super-resolution factors; pinned by a test to ``specs_for_method("super_resolve")``."""
 OutputFormat = Literal["png", "jpeg", "webp"]
 """Pipeline output formats; pinned by a test to ``OUTPUT_FORMATS``."""
+Direction = Literal["photo_to_sketch", "sketch_to_photo"]
+"""Directions of ``translate``; pinned by a test to the spec's ``direction`` option."""
 Style = Literal["brick", "grass", "mosaic", "watercolour"]
 """Campaign looks of ``stylize``; pinned by a test to the spec's ``style`` option."""
 
@@ -172,15 +177,38 @@ def plan_denoise(
     return _plan_image(only_spec(Task.DENOISE.value), image, output_format, quality, options)
 
 
+def _label(task: Task, name: str, value: object) -> bytes:
+    """The wire text of label option ``name`` of ``task``'s spec, checked."""
+    (option,) = [o for o in only_spec(task.value).options if o.name == name]
+    try:
+        label_value(option, value)
+    except InvalidImage as exc:
+        raise InvalidRequest(str(exc)) from None
+    return str(value).encode()
+
+
 def _style_options(style: object, strength: object) -> dict[str, object]:
     """A ``stylize`` call's checked wire options: the style's name and the strength."""
-    (option,) = [o for o in only_spec(Task.STYLIZE.value).options if o.name == "style"]
+    label = _label(Task.STYLIZE, "style", style)
     try:
-        label_value(option, style)
         number = float(strength_value(strength)[0])
     except InvalidImage as exc:
         raise InvalidRequest(str(exc)) from None
-    return {"style": str(style).encode(), "strength": number}
+    return {"style": label, "strength": number}
+
+
+def plan_translate(
+    image: ImageInput, *, direction: object, output_format: object, quality: object
+) -> InferPlan[ImageResult]:
+    """Validate a ``translate`` call and build its pipeline request."""
+    options = {"direction": _label(Task.TRANSLATE, "direction", direction)}
+    return _plan_image(only_spec(Task.TRANSLATE.value), image, output_format, quality, options)
+
+
+def plan_translate_array(pixels: object, *, direction: object) -> InferPlan[ArrayResult]:
+    """Validate a ``translate_array`` call and build its core-model request."""
+    options = {"direction": _label(Task.TRANSLATE, "direction", direction)}
+    return _plan_array(only_spec(Task.TRANSLATE.value), pixels, options)
 
 
 def plan_stylize(

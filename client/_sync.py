@@ -24,6 +24,7 @@ from ._images import ImageInput
 from ._latent_edit import plan_interpolate, plan_variations
 from ._options import Background, MaskInput, Strength
 from ._requests import (
+    Direction,
     InferPlan,
     OutputFormat,
     Scale,
@@ -40,6 +41,8 @@ from ._requests import (
     plan_stylize_array,
     plan_super_resolve,
     plan_super_resolve_array,
+    plan_translate,
+    plan_translate_array,
 )
 from ._results import ArrayResult, GeneratedImages, Health, ImageResult
 from ._retry import Deadline, TimedCall, call_with_retry
@@ -151,6 +154,28 @@ class VitrineClient(ClientBase):
     ) -> ArrayResult:
         """Stylise uint8 (H, W, 3) or (N, H, W, 3) pixels with the core model, no codec."""
         return self._infer(plan_stylize_array(pixels, style=style, strength=strength), timeout)
+
+    def translate(
+        self,
+        image: ImageInput,
+        *,
+        direction: Direction,
+        output_format: OutputFormat = "png",
+        quality: int = 95,
+        timeout: float | None = None,
+    ) -> ImageResult:
+        """A product photo as a pencil sketch (``"photo_to_sketch"``) or a sketch as a photo
+        (``"sketch_to_photo"``), same size, through the pipeline."""
+        plan = plan_translate(
+            image, direction=direction, output_format=output_format, quality=quality
+        )
+        return self._infer(plan, timeout)
+
+    def translate_array(
+        self, pixels: npt.NDArray[Any], *, direction: Direction, timeout: float | None = None
+    ) -> ArrayResult:
+        """Translate uint8 (H, W, 3) or (N, H, W, 3) pixels with the core model, no codec."""
+        return self._infer(plan_translate_array(pixels, direction=direction), timeout)
 
     def inpaint(
         self,

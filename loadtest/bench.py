@@ -403,6 +403,7 @@ ADAPTERS: dict[Task, Adapter] = {
     Task.INPAINT: EditorAdapter(),
     Task.REMOVE_BACKGROUND: EditorAdapter(),
     Task.STYLIZE: EditorAdapter(),
+    Task.TRANSLATE: EditorAdapter(),
     Task.GENERATE: GeneratorAdapter(),
     Task.LATENT_EDIT: LatentEditAdapter(),
 }

@@ -216,6 +216,7 @@ CALLERS: dict[Task, Callable[[MixCall], list[Invoke]]] = {
     Task.INPAINT: editor_call,
     Task.REMOVE_BACKGROUND: editor_call,
     Task.STYLIZE: editor_call,
+    Task.TRANSLATE: editor_call,
     Task.GENERATE: generator_call,
     Task.LATENT_EDIT: latent_edit_call,
 }

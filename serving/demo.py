@@ -32,7 +32,7 @@ from vitrine.products import CAMPAIGN_STYLES
 from vitrine.serving.embedded import embedded_repository
 from vitrine.serving.triton import EmbeddedTriton, free_port
 from vitrine.spec import ModelSpec, Task
-from vitrine.training import background, denoise, enhance, inpaint, stylize
+from vitrine.training import background, denoise, enhance, inpaint, photo_sketch, stylize
 from vitrine.training.catalog_data import load_catalog
 from vitrine.training.degradations import downscale
 from vitrine.training.grids import labelled_row, stack_rows
@@ -114,6 +114,15 @@ def _stylize_case(spec: ModelSpec, name: str, photo: np.ndarray) -> DemoCase:
     return DemoCase(clean, clean, f"histogram match ({style})", baseline, {"style": style})
 
 
+def _translate_case(spec: ModelSpec, name: str, photo: np.ndarray) -> DemoCase:
+    """The photo (cropped to the limits) to a pencil sketch; the reference is its procedural
+    sketch (which training never paired with it) and the rival its inverted Sobel edges."""
+    clean = photo[: spec.limits.max_side, : spec.limits.max_side]
+    sketch = photo_sketch.pencil_sketch(clean)
+    edges = photo_sketch.sobel_sketch(clean)
+    return DemoCase(clean, sketch, "sobel edges", edges, {"direction": "photo_to_sketch"})
+
+
 DEMO_CASES: dict[Task, Callable[[ModelSpec, str, np.ndarray], DemoCase]] = {
     Task.SUPER_RESOLVE: _superres_case,
     Task.ENHANCE: _enhance_case,
@@ -121,6 +130,7 @@ DEMO_CASES: dict[Task, Callable[[ModelSpec, str, np.ndarray], DemoCase]] = {
     Task.INPAINT: _inpaint_case,
     Task.REMOVE_BACKGROUND: _remove_background_case,
     Task.STYLIZE: _stylize_case,
+    Task.TRANSLATE: _translate_case,
 }
 """Editor task → its case; generators take no photo and get a grid (:func:`_generator_rows`)."""
 

@@ -18,6 +18,7 @@ from vitrine.training import (
     generator_eval,
     inpaint,
     latent_edit_eval,
+    photo_sketch,
     stylize,
     superres,
 )
@@ -54,6 +55,10 @@ EVALUATIONS: dict[Task, Evaluation] = {
     Task.STYLIZE: (
         lambda spec, model: stylize.evaluate_stylize(model),
         lambda spec, model: stylize.comparison_image(model),
+    ),
+    Task.TRANSLATE: (
+        lambda spec, model: photo_sketch.evaluate_translation(model),
+        lambda spec, model: photo_sketch.comparison_image(model),
     ),
     Task.GENERATE: (generator_eval.evaluate_generator, generator_eval.sample_grid),
     Task.LATENT_EDIT: (latent_edit_eval.evaluate_latent_edit, latent_edit_eval.comparison_image),

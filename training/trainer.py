@@ -138,6 +138,18 @@ def train(
             progress=progress,
             stop_after=stop_after,
         )
+    if spec.task is Task.TRANSLATE:
+        from vitrine.training.photo_sketch import train_cyclegan
+
+        return train_cyclegan(
+            spec,
+            config,
+            run_dir=run_dir,
+            out_dir=out_dir,
+            resume=resume,
+            progress=progress,
+            stop_after=stop_after,
+        )
     if spec.is_generator:
         from vitrine.training.gan import train_gan  # gan imports this module
 

@@ -12,6 +12,8 @@ The float models keep one contract per task; the wrapper adds what serving needs
   the hole are passed through exactly.
 * style transfer: ``model(x, style) -> y`` with ``style`` (N,) int64; served, the ``style``
   input is int32 (N, 1) and ``strength`` (N, 1) blends ``x + s * (y - x)``.
+* translation: ``model(x, direction) -> y`` with ``direction`` (N,) int64, served as an
+  int32 (N, 1) input.
 * background removal: ``model(x) -> alpha`` (N, 1, H, W); the ``background`` input (N, 4)
   = (r, g, b, opaque) composites the product on that colour (opaque 255) or keeps the
   alpha channel (opaque 0). The output has 4 channels (RGBA).
@@ -68,6 +70,9 @@ class Uint8ImageModel(nn.Module):
             towards, _ = self.model.encode(_to_float(other), *labels)
             latent = mean + blend * (towards - mean) + spread * noise
             return _to_uint8(self.model(latent, *labels))
+        if self.task is Task.TRANSLATE:
+            (direction,) = options
+            return _to_uint8(self.model(x, direction[:, 0].long()))
         if self.task is Task.STYLIZE:
             style, strength = options
             s = strength.float()[:, :, None, None]  # (N, 1, 1, 1)

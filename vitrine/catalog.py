@@ -6,7 +6,7 @@ import dataclasses
 from collections.abc import Iterable
 from typing import Any
 
-from vitrine.products import CAMPAIGN_STYLES, CATALOG_COLOURS, CATEGORIES
+from vitrine.products import CAMPAIGN_STYLES, CATALOG_COLOURS, CATEGORIES, TRANSLATIONS
 from vitrine.spec import (
     BatchingPolicy,
     Conditioning,
@@ -175,6 +175,22 @@ def _stylize() -> ModelSpec:
     )
 
 
+def _translate() -> ModelSpec:
+    return _editor(
+        "translate",
+        Task.TRANSLATE,
+        description="photo <-> pencil sketch: a CycleGAN's two ResNet generators",
+        architecture="cyclegan",
+        arch_kwargs={"features": 16, "blocks": 4},
+        options=(Option("direction", OptionKind.LABEL, choices=TRANSLATIONS),),
+        min_side=32,
+        max_side=512,
+        opt_side=256,
+        precision=PrecisionPolicy(fp32_layers=("tail",)),  # the output layers
+        quality_targets={"sketch_psnr_over_best_naive_db": 0.0},
+    )
+
+
 _CATALOG = Conditioning(
     categories=CATEGORIES, colours=CATALOG_COLOURS, latent_dim=64, side=32, max_count=16
 )
@@ -327,6 +343,7 @@ SPECS: dict[str, ModelSpec] = _registry(
         _inpaint(),
         _remove_background(),
         _stylize(),
+        _translate(),
         _dcgan(),
         _vae(),
         _vae_edit(),

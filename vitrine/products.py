@@ -9,7 +9,17 @@ from __future__ import annotations
 
 from typing import Final
 
-__all__ = ["CAMPAIGN_STYLES", "CATALOG_COLOURS", "CATEGORIES", "COLOURS", "RGB"]
+__all__ = [
+    "CAMPAIGN_STYLES",
+    "CATALOG_COLOURS",
+    "CATEGORIES",
+    "COLOURS",
+    "RGB",
+    "TRANSLATIONS",
+]
+
+TRANSLATIONS: Final[tuple[str, ...]] = ("photo_to_sketch", "sketch_to_photo")
+"""The directions ``translate`` takes, in the model's direction-index order."""
 
 CAMPAIGN_STYLES: Final[tuple[str, ...]] = ("brick", "grass", "mosaic", "watercolour")
 """The looks ``stylize`` applies, in the model's style-index order (``training/styles.py``)."""

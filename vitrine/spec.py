@@ -37,6 +37,7 @@ class Task(str, Enum):
     GENERATE = "generate"
     LATENT_EDIT = "latent_edit"  # encode catalog images, move in latent space, decode
     STYLIZE = "stylize"
+    TRANSLATE = "translate"  # photo <-> sketch
 
 
 @dataclass(frozen=True)

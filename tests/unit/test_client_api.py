@@ -43,6 +43,7 @@ def test_public_names() -> None:
         "GeneratedImages",
         "Health",
         "Scale",
+        "Direction",
         "OutputFormat",
         "Style",
         "Strength",
@@ -108,6 +109,7 @@ def _metadata(model: str) -> SimpleNamespace:
         "inpaint": [_tensor("mask", "BYTES", [-1, 1])],
         "remove_background": [_tensor("background", "BYTES", [-1, 1])],
         "stylize": [_tensor("style", "BYTES", [-1, 1]), _tensor("strength", "FP32", [-1, 1])],
+        "translate": [_tensor("direction", "BYTES", [-1, 1])],
         "vae_edit": [
             _tensor("other", "BYTES", [-1, 1]),
             _tensor("category", "BYTES", [-1, 1]),
@@ -122,6 +124,7 @@ def _metadata(model: str) -> SimpleNamespace:
         "inpaint": [_tensor("mask", "UINT8", [-1, -1, -1, 1])],
         "remove_background": [_tensor("background", "UINT8", [-1, 4])],
         "stylize": [_tensor("style", "INT32", [-1, 1]), _tensor("strength", "FP32", [-1, 1])],
+        "translate": [_tensor("direction", "INT32", [-1, 1])],
         "vae_edit": [
             _tensor("other", "UINT8", [-1, -1, -1, 3]),
             _tensor("category", "INT32", [-1, 1]),

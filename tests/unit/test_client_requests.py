@@ -26,6 +26,8 @@ from vitrine.client._requests import (
     plan_stylize_array,
     plan_super_resolve,
     plan_super_resolve_array,
+    plan_translate,
+    plan_translate_array,
     resolve_spec,
 )
 from vitrine.options import BACKGROUND_NAMES
@@ -89,6 +91,23 @@ def test_background_literal_matches_the_named_backgrounds(client: type, method: 
 def test_style_literal_matches_the_spec(client: type, method: str) -> None:
     (style,) = [o for o in SPECS["stylize"].options if o.name == "style"]
     assert get_args(get_type_hints(getattr(client, method))["style"]) == style.choices
+
+
+@pytest.mark.parametrize("client", [VitrineClient, AsyncVitrineClient])
+@pytest.mark.parametrize("method", ["translate", "translate_array"])
+def test_direction_literal_matches_the_spec(client: type, method: str) -> None:
+    (direction,) = SPECS["translate"].options
+    assert get_args(get_type_hints(getattr(client, method))["direction"]) == direction.choices
+
+
+def test_translate_plans_check_the_direction_before_sending() -> None:
+    image = np.zeros((40, 48, 3), np.uint8)
+    plan = plan_translate(image, direction="photo_to_sketch", output_format="png", quality=90)
+    assert plan.model == "translate_pipeline" and plan.inputs[1].name() == "direction"
+    raw = plan_translate_array(image, direction="sketch_to_photo")
+    assert raw.model == "translate" and [i.name() for i in raw.inputs] == ["image", "direction"]
+    with pytest.raises(InvalidRequest, match="direction must be one of photo_to_sketch"):
+        plan_translate(image, direction="photo_to_oil", output_format="png", quality=90)
 
 
 def test_stylize_plans_check_style_and_strength_before_sending() -> None:

@@ -10,6 +10,7 @@ from torch import nn
 from vitrine.training.architectures.catalog_judge import CatalogJudge
 from vitrine.training.architectures.curves import CurveEnhancer
 from vitrine.training.architectures.cvae import ConditionalVAE
+from vitrine.training.architectures.cyclegan import CycleTranslator
 from vitrine.training.architectures.dcgan import ConditionalGenerator
 from vitrine.training.architectures.espcn import ESPCN
 from vitrine.training.architectures.gated_unet import GatedUNet
@@ -30,6 +31,7 @@ ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
     "cvae": ConditionalVAE,
     "stylegan": StyleGenerator,
     "style_net": StyleTransferNet,
+    "cyclegan": CycleTranslator,
     "catalog_judge": CatalogJudge,
 }
 
