@@ -104,6 +104,25 @@ def _resume(
     return int(checkpoint.meta["steps"])
 
 
+def _own_loop(spec: ModelSpec) -> Callable[..., TrainResult | None] | None:
+    """The training loop of a model that needs more than one network and optimizer (the
+    VAE, the GANs, the CycleGAN); None for the recipes this module's loop runs."""
+    # imported here: each of those modules imports this one
+    if spec.architecture == "cvae":
+        from vitrine.training.vae import train_vae
+
+        return train_vae
+    if spec.task is Task.TRANSLATE:
+        from vitrine.training.photo_sketch import train_cyclegan
+
+        return train_cyclegan
+    if spec.is_generator:
+        from vitrine.training.gan import train_gan
+
+        return train_gan
+    return None
+
+
 def train(
     spec: ModelSpec,
     preset: str,
@@ -126,34 +145,9 @@ def train(
         )
     started = time.perf_counter()
     config = load_config(spec.name, preset)
-    if spec.architecture == "cvae":
-        from vitrine.training.vae import train_vae  # vae imports this module
-
-        return train_vae(
-            spec,
-            config,
-            run_dir=run_dir,
-            out_dir=out_dir,
-            resume=resume,
-            progress=progress,
-            stop_after=stop_after,
-        )
-    if spec.task is Task.TRANSLATE:
-        from vitrine.training.photo_sketch import train_cyclegan
-
-        return train_cyclegan(
-            spec,
-            config,
-            run_dir=run_dir,
-            out_dir=out_dir,
-            resume=resume,
-            progress=progress,
-            stop_after=stop_after,
-        )
-    if spec.is_generator:
-        from vitrine.training.gan import train_gan  # gan imports this module
-
-        return train_gan(
+    loop = _own_loop(spec)
+    if loop is not None:
+        return loop(
             spec,
             config,
             run_dir=run_dir,
