@@ -42,7 +42,7 @@ from vitrine.training.config import TrainConfig
 from vitrine.training.degradations import random_crop_flip
 from vitrine.training.grids import labelled_row, stack_rows
 from vitrine.training.metrics import psnr
-from vitrine.training.photos import TRAIN_PHOTOS, VALIDATION_PHOTOS, load_split
+from vitrine.training.photos import TRAIN_PHOTOS, VALIDATION_PHOTOS, centre_crop, load_split
 from vitrine.training.uint8_wrapper import run_uint8, to_float_batch
 
 __all__ = [
@@ -116,7 +116,7 @@ class _Data:
         return to_float_batch(np.stack(crops[0])), to_float_batch(np.stack(crops[1])), rng
 
     @staticmethod
-    def description() -> dict[str, Any]:
+    def data_description() -> dict[str, Any]:
         return {
             "source": "scikit-image 0.26 shipped photos, split by name, never paired",
             "photo_domain": list(_PHOTO_NAMES),
@@ -173,12 +173,7 @@ def _step(
 def _meta(spec: ModelSpec, config: TrainConfig, step: int) -> dict[str, Any]:
     from vitrine.training.trainer import _meta as trainer_meta  # trainer imports this module
 
-    class _Described:
-        @staticmethod
-        def data_description() -> dict[str, Any]:
-            return _Data.description()
-
-    return trainer_meta(spec, config, _Described(), step)  # type: ignore[arg-type]
+    return trainer_meta(spec, config, _Data, step)  # type: ignore[arg-type]
 
 
 def train_cyclegan(
@@ -284,11 +279,6 @@ def _resume(
     return int(checkpoint.meta["steps"])
 
 
-def _centre(photo: np.ndarray) -> np.ndarray:
-    top, left = (photo.shape[0] - _EVAL_SIDE) // 2, (photo.shape[1] - _EVAL_SIDE) // 2
-    return photo[top : top + _EVAL_SIDE, left : left + _EVAL_SIDE]
-
-
 def translate(model: nn.Module, image: np.ndarray, direction: int) -> np.ndarray:
     """``image`` translated through the served uint8 wrapper."""
     return run_uint8(model, image, np.array([direction], np.int32), task=Task.TRANSLATE)
@@ -311,7 +301,7 @@ def evaluate_translation(model: nn.Module) -> dict[str, Any]:
     """PSNR of photo -> sketch against the procedural sketch (with two naive line drawings)
     and of both cycles, on the validation photos."""
     rows: dict[str, list[float]] = {}
-    for photo in (_centre(p) for p in load_split("validation").values()):
+    for photo in (centre_crop(p, _EVAL_SIDE) for p in load_split("validation").values()):
         sketch = pencil_sketch(photo)
         drawn = translate(model, photo, PHOTO)
         scores = {
@@ -345,7 +335,7 @@ def comparison_image(model: nn.Module) -> Image.Image:
     rebuilt from it (cycle), and the model's photo of the procedural sketch."""
     rows = []
     for name, photo in load_split("validation").items():
-        crop = _centre(photo)
+        crop = centre_crop(photo, _EVAL_SIDE)
         drawn = translate(model, crop, PHOTO)
         panels = {
             name: crop,

@@ -70,3 +70,9 @@ def load_split(split: str) -> dict[str, np.ndarray]:
     if names is None:
         raise ValueError(f"unknown split {split!r}; use 'train' or 'validation'")
     return {name: load_photo(name) for name in names}
+
+
+def centre_crop(photo: np.ndarray, side: int) -> np.ndarray:
+    """The central ``side`` x ``side`` square of ``photo`` (the evaluations' crops)."""
+    top, left = (photo.shape[0] - side) // 2, (photo.shape[1] - side) // 2
+    return photo[top : top + side, left : left + side]

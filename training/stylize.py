@@ -29,7 +29,7 @@ from vitrine.spec import ModelSpec, Task
 from vitrine.training.config import TrainConfig
 from vitrine.training.degradations import random_crop_flip
 from vitrine.training.grids import labelled_row, stack_rows
-from vitrine.training.photos import TRAIN_PHOTOS, VALIDATION_PHOTOS, load_split
+from vitrine.training.photos import TRAIN_PHOTOS, VALIDATION_PHOTOS, centre_crop, load_split
 from vitrine.training.styles import STYLE_NAMES, STYLE_SIDE, style_image
 from vitrine.training.texture_features import CONTENT_LAYER, TextureFeatures, gram
 from vitrine.training.uint8_wrapper import run_uint8, to_float_batch
@@ -99,11 +99,6 @@ class StylizeRecipe:
         }
 
 
-def _centre(photo: np.ndarray, side: int = _EVAL_SIDE) -> np.ndarray:
-    top, left = (photo.shape[0] - side) // 2, (photo.shape[1] - side) // 2
-    return photo[top : top + side, left : left + side]
-
-
 def _edges(image: np.ndarray) -> np.ndarray:
     luminance = image.astype(np.float64) @ np.array([0.299, 0.587, 0.114]) / 255.0
     return np.asarray(sobel(luminance))
@@ -141,7 +136,7 @@ def stylize(model: nn.Module, photo: np.ndarray, style: int) -> np.ndarray:
 def evaluate_stylize(model: nn.Module) -> dict[str, Any]:
     """Content SSIM and style distance per style and method, with margins over baselines."""
     features = TextureFeatures()
-    photos = [_centre(photo) for photo in load_split("validation").values()]
+    photos = [centre_crop(photo, _EVAL_SIDE) for photo in load_split("validation").values()]
     per_style: dict[str, dict[str, dict[str, float]]] = {}
     for index, name in enumerate(STYLE_NAMES):
         style = style_image(name)
@@ -183,7 +178,7 @@ def comparison_image(model: nn.Module) -> Image.Image:
     the model."""
     rows = []
     for photo_name, photo in load_split("validation").items():
-        crop = _centre(photo)
+        crop = centre_crop(photo, _EVAL_SIDE)
         panels = {photo_name: crop}
         for index, name in enumerate(STYLE_NAMES):
             panels[f"{name} (hist)"] = histogram_match(crop, style_image(name))
