@@ -8,7 +8,6 @@ from typing import Any, Literal, cast
 import numpy as np
 import tritonclient.grpc as grpcclient
 
-from vitrine.catalog import specs_for_method
 from vitrine.pipeline import (
     ENCODED_OUTPUT,
     FORMAT_INPUT,
@@ -36,6 +35,7 @@ from ._requests import (
     model_version,
     output,
     parse_array,
+    resolve_spec,
 )
 from ._results import ArrayResult, GeneratedImages
 
@@ -73,12 +73,7 @@ Color = Literal[
 
 
 def _generator(model: object) -> ModelSpec:
-    specs = specs_for_method(Task.GENERATE.value)
-    spec = specs.get(model) if isinstance(model, str) else None
-    if spec is None:
-        allowed = ", ".join(repr(name) for name in specs)
-        raise InvalidRequest(f"model must be one of {allowed}; got {model!r}")
-    return spec
+    return resolve_spec(Task.GENERATE.value, "model", model)
 
 
 def plan_generate(

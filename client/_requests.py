@@ -84,7 +84,7 @@ def resolve_spec(method: str, selector: str, value: object) -> ModelSpec:
     """The spec serving ``method`` for ``selector=value``; InvalidRequest names the allowed."""
     specs = specs_for_method(method)
     integral = isinstance(value, numbers.Integral) and not isinstance(value, bool)
-    spec = specs.get(value) if integral else None
+    spec = specs.get(value) if integral or isinstance(value, str) else None
     if spec is None:
         allowed = ", ".join(repr(key) for key in specs)
         raise InvalidRequest(f"{selector} must be one of {allowed}; got {value!r}")
