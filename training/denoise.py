@@ -38,6 +38,7 @@ __all__ = [
     "best_baseline",
     "comparison_image",
     "evaluate_denoise",
+    "recolour",
 ]
 
 FULL_STRENGTH = np.array([1.0], dtype=np.float32)
@@ -174,6 +175,24 @@ class DenoisingRecipe(RestorationRecipe):
     degradation = "Gaussian sigma 5-50 and/or JPEG quality 10-60, quantised to uint8"
     eval_cases = EVAL_CASES
 
+    def crop(self, photo: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """A crop of ``photo`` shrunk by a random factor in ``[recipe] rescale`` (finer
+        detail per pixel), then recoloured (:func:`recolour`) with ``recolour_probability``:
+        most TRAIN photos are grey, the photos a storefront cleans are not."""
+        low, high = self.config.recipe.get("rescale", (1.0, 1.0))
+        factor = float(rng.uniform(low, high))
+        needed = self.config.patch_size / min(photo.shape[:2])
+        if factor < 1.0:
+            size = (
+                round(photo.shape[1] * max(factor, needed)),
+                round(photo.shape[0] * max(factor, needed)),
+            )
+            photo = cv2.resize(photo, size, interpolation=cv2.INTER_AREA)
+        crop = super().crop(photo, rng)
+        if rng.random() < self.config.recipe.get("recolour_probability", 0.0):
+            crop = recolour(crop, rng)
+        return crop
+
     def degrade(self, crop: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """A random :class:`Noise` applied to ``crop``."""
         return Noise.random(rng, self.config.jpeg_probability).apply(crop, rng)
@@ -181,6 +200,17 @@ class DenoisingRecipe(RestorationRecipe):
     def evaluate(self, model: nn.Module) -> dict[str, Any]:
         """Validation metrics of ``model`` and of the tuned classical denoisers."""
         return evaluate_denoise(model)
+
+
+def recolour(crop: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """``crop`` (uint8 RGB) with its channels permuted and each mapped by its own gamma and
+    range: a grey photo becomes a tinted one, a colour photo changes hue."""
+    channels = crop[:, :, rng.permutation(3)].astype(np.float64) / 255.0
+    gamma = np.exp(rng.uniform(-0.5, 0.5, 3))
+    low = rng.uniform(0.0, 0.2, 3)
+    high = rng.uniform(0.8, 1.0, 3)
+    mapped = low + (high - low) * channels**gamma
+    return np.round(mapped * 255.0).astype(np.uint8)
 
 
 def _denoised(model: nn.Module, image: np.ndarray) -> np.ndarray:

@@ -34,6 +34,10 @@ class RestorationRecipe:
         self.config = config
         self.photos = list(load_split("train").values())
 
+    def crop(self, photo: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """A clean uint8 training crop of ``photo`` (random position, flip and rotation)."""
+        return random_crop_flip(photo, self.config.patch_size, rng)
+
     def degrade(self, crop: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """The uint8 upload made from a clean uint8 crop."""
         raise NotImplementedError
@@ -58,7 +62,7 @@ class RestorationRecipe:
         degraded, clean = [], []
         for _ in range(self.config.batch_size):
             photo = self.photos[int(rng.integers(len(self.photos)))]
-            crop = random_crop_flip(photo, self.config.patch_size, rng)
+            crop = self.crop(photo, rng)
             degraded.append(self.degrade(crop, rng))
             clean.append(crop)
         return to_float_batch(np.stack(degraded)), to_float_batch(np.stack(clean))
