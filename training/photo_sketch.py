@@ -41,6 +41,7 @@ from vitrine.training.checkpoint import (
 from vitrine.training.config import TrainConfig
 from vitrine.training.degradations import random_crop_flip
 from vitrine.training.grids import labelled_row, stack_rows
+from vitrine.training.history import open_history
 from vitrine.training.metrics import psnr
 from vitrine.training.photos import TRAIN_PHOTOS, VALIDATION_PHOTOS, centre_crop, load_split
 from vitrine.training.uint8_wrapper import run_uint8, to_float_batch
@@ -212,7 +213,7 @@ def train_cyclegan(
     history_path = run_dir / "history.csv"
     end = config.steps if stop_after is None else min(stop_after, config.steps)
     with (
-        history_path.open("a" if start else "w", newline="") as history_file,
+        open_history(history_path, start) as history_file,
         tqdm(
             total=config.steps, initial=start, desc=f"train {spec.name}", disable=not progress
         ) as bar,

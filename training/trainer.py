@@ -27,6 +27,7 @@ from vitrine.training.checkpoint import (
 from vitrine.training.config import TrainConfig, load_config
 from vitrine.training.denoise import DenoisingRecipe
 from vitrine.training.enhance import EnhancementRecipe
+from vitrine.training.history import open_history
 from vitrine.training.inpaint import InpaintingRecipe
 from vitrine.training.stylize import StylizeRecipe
 from vitrine.training.superres import SuperResolutionRecipe
@@ -165,7 +166,7 @@ def train(
     history_path = run_dir / "history.csv"
     metrics: dict[str, Any] = {}
     with (
-        history_path.open("a" if start else "w", newline="") as history_file,
+        open_history(history_path, start) as history_file,
         tqdm(
             total=config.steps,
             initial=start,
@@ -230,7 +231,7 @@ def _plot_history(history_path: Path, plot_path: Path, title: str) -> None:
     figure, axis = plt.subplots(figsize=(6, 3.5))
     axis.plot(steps, losses, alpha=0.3, label="loss")
     axis.plot(steps[window - 1 :], smooth, label=f"mean of {window}")
-    axis.set(xlabel="step", ylabel="Charbonnier loss", title=title, yscale="log")
+    axis.set(xlabel="step", ylabel="training loss", title=title, yscale="log")
     axis.legend()
     figure.tight_layout()
     figure.savefig(plot_path, dpi=100)

@@ -56,6 +56,7 @@ from vitrine.training.checkpoint import (
 )
 from vitrine.training.config import TrainConfig
 from vitrine.training.evaluate import evaluate_model
+from vitrine.training.history import open_history
 from vitrine.training.trainer import TrainResult, _learning_rate, _meta
 from vitrine.training.uint8_wrapper import to_float_batch
 
@@ -350,7 +351,7 @@ def train_vae(
     start = _resume(run_dir, networks, config) if resume else 0
     history_path = run_dir / "history.csv"
     with (
-        history_path.open("a" if start else "w", newline="") as history_file,
+        open_history(history_path, start) as history_file,
         tqdm(
             total=config.steps,
             initial=start,
