@@ -3,9 +3,22 @@
 from __future__ import annotations
 
 import numpy as np
+from skimage.filters import sobel
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-__all__ = ["luma", "psnr", "ssim", "quality_report"]
+__all__ = ["luma", "luminance", "luminance_edges", "psnr", "ssim", "quality_report"]
+
+_BT601 = np.array([0.299, 0.587, 0.114])
+
+
+def luminance(image: np.ndarray) -> np.ndarray:
+    """BT.601-weighted sum of an RGB image's channels, float64 in the image's own units."""
+    return image.astype(np.float64) @ _BT601
+
+
+def luminance_edges(image: np.ndarray) -> np.ndarray:
+    """Sobel edge magnitude of a uint8 RGB image's luminance scaled to [0, 1]."""
+    return np.asarray(sobel(luminance(image) / 255.0))
 
 
 def luma(image: np.ndarray) -> np.ndarray:

@@ -25,7 +25,6 @@ import torch.nn.functional as F
 from PIL import Image
 from safetensors.torch import load_file, save_file
 from scipy.ndimage import gaussian_filter
-from skimage.filters import sobel
 from torch import nn
 from tqdm import tqdm
 
@@ -42,7 +41,7 @@ from vitrine.training.config import TrainConfig
 from vitrine.training.degradations import random_crop_flip
 from vitrine.training.grids import labelled_row, stack_rows
 from vitrine.training.history import open_history
-from vitrine.training.metrics import psnr
+from vitrine.training.metrics import luminance, luminance_edges, psnr
 from vitrine.training.photos import TRAIN_PHOTOS, VALIDATION_PHOTOS, centre_crop, load_split
 from vitrine.training.uint8_wrapper import run_uint8, to_float_batch
 
@@ -71,7 +70,7 @@ _BUFFER = 50
 
 def pencil_sketch(photo: np.ndarray) -> np.ndarray:
     """A pencil sketch of a uint8 RGB image: dark lines on white, as uint8 RGB."""
-    grey = photo.astype(np.float64) @ np.array([0.299, 0.587, 0.114])
+    grey = luminance(photo)
     blurred_negative = gaussian_filter(255.0 - grey, sigma=4.0)
     dodge = np.clip(grey * 255.0 / np.maximum(255.0 - blurred_negative, 1.0), 0, 255)
     return np.repeat(np.round(dodge).astype(np.uint8)[:, :, None], 3, axis=2)
@@ -286,13 +285,13 @@ def translate(model: nn.Module, image: np.ndarray, direction: int) -> np.ndarray
 
 
 def _grey(photo: np.ndarray) -> np.ndarray:
-    grey = np.round(photo.astype(np.float64) @ np.array([0.299, 0.587, 0.114]))
+    grey = np.round(luminance(photo))
     return np.repeat(grey.astype(np.uint8)[:, :, None], 3, axis=2)
 
 
 def sobel_sketch(photo: np.ndarray) -> np.ndarray:
     """A naive line drawing: the luminance's Sobel edges, inverted (dark lines on white)."""
-    edges = np.asarray(sobel(_grey(photo)[:, :, 0] / 255.0))
+    edges = luminance_edges(photo)
     line = np.clip(255.0 * (1.0 - edges / max(float(edges.max()), 1e-6)), 0, 255)
     return np.repeat(np.round(line).astype(np.uint8)[:, :, None], 3, axis=2)
 

@@ -21,7 +21,6 @@ import numpy as np
 import torch
 from PIL import Image
 from skimage.exposure import match_histograms
-from skimage.filters import sobel
 from skimage.metrics import structural_similarity
 from torch import nn
 
@@ -29,6 +28,7 @@ from vitrine.spec import ModelSpec, Task
 from vitrine.training.config import TrainConfig
 from vitrine.training.degradations import random_crop_flip
 from vitrine.training.grids import labelled_row, stack_rows
+from vitrine.training.metrics import luminance_edges
 from vitrine.training.photos import TRAIN_PHOTOS, VALIDATION_PHOTOS, centre_crop, load_split
 from vitrine.training.styles import STYLE_NAMES, STYLE_SIDE, style_image
 from vitrine.training.texture_features import CONTENT_LAYER, TextureFeatures, gram
@@ -99,14 +99,9 @@ class StylizeRecipe:
         }
 
 
-def _edges(image: np.ndarray) -> np.ndarray:
-    luminance = image.astype(np.float64) @ np.array([0.299, 0.587, 0.114]) / 255.0
-    return np.asarray(sobel(luminance))
-
-
 def content_ssim(reference: np.ndarray, output: np.ndarray) -> float:
     """SSIM of the two images' luminance edge maps."""
-    a, b = _edges(reference), _edges(output)
+    a, b = luminance_edges(reference), luminance_edges(output)
     return float(structural_similarity(a, b, data_range=max(a.max(), b.max(), 1e-6)))
 
 
