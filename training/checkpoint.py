@@ -17,10 +17,12 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from vitrine.training.architectures import build_architecture
+from vitrine.training.config import TrainConfig
 
 __all__ = [
     "Checkpoint",
     "load_checkpoint",
+    "resume_checkpoint",
     "save_checkpoint",
     "save_optimizer",
     "load_optimizer",
@@ -62,6 +64,18 @@ def load_checkpoint(weights: Path) -> Checkpoint:
     model.load_state_dict(load_file(str(weights)))
     model.eval()
     return Checkpoint(model=model, meta=meta, path=weights)
+
+
+def resume_checkpoint(run_dir: Path, config: TrainConfig) -> Checkpoint | None:
+    """``run_dir``'s last checkpoint to resume from (None: start afresh); a run directory
+    written with another training config is refused rather than silently mixed."""
+    last = run_dir / "last.safetensors"
+    if not last.is_file():
+        return None
+    checkpoint = load_checkpoint(last)
+    if checkpoint.meta["training"] != config.as_dict():
+        raise ValueError(f"{last} was written with another config; use a new --run-dir")
+    return checkpoint
 
 
 def save_optimizer(path: Path, optimizer: torch.optim.Optimizer) -> None:

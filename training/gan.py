@@ -34,8 +34,8 @@ from vitrine.training.architectures.dcgan import ProjectionDiscriminator
 from vitrine.training.architectures.stylegan import StyleGenerator
 from vitrine.training.catalog_data import catalog_description, load_catalog
 from vitrine.training.checkpoint import (
-    load_checkpoint,
     load_optimizer,
+    resume_checkpoint,
     save_checkpoint,
     save_optimizer,
 )
@@ -196,12 +196,9 @@ def _resume(
     config: TrainConfig,
 ) -> int:
     """Load the state of ``run_dir`` if there is one; returns the step to start at."""
-    last = run_dir / "last.safetensors"
-    if not last.is_file():
+    checkpoint = resume_checkpoint(run_dir, config)
+    if checkpoint is None:
         return 0
-    checkpoint = load_checkpoint(last)
-    if checkpoint.meta["training"] != config.as_dict():
-        raise ValueError(f"{last} was written with another config; use a new --run-dir")
     generator, discriminator, ema = modules
     paths = _state_paths(run_dir)
     ema.load_state_dict(checkpoint.model.state_dict())

@@ -32,8 +32,8 @@ from vitrine.spec import ModelSpec, Task
 from vitrine.training.architectures import build_architecture
 from vitrine.training.architectures.cyclegan import CycleTranslator, PatchCritic
 from vitrine.training.checkpoint import (
-    load_checkpoint,
     load_optimizer,
+    resume_checkpoint,
     save_checkpoint,
     save_optimizer,
 )
@@ -266,12 +266,9 @@ def _resume(
     optimizers: tuple[torch.optim.Optimizer, torch.optim.Optimizer],
     config: TrainConfig,
 ) -> int:
-    last = run_dir / "last.safetensors"
-    if not last.is_file():
+    checkpoint = resume_checkpoint(run_dir, config)
+    if checkpoint is None:
         return 0
-    checkpoint = load_checkpoint(last)
-    if checkpoint.meta["training"] != config.as_dict():
-        raise ValueError(f"{last} was written with another config; use a new --run-dir")
     translator.load_state_dict(checkpoint.model.state_dict())
     critics.load_state_dict(load_file(str(run_dir / "last.critics.safetensors")))
     load_optimizer(run_dir / "last.translator.optim.safetensors", optimizers[0])

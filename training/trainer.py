@@ -19,8 +19,8 @@ from vitrine.spec import ModelSpec, Task
 from vitrine.training.architectures import build_architecture
 from vitrine.training.background import BackgroundRemovalRecipe
 from vitrine.training.checkpoint import (
-    load_checkpoint,
     load_optimizer,
+    resume_checkpoint,
     save_checkpoint,
     save_optimizer,
 )
@@ -94,12 +94,9 @@ def _resume(
     run_dir: Path, model: nn.Module, optimizer: torch.optim.Optimizer, config: TrainConfig
 ) -> int:
     """Load the last checkpoint of ``run_dir`` if there is one; returns the step to start at."""
-    last = run_dir / "last.safetensors"
-    if not last.is_file():
+    checkpoint = resume_checkpoint(run_dir, config)
+    if checkpoint is None:
         return 0
-    checkpoint = load_checkpoint(last)
-    if checkpoint.meta["training"] != config.as_dict():
-        raise ValueError(f"{last} was written with another config; use a new --run-dir")
     model.load_state_dict(checkpoint.model.state_dict())
     load_optimizer(run_dir / "last.optim.safetensors", optimizer)
     return int(checkpoint.meta["steps"])

@@ -49,8 +49,8 @@ from vitrine.training.architectures import build_architecture
 from vitrine.training.architectures.dcgan import ProjectionDiscriminator
 from vitrine.training.catalog_data import catalog_description, load_catalog
 from vitrine.training.checkpoint import (
-    load_checkpoint,
     load_optimizer,
+    resume_checkpoint,
     save_checkpoint,
     save_optimizer,
 )
@@ -244,12 +244,9 @@ def _save_state(run_dir: Path, networks: _Networks, meta: dict[str, Any]) -> Non
 
 def _resume(run_dir: Path, networks: _Networks, config: TrainConfig) -> int:
     """Load the state of ``run_dir`` if there is one; returns the step to start at."""
-    last = run_dir / "last.safetensors"
-    if not last.is_file():
+    checkpoint = resume_checkpoint(run_dir, config)
+    if checkpoint is None:
         return 0
-    checkpoint = load_checkpoint(last)
-    if checkpoint.meta["training"] != config.as_dict():
-        raise ValueError(f"{last} was written with another config; use a new --run-dir")
     paths = _state_paths(run_dir)
     networks.shipped.load_state_dict(checkpoint.model.state_dict())
     if networks.ema is not None:
