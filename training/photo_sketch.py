@@ -42,7 +42,13 @@ from vitrine.training.degradations import random_crop_flip
 from vitrine.training.grids import labelled_row, stack_rows
 from vitrine.training.history import open_history
 from vitrine.training.metrics import luminance, luminance_edges, psnr
-from vitrine.training.photos import TRAIN_PHOTOS, VALIDATION_PHOTOS, centre_crop, load_split
+from vitrine.training.photos import (
+    COLOUR_TRAIN_PHOTOS,
+    TRAIN_PHOTOS,
+    VALIDATION_PHOTOS,
+    centre_crop,
+    load_split,
+)
 from vitrine.training.uint8_wrapper import run_uint8, to_float_batch
 
 __all__ = [
@@ -54,14 +60,7 @@ __all__ = [
 ]
 
 PHOTO, SKETCH = 0, 1  # the ``direction`` index that makes each domain: to sketch, to photo
-_PHOTO_NAMES = (  # the colour photos: sketch -> photo learns to paint
-    "astronaut",
-    "rocket",
-    "hubble_deep_field",
-    "immunohistochemistry",
-    "retina",
-    "stereo_motorcycle",
-)
+_PHOTO_NAMES = COLOUR_TRAIN_PHOTOS  # sketch -> photo learns to paint
 _SKETCH_NAMES = tuple(name for name in TRAIN_PHOTOS if name not in _PHOTO_NAMES)
 _EVAL_SIDE = 256
 _PANEL = 160

@@ -14,15 +14,19 @@ from functools import cache
 
 import numpy as np
 
-__all__ = ["TRAIN_PHOTOS", "VALIDATION_PHOTOS", "load_photo", "load_split"]
+__all__ = ["COLOUR_TRAIN_PHOTOS", "TRAIN_PHOTOS", "VALIDATION_PHOTOS", "load_photo", "load_split"]
 
-TRAIN_PHOTOS: tuple[str, ...] = (
+COLOUR_TRAIN_PHOTOS: tuple[str, ...] = (
     "astronaut",
     "rocket",
     "hubble_deep_field",
     "immunohistochemistry",
     "retina",
     "stereo_motorcycle",
+)
+"""The training photos in colour; the other eight are grey."""
+TRAIN_PHOTOS: tuple[str, ...] = (
+    *COLOUR_TRAIN_PHOTOS,
     "camera",
     "moon",
     "page",
