@@ -180,13 +180,9 @@ class DenoisingRecipe(RestorationRecipe):
         detail per pixel), then recoloured (:func:`recolour`) with ``recolour_probability``:
         most TRAIN photos are grey, the photos a storefront cleans are not."""
         low, high = self.config.recipe.get("rescale", (1.0, 1.0))
-        factor = float(rng.uniform(low, high))
-        needed = self.config.patch_size / min(photo.shape[:2])
+        factor = max(float(rng.uniform(low, high)), self.config.patch_size / min(photo.shape[:2]))
         if factor < 1.0:
-            size = (
-                round(photo.shape[1] * max(factor, needed)),
-                round(photo.shape[0] * max(factor, needed)),
-            )
+            size = (round(photo.shape[1] * factor), round(photo.shape[0] * factor))
             photo = cv2.resize(photo, size, interpolation=cv2.INTER_AREA)
         crop = super().crop(photo, rng)
         if rng.random() < self.config.recipe.get("recolour_probability", 0.0):
