@@ -31,35 +31,25 @@ Evaluation = tuple[
     Callable[[ModelSpec, nn.Module], Image.Image],
 ]
 
+
+def _of_model(
+    report: Callable[[nn.Module], dict[str, Any]], image: Callable[[nn.Module], Image.Image]
+) -> Evaluation:
+    """The evaluation of a task whose metrics and image depend on the model alone."""
+    return (lambda spec, model: report(model), lambda spec, model: image(model))
+
+
 EVALUATIONS: dict[Task, Evaluation] = {
     Task.SUPER_RESOLVE: (
         lambda spec, model: superres.evaluate_superres(model, spec.output_scale),
         lambda spec, model: superres.comparison_image(model, spec.output_scale),
     ),
-    Task.ENHANCE: (
-        lambda spec, model: enhance.evaluate_enhance(model),
-        lambda spec, model: enhance.comparison_image(model),
-    ),
-    Task.INPAINT: (
-        lambda spec, model: inpaint.evaluate_inpaint(model),
-        lambda spec, model: inpaint.comparison_image(model),
-    ),
-    Task.DENOISE: (
-        lambda spec, model: denoise.evaluate_denoise(model),
-        lambda spec, model: denoise.comparison_image(model),
-    ),
-    Task.REMOVE_BACKGROUND: (
-        lambda spec, model: background.evaluate_background(model),
-        lambda spec, model: background.comparison_image(model),
-    ),
-    Task.STYLIZE: (
-        lambda spec, model: stylize.evaluate_stylize(model),
-        lambda spec, model: stylize.comparison_image(model),
-    ),
-    Task.TRANSLATE: (
-        lambda spec, model: photo_sketch.evaluate_translation(model),
-        lambda spec, model: photo_sketch.comparison_image(model),
-    ),
+    Task.ENHANCE: _of_model(enhance.evaluate_enhance, enhance.comparison_image),
+    Task.INPAINT: _of_model(inpaint.evaluate_inpaint, inpaint.comparison_image),
+    Task.DENOISE: _of_model(denoise.evaluate_denoise, denoise.comparison_image),
+    Task.REMOVE_BACKGROUND: _of_model(background.evaluate_background, background.comparison_image),
+    Task.STYLIZE: _of_model(stylize.evaluate_stylize, stylize.comparison_image),
+    Task.TRANSLATE: _of_model(photo_sketch.evaluate_translation, photo_sketch.comparison_image),
     Task.GENERATE: (generator_eval.evaluate_generator, generator_eval.sample_grid),
     Task.LATENT_EDIT: (latent_edit_eval.evaluate_latent_edit, latent_edit_eval.comparison_image),
 }
