@@ -1,14 +1,17 @@
 """Background-removal recipe: catalog products composited on real photos, and a cut-out
 evaluation against GrabCut.
 
-Training composites one Fashion-MNIST TRAIN-split garment (``fashion.py``: coloured from
-the palette, sometimes a random colour, shading kept) per crop. The 28x28 garment and its
-alpha are upscaled bicubically to a random size, placed at a random position (sometimes
-partly out of frame) with a soft drop shadow, on a random crop of a TRAIN photo (rescaled,
-sometimes blurred as out-of-focus studio backdrops are) or, sometimes, a plain studio
-gradient. The upload may then be blurred or JPEG-compressed as usual. The loss is binary
-cross-entropy on alpha (every pixel, soft edges included) plus ``dice_weight`` times a
-soft Dice loss per image, which weighs small products as much as large ones.
+Each training sample is a whole catalog shot, as the model sees one when served: one
+Fashion-MNIST TRAIN-split garment (``fashion.py``: coloured from the palette, sometimes
+a neutral black, white or grey, sometimes a random colour; shading kept), upscaled
+bicubically to a random share of the shot's shorter side and placed near its centre
+with a soft drop shadow, on a random crop of a TRAIN photo (rescaled, sometimes blurred
+as out-of-focus studio backdrops are) or, sometimes, a plain studio gradient. Shots
+have random sides (not square); each is degraded as uploads are (blur, JPEG) and then
+area-resized, with its alpha, to the network's working side (``matte_unet.py``). The
+loss is binary cross-entropy on alpha (every pixel, soft edges included) plus
+``dice_weight`` times a soft Dice loss per image, which weighs small products as much as
+large ones.
 
 Evaluation uses ``EVAL_COUNT`` fixed composites of TEST-split garments on crops of the
 VALIDATION photos, 128 to 256 px a side (not square), the product roughly centred as in a
@@ -21,6 +24,7 @@ matched within ``BOUNDARY_TOLERANCE`` px).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -36,6 +40,7 @@ from torch import nn
 from vitrine.options import background_value
 from vitrine.spec import ModelSpec, Task
 from vitrine.training.config import TrainConfig
+from vitrine.training.architectures.matte_unet import area_resize
 from vitrine.training.degradations import degrade_upload
 from vitrine.training.fashion import (
     CATEGORIES,
@@ -46,7 +51,7 @@ from vitrine.training.fashion import (
     product_alpha,
 )
 from vitrine.training.grids import labelled_row, stack_rows
-from vitrine.training.photos import TRAIN_PHOTOS, VALIDATION_PHOTOS, load_split
+from vitrine.training.photos import TRAIN_PHOTOS, VALIDATION_PHOTOS, load_split, recolour
 from vitrine.training.uint8_wrapper import run_uint8, to_float_batch
 
 __all__ = [
@@ -71,11 +76,15 @@ BOUNDARY_TOLERANCE = 2
 METHODS = ("model", "grabcut")
 
 DEFAULT_RECIPE: dict[str, Any] = {
-    "product_scale": [0.35, 1.1],  # product side / patch side
+    "shot_sides": [96, 320],  # range of each side of a shot, before the working-side resize
+    "product_scale": [0.4, 0.9],  # product side / shorter side of the shot
+    "centre_jitter": 0.12,  # product centre offset / side of the shot, either way
+    "neutral_probability": 0.0,  # a black, white or grey garment
     "palette_probability": 0.8,  # else a uniformly random colour
-    "shadow_probability": 0.6,
-    "plain_background_probability": 0.15,
-    "background_blur_probability": 0.3,
+    "shadow_probability": 0.5,
+    "plain_background_probability": 0.05,
+    "background_blur_probability": 0.1,
+    "background_recolour_probability": 0.0,  # recoloured, then inverted half the time
     "background_scale": [0.4, 1.2],
     "dice_weight": 1.0,
     "eval_count": EVAL_COUNT,  # composites evaluated during training (fewer: faster smoke)
@@ -88,6 +97,13 @@ class Composite:
 
     image: np.ndarray
     alpha: np.ndarray
+
+
+def _neutral_colour(rng: np.random.Generator) -> RGB:
+    """Near black, grey or white, slightly tinted: the colours a photo's flat areas share."""
+    level = float(rng.choice([0.08, 0.5, 0.95])) + float(rng.uniform(-0.07, 0.05))
+    red, green, blue = (int(v) for v in np.clip(255 * (level + rng.uniform(-0.03, 0.03, 3)), 0, 255))
+    return red, green, blue
 
 
 def _random_colour(rng: np.random.Generator, palette_probability: float) -> RGB:
@@ -171,10 +187,38 @@ def _composite(
     return Composite(np.round(np.clip(image, 0.0, 1.0) * 255.0).astype(np.uint8), placed_alpha)
 
 
+def _catalog_shot(
+    rng: np.random.Generator,
+    shape: tuple[int, int],
+    *,
+    scale: tuple[float, float],
+    jitter: float,
+    shadow_probability: float,
+    garment: Callable[[np.random.Generator], np.ndarray],
+    colour: Callable[[np.random.Generator], RGB],
+    background: Callable[[np.random.Generator, tuple[int, int]], np.ndarray],
+) -> Composite:
+    """One product near the centre of a backdrop of ``shape``, as in a catalog shot: its
+    side a random share ``scale`` of the shorter side, its centre off by up to ``jitter``
+    of each side, a drop shadow with ``shadow_probability``."""
+    side = round(min(shape) * float(rng.uniform(*scale)))
+    rgb, alpha = _product_layers(garment(rng), colour(rng), side)
+    offset = rng.uniform(-jitter, jitter, 2) * shape
+    corner = (int((shape[0] - side) / 2 + offset[0]), int((shape[1] - side) / 2 + offset[1]))
+    shadow = _drop_shadow(alpha, rng, side) if rng.random() < shadow_probability else None
+    return _composite(background(rng, shape), rgb, alpha, corner, shadow)
+
+
 class BackgroundRemovalRecipe:
-    """Batches of (composite, true alpha) float crops; BCE plus soft Dice loss."""
+    """Batches of (shot, true alpha) at the working side; BCE plus soft Dice loss."""
 
     def __init__(self, spec: ModelSpec, config: TrainConfig) -> None:
+        working_side = spec.arch_kwargs["working_side"]
+        if config.patch_size != working_side:
+            raise ValueError(
+                f"patch_size {config.patch_size} must be the model's working_side "
+                f"{working_side}: whole shots are resized to the side the network works at"
+            )
         self.spec = spec
         self.config = config
         self.settings = {**DEFAULT_RECIPE, **config.recipe}
@@ -205,46 +249,54 @@ class BackgroundRemovalRecipe:
             return _plain_background(shape, rng)
         photo = self.photos[int(rng.integers(len(self.photos)))]
         crop = _photo_crop(photo, shape, rng, tuple(self.settings["background_scale"]))
+        if rng.random() < self.settings["background_recolour_probability"]:
+            crop = recolour(np.round(crop * 255.0).astype(np.uint8), rng) / np.float32(255.0)
+            if rng.random() < 0.5:
+                crop = 1.0 - crop
         if rng.random() < self.settings["background_blur_probability"]:
             crop = cv2.GaussianBlur(crop, (0, 0), float(rng.uniform(1.0, 4.0)))
         return crop
 
-    def sample(self, rng: np.random.Generator) -> Composite:
-        """One training composite at ``patch_size``."""
-        patch = self.config.patch_size
+    def _garment(self, rng: np.random.Generator) -> np.ndarray:
         grey = self.garments[int(rng.integers(len(self.garments)))]
-        if rng.random() < 0.5:
-            grey = grey[:, ::-1]
-        colour = _random_colour(rng, self.settings["palette_probability"])
-        side = max(8, round(patch * float(rng.uniform(*self.settings["product_scale"]))))
-        rgb, alpha = _product_layers(grey, colour, side)
-        corner = (
-            int(rng.integers(-side // 4, patch - 3 * side // 4 + 1)),
-            int(rng.integers(-side // 4, patch - 3 * side // 4 + 1)),
+        return grey[:, ::-1] if rng.random() < 0.5 else grey
+
+    def _colour(self, rng: np.random.Generator) -> RGB:
+        if rng.random() < self.settings["neutral_probability"]:
+            return _neutral_colour(rng)
+        return _random_colour(rng, self.settings["palette_probability"])
+
+    def sample(self, rng: np.random.Generator) -> Composite:
+        """One training shot at its own random size."""
+        low, high = self.settings["shot_sides"]
+        shape = (int(rng.integers(low, high + 1)), int(rng.integers(low, high + 1)))
+        return _catalog_shot(
+            rng,
+            shape,
+            scale=tuple(self.settings["product_scale"]),
+            jitter=self.settings["centre_jitter"],
+            shadow_probability=self.settings["shadow_probability"],
+            garment=self._garment,
+            colour=self._colour,
+            background=self._background,
         )
-        shadow = (
-            _drop_shadow(alpha, rng, side)
-            if rng.random() < self.settings["shadow_probability"]
-            else None
-        )
-        return _composite(self._background(rng, (patch, patch)), rgb, alpha, corner, shadow)
 
     def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
         """The batch of ``step``: deterministic in (seed, step)."""
         rng = np.random.default_rng([self.config.seed, step])
+        side = self.config.patch_size
         images, alphas = [], []
         for _ in range(self.config.batch_size):
             composite = self.sample(rng)
-            images.append(
-                degrade_upload(
-                    composite.image,
-                    rng,
-                    blur_probability=self.config.blur_probability,
-                    jpeg_probability=self.config.jpeg_probability,
-                )
+            upload = degrade_upload(
+                composite.image,
+                rng,
+                blur_probability=self.config.blur_probability,
+                jpeg_probability=self.config.jpeg_probability,
             )
-            alphas.append(composite.alpha)
-        return to_float_batch(np.stack(images)), torch.from_numpy(np.stack(alphas))[:, None]
+            images.append(area_resize(to_float_batch(upload[None])[0], side, side))
+            alphas.append(area_resize(torch.from_numpy(composite.alpha)[None], side, side))
+        return torch.stack(images), torch.stack(alphas).clamp(0.0, 1.0)
 
     def loss(self, model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         """BCE on alpha plus ``dice_weight`` x soft Dice loss (mean over images)."""
@@ -270,18 +322,18 @@ def eval_composites() -> tuple[Composite, ...]:
     composites = []
     for index in range(EVAL_COUNT):
         height, width = (int(v) for v in rng.integers(EVAL_SIDES[0], EVAL_SIDES[1] + 1, 2))
-        side = round(min(height, width) * float(rng.uniform(0.55, 0.85)))
-        grey = garments[int(rng.integers(len(garments)))]
-        rgb, alpha = _product_layers(grey, _random_colour(rng, 1.0), side)
-        jitter = rng.uniform(-0.04, 0.04, 2) * (height, width)
-        corner = (
-            int((height - side) / 2 + jitter[0]),
-            int((width - side) / 2 + jitter[1]),
-        )
-        shadow = _drop_shadow(alpha, rng, side) if rng.random() < 0.5 else None
         photo = photos[index % len(photos)]
-        background = _photo_crop(photo, (height, width), rng, (0.6, 1.0))
-        composites.append(_composite(background, rgb, alpha, corner, shadow))
+        composite = _catalog_shot(
+            rng,
+            (height, width),
+            scale=(0.55, 0.85),
+            jitter=0.04,
+            shadow_probability=0.5,
+            garment=lambda rng: garments[int(rng.integers(len(garments)))],
+            colour=lambda rng: _random_colour(rng, 1.0),
+            background=lambda rng, shape, photo=photo: _photo_crop(photo, shape, rng, (0.6, 1.0)),
+        )
+        composites.append(composite)
     return tuple(composites)
 
 

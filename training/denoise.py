@@ -26,7 +26,7 @@ from torch import nn
 from vitrine.spec import Task
 from vitrine.training.grids import labelled_row, stack_rows
 from vitrine.training.metrics import psnr, ssim
-from vitrine.training.photos import VALIDATION_PHOTOS, load_split
+from vitrine.training.photos import VALIDATION_PHOTOS, load_split, recolour
 from vitrine.training.restoration import RestorationRecipe
 from vitrine.training.uint8_wrapper import run_uint8
 
@@ -38,7 +38,6 @@ __all__ = [
     "best_baseline",
     "comparison_image",
     "evaluate_denoise",
-    "recolour",
 ]
 
 FULL_STRENGTH = np.array([1.0], dtype=np.float32)
@@ -196,17 +195,6 @@ class DenoisingRecipe(RestorationRecipe):
     def evaluate(self, model: nn.Module) -> dict[str, Any]:
         """Validation metrics of ``model`` and of the tuned classical denoisers."""
         return evaluate_denoise(model)
-
-
-def recolour(crop: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """``crop`` (uint8 RGB) with its channels permuted and each mapped by its own gamma and
-    range: a grey photo becomes a tinted one, a colour photo changes hue."""
-    channels = crop[:, :, rng.permutation(3)].astype(np.float64) / 255.0
-    gamma = np.exp(rng.uniform(-0.5, 0.5, 3))
-    low = rng.uniform(0.0, 0.2, 3)
-    high = rng.uniform(0.8, 1.0, 3)
-    mapped = low + (high - low) * channels**gamma
-    return np.round(mapped * 255.0).astype(np.uint8)
 
 
 def _denoised(model: nn.Module, image: np.ndarray) -> np.ndarray:

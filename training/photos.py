@@ -14,7 +14,14 @@ from functools import cache
 
 import numpy as np
 
-__all__ = ["COLOUR_TRAIN_PHOTOS", "TRAIN_PHOTOS", "VALIDATION_PHOTOS", "load_photo", "load_split"]
+__all__ = [
+    "COLOUR_TRAIN_PHOTOS",
+    "TRAIN_PHOTOS",
+    "VALIDATION_PHOTOS",
+    "load_photo",
+    "load_split",
+    "recolour",
+]
 
 COLOUR_TRAIN_PHOTOS: tuple[str, ...] = (
     "astronaut",
@@ -80,3 +87,14 @@ def centre_crop(photo: np.ndarray, side: int) -> np.ndarray:
     """The central ``side`` x ``side`` square of ``photo`` (the evaluations' crops)."""
     top, left = (photo.shape[0] - side) // 2, (photo.shape[1] - side) // 2
     return photo[top : top + side, left : left + side]
+
+
+def recolour(crop: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """``crop`` (uint8 RGB) with its channels permuted and each mapped by its own gamma and
+    range: a grey photo becomes a tinted one, a colour photo changes hue."""
+    channels = crop[:, :, rng.permutation(3)].astype(np.float64) / 255.0
+    gamma = np.exp(rng.uniform(-0.5, 0.5, 3))
+    low = rng.uniform(0.0, 0.2, 3)
+    high = rng.uniform(0.8, 1.0, 3)
+    mapped = low + (high - low) * channels**gamma
+    return np.round(mapped * 255.0).astype(np.uint8)

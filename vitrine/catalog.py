@@ -142,7 +142,7 @@ def _remove_background() -> ModelSpec:
         Task.REMOVE_BACKGROUND,
         description="product cut-out: alpha matte by a U-Net, composited on a background",
         architecture="matte_unet",
-        arch_kwargs={"features": 16, "levels": 4},
+        arch_kwargs={"features": 16, "levels": 4, "working_side": 128},
         options=(Option("background", OptionKind.BACKGROUND),),
         output_channels=4,
         min_side=32,
