@@ -39,8 +39,8 @@ from torch import nn
 
 from vitrine.options import background_value
 from vitrine.spec import ModelSpec, Task
-from vitrine.training.config import TrainConfig
 from vitrine.training.architectures.matte_unet import area_resize
+from vitrine.training.config import TrainConfig
 from vitrine.training.degradations import degrade_upload
 from vitrine.training.fashion import (
     CATEGORIES,
@@ -102,7 +102,8 @@ class Composite:
 def _neutral_colour(rng: np.random.Generator) -> RGB:
     """Near black, grey or white, slightly tinted: the colours a photo's flat areas share."""
     level = float(rng.choice([0.08, 0.5, 0.95])) + float(rng.uniform(-0.07, 0.05))
-    red, green, blue = (int(v) for v in np.clip(255 * (level + rng.uniform(-0.03, 0.03, 3)), 0, 255))
+    tinted = np.clip(255 * (level + rng.uniform(-0.03, 0.03, 3)), 0, 255)
+    red, green, blue = (int(v) for v in tinted)
     return red, green, blue
 
 
