@@ -295,7 +295,7 @@ class BackgroundRemovalRecipe:
                 blur_probability=self.config.blur_probability,
                 jpeg_probability=self.config.jpeg_probability,
             )
-            images.append(area_resize(to_float_batch(upload[None])[0], side, side))
+            images.append(area_resize(to_float_batch(np.stack([upload]))[0], side, side))
             alphas.append(area_resize(torch.from_numpy(composite.alpha)[None], side, side))
         return torch.stack(images), torch.stack(alphas).clamp(0.0, 1.0)
 
