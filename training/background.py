@@ -300,9 +300,10 @@ class BackgroundRemovalRecipe:
         return torch.stack(images), torch.stack(alphas).clamp(0.0, 1.0)
 
     def loss(self, model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
-        """BCE on alpha plus ``dice_weight`` x soft Dice loss (mean over images)."""
+        """BCE on alpha plus ``dice_weight`` x soft Dice loss (mean over images). The batch
+        is already at the working side, so the U-Net runs without the served resizes."""
         images, target = batch
-        alpha = model(images).clamp(1e-6, 1.0 - 1e-6)
+        alpha = model.matte(images).clamp(1e-6, 1.0 - 1e-6)
         bce = F.binary_cross_entropy(alpha, target)
         overlap = (alpha * target).sum(dim=(1, 2, 3))
         total = alpha.sum(dim=(1, 2, 3)) + target.sum(dim=(1, 2, 3))
