@@ -303,7 +303,7 @@ class BackgroundRemovalRecipe:
         """BCE on alpha plus ``dice_weight`` x soft Dice loss (mean over images). The batch
         is already at the working side, so the U-Net runs without the served resizes."""
         images, target = batch
-        alpha = model.matte(images).clamp(1e-6, 1.0 - 1e-6)
+        alpha = model.matte(images).float().clamp(1e-6, 1.0 - 1e-6)
         bce = F.binary_cross_entropy(alpha, target)
         overlap = (alpha * target).sum(dim=(1, 2, 3))
         total = alpha.sum(dim=(1, 2, 3)) + target.sum(dim=(1, 2, 3))

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import tomllib
 
-__all__ = ["CONFIG_DIR", "TrainConfig", "load_config"]
+__all__ = ["CONFIG_DIR", "PRECISIONS", "TrainConfig", "load_config"]
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+PRECISIONS = ("float32", "bfloat16")
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,11 @@ class TrainConfig:
     checkpoint_every: int
     eval_every: int
     recipe: dict[str, Any] = field(default_factory=dict)  # task-specific settings ([recipe])
+    precision: str = "float32"  # or "bfloat16": autocast, channels-last (see trainer.py)
+
+    def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision {self.precision!r}: expected one of {PRECISIONS}")
 
     def as_dict(self) -> dict[str, Any]:
         """Plain dict, as written into the checkpoint sidecar."""
@@ -55,7 +61,12 @@ def load_config(name: str, preset: str) -> TrainConfig:
     unknown = set(values) - known
     if unknown:
         raise ValueError(f"{path.name}: unknown keys {sorted(unknown)}")
-    missing = known - set(values)
+    required = {
+        field.name
+        for field in fields(TrainConfig)
+        if field.default is MISSING and field.default_factory is MISSING
+    }
+    missing = required - set(values)
     if missing:
         raise ValueError(f"{path.name}: missing keys {sorted(missing)}")
     return TrainConfig(**values)

@@ -71,4 +71,4 @@ class RestorationRecipe:
     def loss(model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         """L1 between the restored and the clean crops."""
         degraded, clean = batch
-        return (model(degraded) - clean).abs().mean()
+        return (model(degraded).float() - clean).abs().mean()

@@ -1,4 +1,11 @@
-"""The training loop shared by every model: seeded, resumable, with a progress bar."""
+"""The training loop shared by every model: seeded, resumable, with a progress bar.
+
+A config with ``precision = "bfloat16"`` runs each loss under CPU autocast to bfloat16 with
+the network in channels-last layout: oneDNN then runs the convolutions on the CPU's
+bfloat16 units (AMX), 2-4x faster than float32 here. Weights, optimizer state and losses
+stay float32, and every evaluation runs the float32 network in its default layout, as it
+is saved and exported.
+"""
 
 from __future__ import annotations
 
@@ -102,6 +109,23 @@ def _resume(
     return int(checkpoint.meta["steps"])
 
 
+def _mixed_precision(config: TrainConfig) -> torch.autocast:
+    """The context each loss runs in: bfloat16 autocast when the config asks for it."""
+    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.precision == "bfloat16")
+
+
+def _training_layout(model: nn.Module, config: TrainConfig) -> nn.Module:
+    """``model`` in the layout its training steps run fastest in (channels-last for bfloat16)."""
+    if config.precision == "bfloat16":
+        return model.to(memory_format=torch.channels_last)
+    return model
+
+
+def _evaluated(recipe: Recipe, model: nn.Module) -> dict[str, Any]:
+    """``recipe``'s evaluation of ``model`` in eval mode and the default layout (as saved)."""
+    return recipe.evaluate(model.to(memory_format=torch.contiguous_format).eval())
+
+
 def _own_loop(spec: ModelSpec) -> Callable[..., TrainResult | None] | None:
     """The training loop of a model that needs more than one network and optimizer (the
     VAE, the GANs, the CycleGAN); None for the recipes this module's loop runs."""
@@ -145,6 +169,8 @@ def train(
     config = load_config(spec.name, preset)
     loop = _own_loop(spec)
     if loop is not None:
+        if config.precision != "float32":
+            raise ValueError(f"{spec.name}: precision {config.precision!r} needs the shared loop")
         return loop(
             spec,
             config,
@@ -156,7 +182,8 @@ def train(
         )
     torch.manual_seed(config.seed)
     recipe: Recipe = RECIPES[spec.task](spec, config)
-    model = build_architecture(spec.architecture, spec.arch_kwargs).train()
+    model = _training_layout(build_architecture(spec.architecture, spec.arch_kwargs), config)
+    model.train()
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
     run_dir.mkdir(parents=True, exist_ok=True)
     start = _resume(run_dir, model, optimizer, config) if resume else 0
@@ -177,7 +204,9 @@ def train(
         for step in range(start, end):
             for group in optimizer.param_groups:
                 group["lr"] = _learning_rate(config, step)
-            loss = recipe.loss(model, recipe.batch(step))
+            batch = recipe.batch(step)
+            with _mixed_precision(config):
+                loss = recipe.loss(model, batch)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -186,8 +215,8 @@ def train(
             bar.update(1)
             bar.set_postfix(loss=f"{loss.item():.4f}")
             if done % config.eval_every == 0 and done < config.steps:
-                metrics = recipe.evaluate(model.eval())
-                model.train()
+                metrics = _evaluated(recipe, model)
+                _training_layout(model, config).train()
                 bar.write(f"step {done}: {_summary(metrics)}")
             if done % config.checkpoint_every == 0 or done == end:
                 save_checkpoint(
@@ -196,8 +225,7 @@ def train(
                 save_optimizer(run_dir / "last.optim.safetensors", optimizer)
     if end < config.steps:
         return None
-    model.eval()
-    metrics = recipe.evaluate(model)
+    metrics = _evaluated(recipe, model)
     meta = _meta(spec, config, recipe, config.steps) | {"metrics": metrics}
     weights = out_dir / f"{spec.name}.safetensors"
     save_checkpoint(weights, model, meta)
