@@ -61,11 +61,19 @@ class Noise:
         return np.asarray(Image.open(io.BytesIO(buffer.getvalue())).convert("RGB"))
 
     @classmethod
-    def random(cls, rng: np.random.Generator, jpeg_probability: float) -> Noise:
-        """Gaussian noise (sigma 5-50), JPEG (quality 10-60), or both; never neither."""
+    def random(
+        cls, rng: np.random.Generator, jpeg_probability: float, *, log_sigma: bool = False
+    ) -> Noise:
+        """Gaussian noise (sigma 5-50: uniform, or log-uniform with ``log_sigma``), JPEG
+        (quality 10-60), or both; never neither."""
         jpeg = rng.random() < jpeg_probability
         noisy = not jpeg or rng.random() < 0.3
-        sigma = float(rng.uniform(5.0, 50.0)) if noisy else 0.0
+        if not noisy:
+            sigma = 0.0
+        elif log_sigma:
+            sigma = float(np.exp(rng.uniform(np.log(5.0), np.log(50.0))))
+        else:
+            sigma = float(rng.uniform(5.0, 50.0))
         return cls(sigma=sigma, jpeg_quality=int(rng.integers(10, 61)) if jpeg else None)
 
 
@@ -189,8 +197,10 @@ class DenoisingRecipe(RestorationRecipe):
         return crop
 
     def degrade(self, crop: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """A random :class:`Noise` applied to ``crop``."""
-        return Noise.random(rng, self.config.jpeg_probability).apply(crop, rng)
+        """A random :class:`Noise` applied to ``crop``; ``[recipe] log_sigma`` draws sigma
+        log-uniformly (as many samples below 16 as above), uploads' noise is mostly low."""
+        log_sigma = self.config.recipe.get("log_sigma", False)
+        return Noise.random(rng, self.config.jpeg_probability, log_sigma=log_sigma).apply(crop, rng)
 
     def evaluate(self, model: nn.Module) -> dict[str, Any]:
         """Validation metrics of ``model`` and of the tuned classical denoisers."""
