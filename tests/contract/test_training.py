@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from safetensors.torch import load_file
 from vitrine.catalog import SPECS
 from vitrine.spec import ModelSpec
 from vitrine.training.checkpoint import load_checkpoint
+from vitrine.training.config import TrainConfig, load_config
 from vitrine.training.trainer import train
 
 TRAINED_SPECS = pytest.mark.parametrize(
@@ -60,6 +62,24 @@ def test_resumed_training_equals_uninterrupted(tmp_path: Path) -> None:
     a, b = load_file(str(straight.weights)), load_file(str(resumed.weights))
     for key in a:
         torch.testing.assert_close(a[key], b[key], rtol=0, atol=0)
+
+
+def test_bfloat16_training_resumes_exactly(tmp_path: Path) -> None:
+    spec = SPECS["remove_background"]  # its config trains in bfloat16, channels-last
+    straight = train(spec, "smoke", run_dir=tmp_path / "a", out_dir=tmp_path / "a", progress=False)
+    train(spec, "smoke", run_dir=tmp_path / "b", out_dir=tmp_path / "b", progress=False, stop_after=2)
+    resumed = train(spec, "smoke", run_dir=tmp_path / "b", out_dir=tmp_path / "b", progress=False)
+    assert straight is not None and resumed is not None
+    assert straight.metrics["margins"] == resumed.metrics["margins"]
+    a, b = load_file(str(straight.weights)), load_file(str(resumed.weights))
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=0)
+
+
+def test_an_unknown_precision_is_refused() -> None:
+    settings = asdict(load_config("denoise", "smoke")) | {"precision": "float16"}
+    with pytest.raises(ValueError, match="precision 'float16': expected one of"):
+        TrainConfig(**settings)
 
 
 def test_resume_refuses_another_config(tmp_path: Path) -> None:
