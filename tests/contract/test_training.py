@@ -67,7 +67,9 @@ def test_resumed_training_equals_uninterrupted(tmp_path: Path) -> None:
 def test_bfloat16_training_resumes_exactly(tmp_path: Path) -> None:
     spec = SPECS["remove_background"]  # its config trains in bfloat16, channels-last
     straight = train(spec, "smoke", run_dir=tmp_path / "a", out_dir=tmp_path / "a", progress=False)
-    train(spec, "smoke", run_dir=tmp_path / "b", out_dir=tmp_path / "b", progress=False, stop_after=2)
+    train(
+        spec, "smoke", run_dir=tmp_path / "b", out_dir=tmp_path / "b", progress=False, stop_after=2
+    )
     resumed = train(spec, "smoke", run_dir=tmp_path / "b", out_dir=tmp_path / "b", progress=False)
     assert straight is not None and resumed is not None
     assert straight.metrics["margins"] == resumed.metrics["margins"]
