@@ -197,8 +197,8 @@ class DenoisingRecipe(RestorationRecipe):
         return crop
 
     def degrade(self, crop: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """A random :class:`Noise` applied to ``crop``; ``[recipe] log_sigma`` draws sigma
-        log-uniformly (as many samples below 16 as above), uploads' noise is mostly low."""
+        """A random :class:`Noise` applied to ``crop``. With ``[recipe] log_sigma`` sigma is
+        drawn log-uniformly (as many samples below 16 as above): uploads' noise is mostly low."""
         log_sigma = self.config.recipe.get("log_sigma", False)
         return Noise.random(rng, self.config.jpeg_probability, log_sigma=log_sigma).apply(crop, rng)
 
