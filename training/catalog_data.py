@@ -15,8 +15,8 @@ from functools import cache
 import numpy as np
 from tqdm import tqdm
 
-from vitrine.paths import cache_dir
 from vitrine.products import CATALOG_COLOURS, CATEGORIES, COLOURS
+from vitrine.training.array_cache import cached_arrays
 from vitrine.training.fashion import colourise, load_fashion
 
 __all__ = ["CATALOG_SIDE", "CatalogSet", "catalog_description", "load_catalog"]
@@ -56,16 +56,8 @@ def load_catalog(split: str) -> CatalogSet:
     """The catalog images and labels of ``split`` ("train": 60 000, "test": 10 000)."""
     if split not in _COLOUR_SEEDS:
         raise ValueError(f"unknown split {split!r}; use 'train' or 'test'")
-    path = cache_dir() / f"catalog-v{_VERSION}-{split}.npz"
-    if path.is_file():
-        with np.load(path) as archive:
-            return CatalogSet(archive["images"], archive["categories"], archive["colours"])
-    catalog = _build(split)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(".tmp.npz")
-    np.savez(partial, images=catalog.images, categories=catalog.categories, colours=catalog.colours)
-    partial.replace(path)  # atomic: a concurrent reader never sees half a file
-    return catalog
+    arrays = cached_arrays(f"catalog-v{_VERSION}-{split}", lambda: vars(_build(split)))
+    return CatalogSet(arrays["images"], arrays["categories"], arrays["colours"])
 
 
 def catalog_description(split: str) -> dict[str, object]:

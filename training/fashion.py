@@ -3,7 +3,7 @@
 Fashion-MNIST (Xiao et al. 2017) comes from the Debian package ``dataset-fashion-mnist``
 (``/usr/share/datasets/fashion-mnist``): 28x28 greyscale garments, bright on a black (0)
 background, 60 000 train and 10 000 test images in 10 categories. The idx files are parsed
-with numpy once and cached as ``.npz`` under ``~/.cache/vitrine``.
+with numpy once and cached as ``.npz`` in the Vitrine cache folder.
 
 A garment becomes a product photo in two deterministic steps:
 
@@ -23,6 +23,7 @@ import numpy as np
 from scipy import ndimage
 
 from vitrine.products import CATEGORIES, COLOURS, RGB
+from vitrine.training.array_cache import cached_arrays
 
 __all__ = [
     "ALPHA_HIGH",
@@ -38,7 +39,6 @@ __all__ = [
 ]
 
 DATA_DIR = Path("/usr/share/datasets/fashion-mnist")
-CACHE_DIR = Path.home() / ".cache" / "vitrine"
 
 
 ALPHA_LOW = 8
@@ -80,16 +80,13 @@ def load_fashion(split: str) -> tuple[np.ndarray, np.ndarray]:
     """Images (N, 28, 28) uint8 and labels (N,) int64 of ``split`` ("train" or "test")."""
     if split not in _SPLIT_PREFIX:
         raise ValueError(f"unknown split {split!r}; use 'train' or 'test'")
-    cached = CACHE_DIR / f"fashion-mnist-{split}.npz"
-    if cached.is_file():
-        with np.load(cached) as archive:
-            return archive["images"], archive["labels"]
+    arrays = cached_arrays(f"fashion-mnist-{split}", lambda: _parsed_arrays(split))
+    return arrays["images"], arrays["labels"]
+
+
+def _parsed_arrays(split: str) -> dict[str, np.ndarray]:
     images, labels = _parse(split)
-    CACHE_DIR.mkdir(parents=True, exist_ok=True)
-    partial = cached.with_suffix(".tmp.npz")
-    np.savez(partial, images=images, labels=labels)
-    partial.replace(cached)  # atomic: a concurrent reader never sees half a file
-    return images, labels
+    return {"images": images, "labels": labels}
 
 
 def product_alpha(grey: np.ndarray) -> np.ndarray:
