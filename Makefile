@@ -3,7 +3,7 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test lint repository clean
+.PHONY: setup demo test lint repository client clean
 
 # Fashion-MNIST (the catalog products) ships as a Debian package; apt needs root (or sudo).
 FASHION_MNIST := /usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz
@@ -33,7 +33,7 @@ demo: setup
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy --strict client
+	$(BIN)/mypy --strict client scripts
 
 test: lint
 	$(BIN)/pytest -q
@@ -41,6 +41,10 @@ test: lint
 # Regenerate the committed GPU repository from the specs (a test checks it is current).
 repository: setup
 	$(BIN)/vitrine build --target gpu --out model_repository
+
+# Regenerate the blocking client from the asyncio one (a test checks it is current).
+client: setup
+	$(BIN)/python scripts/unasync.py
 
 clean:
 	rm -rf $(VENV) build out .pytest_cache .mypy_cache .ruff_cache
