@@ -14,7 +14,6 @@ only redoes the evaluation and the final save.
 from __future__ import annotations
 
 import copy
-import csv
 import time
 from pathlib import Path
 from typing import Any
@@ -22,10 +21,8 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
 from safetensors.torch import load_file, save_file
 from torch import nn
-from tqdm import tqdm
 
 from vitrine.sampling import sample_latents
 from vitrine.spec import ModelSpec
@@ -41,13 +38,15 @@ from vitrine.training.checkpoint import (
 )
 from vitrine.training.config import TrainConfig
 from vitrine.training.evaluate import evaluate_model
-from vitrine.training.history import open_history
+from vitrine.training.generator_eval import sample_grid
+from vitrine.training.history import Panel, plot_history, step_log
 from vitrine.training.trainer import TrainResult, _meta
 from vitrine.training.uint8_wrapper import to_float_batch
 
 __all__ = ["train_gan"]
 
 Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
+_LOSSES = Panel(("discriminator", "generator"), "hinge loss")
 
 
 class CatalogBatches:
@@ -209,44 +208,6 @@ def _resume(
     return int(checkpoint.meta["steps"])
 
 
-@torch.no_grad()
-def _sample_grid(generator: nn.Module, spec: ModelSpec, seed: int) -> Image.Image:
-    """One row per category, one column per colour, fixed latents from ``seed``."""
-    assert spec.conditioning is not None
-    rows, columns = len(spec.conditioning.categories), len(spec.conditioning.colours)
-    side = spec.conditioning.side
-    latents = torch.from_numpy(sample_latents(seed, rows * columns, spec.conditioning.latent_dim))
-    categories = torch.arange(rows).repeat_interleave(columns)
-    colours = torch.arange(columns).repeat(rows)
-    images = generator.eval()(latents, categories, colours)
-    tiles = (images.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
-    grid = tiles.reshape(rows, columns, side, side, 3).swapaxes(1, 2)
-    return Image.fromarray(grid.reshape(rows * side, columns * side, 3))
-
-
-def _plot_history(history_path: Path, plot_path: Path, title: str) -> None:
-    """Both hinge losses as PNG (moving averages over 50 steps)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    rows = [row for row in csv.reader(history_path.open()) if row]
-    if not rows:
-        return
-    table = np.array(rows, dtype=np.float64)
-    window = min(50, len(table))
-    figure, axis = plt.subplots(figsize=(6, 3.5))
-    for column, label in ((1, "discriminator"), (2, "generator")):
-        smooth = np.convolve(table[:, column], np.ones(window) / window, mode="valid")
-        axis.plot(table[window - 1 :, 0], smooth, label=f"{label} (mean of {window})")
-    axis.set(xlabel="step", ylabel="hinge loss", title=title)
-    axis.legend()
-    figure.tight_layout()
-    figure.savefig(plot_path, dpi=100)
-    plt.close(figure)
-
-
 def train_gan(
     spec: ModelSpec,
     config: TrainConfig,
@@ -283,18 +244,15 @@ def train_gan(
     (run_dir / "samples").mkdir(exist_ok=True)
     start = _resume(run_dir, modules, optimizers, config) if resume else 0
     history_path = run_dir / "history.csv"
-    with (
-        open_history(history_path, start) as history_file,
-        tqdm(
-            total=config.steps,
-            initial=start,
-            desc=f"train {spec.name}",
-            disable=not progress,
-            unit="step",
-        ) as bar,
-    ):
-        history = csv.writer(history_file)
-        end = config.steps if stop_after is None else min(stop_after, config.steps)
+    end = config.steps if stop_after is None else min(stop_after, config.steps)
+    with step_log(
+        history_path,
+        spec.name,
+        columns=_LOSSES.columns,
+        start=start,
+        total=config.steps,
+        progress=progress,
+    ) as log:
         for step in range(start, end):
             for optimizer, rate in zip(optimizers, rates, strict=True):
                 for group in optimizer.param_groups:
@@ -304,20 +262,17 @@ def train_gan(
             )
             done = step + 1
             _update_ema(ema, generator, recipe["ema_decay"], done)
-            history.writerow([done, f"{d_loss:.6f}", f"{g_loss:.6f}"])
-            bar.update(1)
-            bar.set_postfix(d=f"{d_loss:.3f}", g=f"{g_loss:.3f}")
+            log.record(done, {"discriminator": d_loss, "generator": g_loss})
             sample = done % config.eval_every == 0
             save = done % config.checkpoint_every == 0 or done == end
             if sample or save:
                 _standing_statistics(ema, spec, config.seed + 1)
             if sample:
-                grid = _sample_grid(ema, spec, config.seed)
-                grid.save(run_dir / "samples" / f"step_{done:05d}.png")
+                sample_grid(spec, ema).save(run_dir / "samples" / f"step_{done:05d}.png")
             if save:
-                history_file.flush()
+                log.flush()
                 _save_state(run_dir, modules, optimizers, _meta(spec, config, data, done))
-    _plot_history(history_path, run_dir / "loss.png", spec.name)
+    plot_history(history_path, run_dir / "loss.png", spec.name, [_LOSSES])
     if end < config.steps:
         return None
     metrics = evaluate_model(spec, ema)

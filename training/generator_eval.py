@@ -87,16 +87,20 @@ def _labels(conditioning: Conditioning) -> tuple[np.ndarray, np.ndarray]:
 
 
 @torch.inference_mode()
+@torch.no_grad()
 def generate(
     model: nn.Module, latents: np.ndarray, categories: np.ndarray, colours: np.ndarray
 ) -> np.ndarray:
-    """(N, side, side, 3) uint8 images as served: through the uint8 wrapper, in batches."""
+    """(N, side, side, 3) uint8 images as served: through the uint8 wrapper, in batches, in
+    eval mode (``model`` is left in the mode it came in: a training loop's samples)."""
+    was_training = model.training
     served = Uint8ImageModel(model, Task.GENERATE).eval()
     parts = []
     for start in range(0, len(latents), _BATCH):
         rows = slice(start, start + _BATCH)
         labels = (torch.from_numpy(v[rows, None].astype(np.int32)) for v in (categories, colours))
         parts.append(served(torch.from_numpy(latents[rows]), *labels).numpy())
+    model.train(was_training)
     return np.concatenate(parts)
 
 

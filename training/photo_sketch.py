@@ -14,7 +14,6 @@ line drawings (the grey photo, inverted Sobel edges), and the cycle reconstructi
 
 from __future__ import annotations
 
-import csv
 import time
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,6 @@ from PIL import Image
 from safetensors.torch import load_file, save_file
 from scipy.ndimage import gaussian_filter
 from torch import nn
-from tqdm import tqdm
 
 from vitrine.spec import ModelSpec, Task
 from vitrine.training.architectures import build_architecture
@@ -40,7 +38,7 @@ from vitrine.training.checkpoint import (
 from vitrine.training.config import TrainConfig
 from vitrine.training.degradations import random_crop_flip
 from vitrine.training.grids import labelled_row, stack_rows
-from vitrine.training.history import open_history
+from vitrine.training.history import Panel, plot_history, step_log
 from vitrine.training.metrics import luminance, luminance_edges, psnr
 from vitrine.training.photos import (
     COLOUR_TRAIN_PHOTOS,
@@ -65,6 +63,7 @@ _SKETCH_NAMES = tuple(name for name in TRAIN_PHOTOS if name not in _PHOTO_NAMES)
 _EVAL_SIDE = 256
 _PANEL = 160
 _BUFFER = 50
+_LOSSES = Panel(("generators", "critics"), "LSGAN loss")
 
 
 def pencil_sketch(photo: np.ndarray) -> np.ndarray:
@@ -190,7 +189,7 @@ def train_cyclegan(
     ``run_dir`` keeps ``last.safetensors`` (the translator, with its sidecar), the critics
     and both optimizers; a resumed run starts with empty fake histories.
     """
-    from vitrine.training.trainer import TrainResult, _plot_history  # trainer imports this
+    from vitrine.training.trainer import TrainResult  # trainer imports this module
 
     started = time.perf_counter()
     recipe = config.recipe
@@ -210,13 +209,14 @@ def train_cyclegan(
     weights = (recipe["cycle_weight"], recipe["identity_weight"])
     history_path = run_dir / "history.csv"
     end = config.steps if stop_after is None else min(stop_after, config.steps)
-    with (
-        open_history(history_path, start) as history_file,
-        tqdm(
-            total=config.steps, initial=start, desc=f"train {spec.name}", disable=not progress
-        ) as bar,
-    ):
-        history = csv.writer(history_file)
+    with step_log(
+        history_path,
+        spec.name,
+        columns=_LOSSES.columns,
+        start=start,
+        total=config.steps,
+        progress=progress,
+    ) as log:
         for step in range(start, end):
             rate = config.learning_rate * min(1.0, 2.0 * (config.steps - step) / config.steps)
             for optimizer in optimizers:
@@ -226,13 +226,11 @@ def train_cyclegan(
                 translator, critics, optimizers, data.batch(step), histories, weights
             )
             done = step + 1
-            history.writerow([done, f"{g_loss:.6f}", f"{d_loss:.6f}"])
-            bar.update(1)
-            bar.set_postfix(g=f"{g_loss:.3f}", d=f"{d_loss:.3f}")
+            log.record(done, {"generators": g_loss, "critics": d_loss})
             if done % config.checkpoint_every == 0 or done == end:
-                history_file.flush()
+                log.flush()
                 _save(run_dir, translator, critics, optimizers, _meta(spec, config, done))
-    _plot_history(history_path, run_dir / "loss.png", spec.name)  # the generators' loss
+    plot_history(history_path, run_dir / "loss.png", spec.name, [_LOSSES])
     if end < config.steps:
         return None
     translator.eval()

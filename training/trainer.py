@@ -9,7 +9,6 @@ is saved and exported.
 
 from __future__ import annotations
 
-import csv
 import math
 import time
 from collections.abc import Callable
@@ -19,7 +18,6 @@ from typing import Any, Protocol
 
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from vitrine.provenance import git_commit
 from vitrine.spec import ModelSpec, Task
@@ -34,12 +32,14 @@ from vitrine.training.checkpoint import (
 from vitrine.training.config import TrainConfig, load_config
 from vitrine.training.denoise import DenoisingRecipe
 from vitrine.training.enhance import EnhancementRecipe
-from vitrine.training.history import open_history
+from vitrine.training.history import Panel, plot_history, step_log
 from vitrine.training.inpaint import InpaintingRecipe
 from vitrine.training.stylize import StylizeRecipe
 from vitrine.training.superres import SuperResolutionRecipe
 
 __all__ = ["RECIPES", "TrainResult", "train"]
+
+_LOSS_PANEL = Panel(("loss",), "training loss", log_scale=True)
 
 
 class Recipe(Protocol):
@@ -188,19 +188,15 @@ def train(
     run_dir.mkdir(parents=True, exist_ok=True)
     start = _resume(run_dir, model, optimizer, config) if resume else 0
     history_path = run_dir / "history.csv"
-    metrics: dict[str, Any] = {}
-    with (
-        open_history(history_path, start) as history_file,
-        tqdm(
-            total=config.steps,
-            initial=start,
-            desc=f"train {spec.name}",
-            disable=not progress,
-            unit="step",
-        ) as bar,
-    ):
-        history = csv.writer(history_file)
-        end = config.steps if stop_after is None else min(stop_after, config.steps)
+    end = config.steps if stop_after is None else min(stop_after, config.steps)
+    with step_log(
+        history_path,
+        spec.name,
+        columns=("loss",),
+        start=start,
+        total=config.steps,
+        progress=progress,
+    ) as log:
         for step in range(start, end):
             for group in optimizer.param_groups:
                 group["lr"] = _learning_rate(config, step)
@@ -211,53 +207,27 @@ def train(
             loss.backward()
             optimizer.step()
             done = step + 1
-            history.writerow([done, f"{loss.item():.6f}"])
-            bar.update(1)
-            bar.set_postfix(loss=f"{loss.item():.4f}")
+            log.record(done, {"loss": loss.item()})
             if done % config.eval_every == 0 and done < config.steps:
                 metrics = _evaluated(recipe, model)
                 _training_layout(model, config).train()
-                bar.write(f"step {done}: {_summary(metrics)}")
+                log.note(f"step {done}: {_summary(metrics)}")
             if done % config.checkpoint_every == 0 or done == end:
+                log.flush()
                 save_checkpoint(
                     run_dir / "last.safetensors", model, _meta(spec, config, recipe, done)
                 )
                 save_optimizer(run_dir / "last.optim.safetensors", optimizer)
+    plot_history(history_path, run_dir / "loss.png", spec.name, [_LOSS_PANEL])
     if end < config.steps:
         return None
     metrics = _evaluated(recipe, model)
     meta = _meta(spec, config, recipe, config.steps) | {"metrics": metrics}
     weights = out_dir / f"{spec.name}.safetensors"
     save_checkpoint(weights, model, meta)
-    _plot_history(history_path, run_dir / "loss.png", spec.name)
     return TrainResult(weights=weights, metrics=metrics, seconds=time.perf_counter() - started)
 
 
 def _summary(metrics: dict[str, Any]) -> str:
     margins = metrics.get("margins", {})
     return ", ".join(f"{key} {value:+.3f}" for key, value in margins.items())
-
-
-def _plot_history(history_path: Path, plot_path: Path, title: str) -> None:
-    """Training loss curve as PNG (a moving average over 50 steps)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    rows = [row for row in csv.reader(history_path.open()) if row]
-    if not rows:
-        return
-    steps = np.array([int(row[0]) for row in rows])
-    losses = np.array([float(row[1]) for row in rows])
-    window = min(50, len(losses))
-    smooth = np.convolve(losses, np.ones(window) / window, mode="valid")
-    figure, axis = plt.subplots(figsize=(6, 3.5))
-    axis.plot(steps, losses, alpha=0.3, label="loss")
-    axis.plot(steps[window - 1 :], smooth, label=f"mean of {window}")
-    axis.set(xlabel="step", ylabel="training loss", title=title, yscale="log")
-    axis.legend()
-    figure.tight_layout()
-    figure.savefig(plot_path, dpi=100)
-    plt.close(figure)

@@ -29,7 +29,6 @@ per colour, fixed latents) go to ``run_dir/samples`` every ``eval_every`` steps.
 from __future__ import annotations
 
 import copy
-import csv
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,10 +37,8 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
 from safetensors.torch import load_file, save_file
 from torch import nn
-from tqdm import tqdm
 
 from vitrine.sampling import sample_latents
 from vitrine.spec import ModelSpec
@@ -56,14 +53,20 @@ from vitrine.training.checkpoint import (
 )
 from vitrine.training.config import TrainConfig
 from vitrine.training.evaluate import evaluate_model
-from vitrine.training.history import open_history
+from vitrine.training.generator_eval import sample_grid
+from vitrine.training.history import Panel, plot_history, step_log
 from vitrine.training.trainer import TrainResult, _learning_rate, _meta
 from vitrine.training.uint8_wrapper import to_float_batch
 
 __all__ = ["VAERecipe", "train_vae"]
 
 Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
-_COLUMNS = ("step", "loss", "reconstruction", "kl", "beta", "discriminator", "adversarial")
+_COLUMNS = ("loss", "reconstruction", "kl", "beta", "discriminator", "adversarial")
+_PANELS = (
+    Panel(("reconstruction",), "per-pixel loss", log_scale=True),
+    Panel(("kl",), "KL (nats)"),
+    Panel(("discriminator", "adversarial"), "hinge loss (VAE-GAN)"),
+)
 
 
 @dataclass(frozen=True)
@@ -258,57 +261,6 @@ def _resume(run_dir: Path, networks: _Networks, config: TrainConfig) -> int:
     return int(checkpoint.meta["steps"])
 
 
-@torch.no_grad()
-def sample_grid(model: nn.Module, spec: ModelSpec, seed: int) -> Image.Image:
-    """One row per category, one column per colour, fixed prior latents from ``seed``."""
-    assert spec.conditioning is not None
-    rows, columns = len(spec.conditioning.categories), len(spec.conditioning.colours)
-    side = spec.conditioning.side
-    latents = torch.from_numpy(sample_latents(seed, rows * columns, spec.conditioning.latent_dim))
-    categories = torch.arange(rows).repeat_interleave(columns)
-    colours = torch.arange(columns).repeat(rows)
-    was_training = model.training
-    images = model.eval()(latents, categories, colours)
-    model.train(was_training)
-    tiles = (images.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
-    grid = tiles.reshape(rows, columns, side, side, 3).swapaxes(1, 2)
-    return Image.fromarray(grid.reshape(rows * side, columns * side, 3))
-
-
-def _plot_history(history_path: Path, plot_path: Path, title: str) -> None:
-    """Reconstruction, KL and (VAE-GAN) hinge losses as PNG, moving averages over 50 steps."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    rows = [row for row in csv.reader(history_path.open()) if row and row[0] != "step"]
-    if not rows:
-        return
-    table = np.array(rows, dtype=np.float64)
-    panels = [("reconstruction", "per-pixel loss", True), ("kl", "KL (nats)", False)]
-    if np.isfinite(table[:, _COLUMNS.index("adversarial")]).any():
-        panels.append(("adversarial", "hinge loss", False))
-    figure, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.5), squeeze=False)
-    for axis, (name, label, log) in zip(axes[0], panels, strict=True):
-        names = (name, "discriminator") if name == "adversarial" else (name,)
-        for column in names:
-            values = table[:, _COLUMNS.index(column)]
-            kept = np.isfinite(values)
-            window = min(50, int(kept.sum()))
-            if not window:
-                continue
-            smooth = np.convolve(values[kept], np.ones(window) / window, mode="valid")
-            axis.plot(table[kept, 0][window - 1 :], smooth, label=f"{column} (mean of {window})")
-        axis.set(xlabel="step", ylabel=label, yscale="log" if log else "linear")
-        if axis.lines:
-            axis.legend(fontsize="small")
-    figure.suptitle(title)
-    figure.tight_layout()
-    figure.savefig(plot_path, dpi=100)
-    plt.close(figure)
-
-
 def train_vae(
     spec: ModelSpec,
     config: TrainConfig,
@@ -347,20 +299,16 @@ def train_vae(
     (run_dir / "samples").mkdir(exist_ok=True)
     start = _resume(run_dir, networks, config) if resume else 0
     history_path = run_dir / "history.csv"
-    with (
-        open_history(history_path, start) as history_file,
-        tqdm(
-            total=config.steps,
-            initial=start,
-            desc=f"train {spec.name}",
-            disable=not progress,
-            unit="step",
-        ) as bar,
-    ):
-        history = csv.writer(history_file)
-        if not start:
-            history.writerow(_COLUMNS)
-        end = config.steps if stop_after is None else min(stop_after, config.steps)
+    end = config.steps if stop_after is None else min(stop_after, config.steps)
+    with step_log(
+        history_path,
+        spec.name,
+        columns=_COLUMNS,
+        start=start,
+        total=config.steps,
+        progress=progress,
+        shown=("reconstruction", "kl", "discriminator"),
+    ) as log:
         for step in range(start, end):
             for group in networks.optimizer.param_groups:
                 group["lr"] = _learning_rate(config, step)
@@ -368,23 +316,18 @@ def train_vae(
             done = step + 1
             if networks.ema is not None:
                 _update_ema(networks.ema, model, recipe.ema_decay, done)
-            history.writerow([done, *(f"{losses[name]:.6f}" for name in _COLUMNS[1:])])
-            bar.update(1)
-            postfix = {"rec": f"{losses['reconstruction']:.4f}", "kl": f"{losses['kl']:.1f}"}
-            if np.isfinite(losses["discriminator"]):
-                postfix |= {"d": f"{losses['discriminator']:.3f}"}
-            bar.set_postfix(postfix)
+            log.record(done, losses)
             sample = done % config.eval_every == 0
             save = done % config.checkpoint_every == 0 or done == end
             if networks.ema is not None and (sample or save):
                 _standing_statistics(networks.ema, spec, config.seed + 1)
             if sample:
-                grid = sample_grid(networks.shipped, spec, config.seed)
+                grid = sample_grid(spec, networks.shipped)
                 grid.save(run_dir / "samples" / f"step_{done:05d}.png")
             if save:
-                history_file.flush()
+                log.flush()
                 _save_state(run_dir, networks, _meta(spec, config, data, done))
-    _plot_history(history_path, run_dir / "loss.png", spec.name)
+    plot_history(history_path, run_dir / "loss.png", spec.name, _PANELS)
     if end < config.steps:
         return None
     shipped = networks.shipped.eval()

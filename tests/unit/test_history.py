@@ -5,7 +5,9 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from vitrine.training.history import open_history
+from PIL import Image
+
+from vitrine.training.history import Panel, open_history, plot_history, step_log
 
 
 def _log(path: Path, start: int, steps: range, header: list[str] | None = None) -> None:
@@ -32,3 +34,27 @@ def test_a_fresh_run_starts_an_empty_log(tmp_path: Path) -> None:
     _log(path, 0, range(1, 4))
     _log(path, 0, range(1, 3))
     assert _steps(path) == ["1", "2"]
+
+
+def test_step_log_writes_a_header_and_a_row_per_step(tmp_path: Path) -> None:
+    path = tmp_path / "history.csv"
+    columns = ("reconstruction", "discriminator")
+    with step_log(path, "vae", columns=columns, start=0, total=2, progress=False) as log:
+        log.record(1, {"reconstruction": 0.5, "discriminator": float("nan")})
+        log.record(2, {"reconstruction": 0.25, "discriminator": 1.5})
+    rows = list(csv.reader(path.open()))
+    assert rows == [["step", *columns], ["1", "0.500000", "nan"], ["2", "0.250000", "1.500000"]]
+
+
+def test_plot_leaves_out_panels_of_losses_never_logged(tmp_path: Path) -> None:
+    path = tmp_path / "history.csv"
+    with step_log(
+        path, "vae", columns=("kl", "adversarial"), start=0, total=60, progress=False
+    ) as log:
+        for step in range(1, 61):
+            log.record(step, {"kl": 1.0 / step, "adversarial": float("nan")})
+    plot = tmp_path / "loss.png"
+    panels = [Panel(("kl",), "KL"), Panel(("adversarial",), "hinge loss")]
+    plot_history(path, plot, "vae", panels)
+    with Image.open(plot) as image:
+        assert image.size == (500, 350)  # one panel of 5 x 3.5 inches at 100 dpi
