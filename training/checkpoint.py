@@ -26,6 +26,8 @@ __all__ = [
     "save_checkpoint",
     "save_optimizer",
     "load_optimizer",
+    "save_rng_state",
+    "load_rng_state",
 ]
 
 
@@ -98,3 +100,13 @@ def load_optimizer(path: Path, optimizer: torch.optim.Optimizer) -> None:
         index, slot = key.split(".", 1)
         state.setdefault(int(index), {})[slot] = value
     optimizer.load_state_dict({"state": state, "param_groups": groups})
+
+
+def save_rng_state(path: Path) -> None:
+    """torch's global random state (a loop drawing from it resumes exactly with it)."""
+    save_file({"torch": torch.get_rng_state()}, str(path))
+
+
+def load_rng_state(path: Path) -> None:
+    """Restore what :func:`save_rng_state` wrote."""
+    torch.set_rng_state(load_file(str(path))["torch"])

@@ -32,9 +32,11 @@ from vitrine.training.architectures.stylegan import StyleGenerator
 from vitrine.training.catalog_data import catalog_description, load_catalog
 from vitrine.training.checkpoint import (
     load_optimizer,
+    load_rng_state,
     resume_checkpoint,
     save_checkpoint,
     save_optimizer,
+    save_rng_state,
 )
 from vitrine.training.config import TrainConfig
 from vitrine.training.evaluate import evaluate_model
@@ -167,7 +169,7 @@ def _centre_styles(generator: StyleGenerator, spec: ModelSpec, seed: int) -> Non
 
 
 def _state_paths(run_dir: Path) -> dict[str, Path]:
-    names = ("generator", "discriminator", "generator.optim", "discriminator.optim")
+    names = ("generator", "discriminator", "generator.optim", "discriminator.optim", "rng")
     return {name: run_dir / f"last.{name}.safetensors" for name in names}
 
 
@@ -185,6 +187,7 @@ def _save_state(
         save_file(state, str(paths[name]))
     save_optimizer(paths["generator.optim"], optimizers[0])
     save_optimizer(paths["discriminator.optim"], optimizers[1])
+    save_rng_state(paths["rng"])  # StyleGAN's noise and style mixing draw from it
     save_checkpoint(run_dir / "last.safetensors", ema, meta)
 
 
@@ -205,6 +208,7 @@ def _resume(
     discriminator.load_state_dict(load_file(str(paths["discriminator"])))
     load_optimizer(paths["generator.optim"], optimizers[0])
     load_optimizer(paths["discriminator.optim"], optimizers[1])
+    load_rng_state(paths["rng"])
     return int(checkpoint.meta["steps"])
 
 

@@ -69,6 +69,32 @@ def test_resumed_training_equals_uninterrupted(name: str, tmp_path: Path) -> Non
         torch.testing.assert_close(a[key], b[key], rtol=0, atol=0)
 
 
+@pytest.mark.parametrize("name", ["dcgan", "stylegan", "vae", "translate"])  # own loops
+def test_paused_own_loop_resumes_exactly(name: str, tmp_path: Path) -> None:
+    """Every state file and the loss log after steps 1-3, in one go or paused after 2."""
+    spec = SPECS[name]
+    runs = {"straight": (3,), "paused": (2, 3)}
+    for run, stops in runs.items():
+        for stop in stops:
+            run_dir = tmp_path / run
+            result = train(
+                spec, "smoke", run_dir=run_dir, out_dir=run_dir, progress=False, stop_after=stop
+            )
+            assert result is None
+    straight, resumed = (tmp_path / run for run in runs)
+    state = sorted(path.name for path in straight.glob("*.safetensors"))
+    assert "last.safetensors" in state and len(state) > 1
+    assert sorted(path.name for path in resumed.glob("*.safetensors")) == state
+    for file in state:
+        a, b = load_file(str(straight / file)), load_file(str(resumed / file))
+        assert a.keys() == b.keys()
+        for key in a:
+            torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=f"{file}: {key}")
+    log = (straight / "history.csv").read_text()
+    assert len(log.splitlines()) == 4  # the header and steps 1-3
+    assert (resumed / "history.csv").read_text() == log
+
+
 def test_an_unknown_precision_is_refused() -> None:
     settings = asdict(load_config("denoise", "smoke")) | {"precision": "float16"}
     with pytest.raises(ValueError, match="precision 'float16': expected one of"):
