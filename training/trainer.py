@@ -5,6 +5,9 @@ the network in channels-last layout: oneDNN then runs the convolutions on the CP
 bfloat16 units (AMX), 2-4x faster than float32 here. Weights, optimizer state and losses
 stay float32, and every evaluation runs the float32 network in its default layout, as it
 is saved and exported.
+
+Batches depend on the step alone, so a worker thread makes the next one while the current
+step runs: on a machine with a core to spare, data no longer adds to the step time.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -189,18 +193,24 @@ def train(
     start = _resume(run_dir, model, optimizer, config) if resume else 0
     history_path = run_dir / "history.csv"
     end = config.steps if stop_after is None else min(stop_after, config.steps)
-    with step_log(
-        history_path,
-        spec.name,
-        columns=("loss",),
-        start=start,
-        total=config.steps,
-        progress=progress,
-    ) as log:
+    with (
+        step_log(
+            history_path,
+            spec.name,
+            columns=("loss",),
+            start=start,
+            total=config.steps,
+            progress=progress,
+        ) as log,
+        ThreadPoolExecutor(max_workers=1) as prefetch,
+    ):
+        upcoming = prefetch.submit(recipe.batch, start)
         for step in range(start, end):
             for group in optimizer.param_groups:
                 group["lr"] = _learning_rate(config, step)
-            batch = recipe.batch(step)
+            batch = upcoming.result()
+            if step + 1 < end:  # the next batch is made while this step runs
+                upcoming = prefetch.submit(recipe.batch, step + 1)
             with _mixed_precision(config):
                 loss = recipe.loss(model, batch)
             optimizer.zero_grad(set_to_none=True)
