@@ -19,26 +19,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from vitrine.training.architectures.dcgan import ConditionalBatchNorm
+
 __all__ = ["ConditionalVAE"]
 
 _BASE = 4  # side of the smallest feature map: three x2 steps between it and 32
-
-
-class _LabelNorm(nn.Module):
-    """BatchNorm whose gain and bias are predicted from the label vector (identity at init)."""
-
-    def __init__(self, channels: int, label_dim: int) -> None:
-        super().__init__()
-        self.norm = nn.BatchNorm2d(channels, affine=False)
-        self.gain = nn.Linear(label_dim, channels)
-        self.bias = nn.Linear(label_dim, channels)
-        for layer in (self.gain, self.bias):
-            nn.init.zeros_(layer.weight)
-            nn.init.zeros_(layer.bias)
-
-    def forward(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        gain = 1.0 + self.gain(labels)[:, :, None, None]
-        return self.norm(x) * gain + self.bias(labels)[:, :, None, None]
 
 
 class ConditionalVAE(nn.Module):
@@ -68,7 +53,7 @@ class ConditionalVAE(nn.Module):
         self.category = nn.Embedding(categories, embedding)
         self.colour = nn.Embedding(colours, embedding)
         self.project = nn.Linear(latent_dim + labels, widths[0] * _BASE * _BASE)
-        self.norms = nn.ModuleList(_LabelNorm(width, labels) for width in widths)
+        self.norms = nn.ModuleList(ConditionalBatchNorm(width, labels) for width in widths)
         self.ups = nn.ModuleList(
             nn.ConvTranspose2d(a, b, 4, stride=2, padding=1, bias=False)
             for a, b in zip(widths[:-1], widths[1:], strict=True)
