@@ -40,6 +40,10 @@ class TrainConfig:
         """Plain dict, as written into the checkpoint sidecar."""
         return asdict(self)
 
+    def end_step(self, stop_after: int | None) -> int:
+        """The step a run pausing after ``stop_after`` steps (None: never) stops at."""
+        return self.steps if stop_after is None else min(stop_after, self.steps)
+
 
 def load_config(name: str, preset: str) -> TrainConfig:
     """The config of model ``name`` with preset ``preset`` applied over ``[train]``.

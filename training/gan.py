@@ -247,10 +247,9 @@ def train_gan(
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "samples").mkdir(exist_ok=True)
     start = _resume(run_dir, modules, optimizers, config) if resume else 0
-    history_path = run_dir / "history.csv"
-    end = config.steps if stop_after is None else min(stop_after, config.steps)
+    end = config.end_step(stop_after)
     with step_log(
-        history_path,
+        run_dir,
         spec.name,
         columns=_LOSSES.columns,
         start=start,
@@ -276,7 +275,7 @@ def train_gan(
             if save:
                 log.flush()
                 _save_state(run_dir, modules, optimizers, _meta(spec, config, data, done))
-    plot_history(history_path, run_dir / "loss.png", spec.name, [_LOSSES])
+    plot_history(run_dir, spec.name, [_LOSSES])
     if end < config.steps:
         return None
     metrics = evaluate_model(spec, ema)

@@ -14,8 +14,12 @@ from typing import TextIO
 import numpy as np
 from tqdm import tqdm
 
-__all__ = ["Panel", "StepLog", "open_history", "plot_history", "step_log"]
+__all__ = ["HISTORY", "PLOT", "Panel", "StepLog", "open_history", "plot_history", "step_log"]
 
+HISTORY = "history.csv"
+"""The loss log in a run folder."""
+PLOT = "loss.png"
+"""Its plot, beside it."""
 _WINDOW = 50  # steps per moving average in the plot
 
 
@@ -68,7 +72,7 @@ class StepLog:
 
 @contextmanager
 def step_log(
-    path: Path,
+    run_dir: Path,
     name: str,
     *,
     columns: Sequence[str],
@@ -77,10 +81,11 @@ def step_log(
     progress: bool,
     shown: Sequence[str] = (),
 ) -> Iterator[StepLog]:
-    """The log of a run of ``total`` steps resuming after ``start`` (see ``open_history``):
-    ``columns`` name the losses of each row; the bar shows those in ``shown`` (default all)."""
+    """The log of a run of ``total`` steps resuming after ``start`` (``HISTORY`` in
+    ``run_dir``, see ``open_history``): ``columns`` name the losses of each row; the bar
+    shows those in ``shown`` (default all)."""
     with (
-        open_history(path, start) as file,
+        open_history(run_dir / HISTORY, start) as file,
         tqdm(
             total=total, initial=start, desc=f"train {name}", disable=not progress, unit="step"
         ) as bar,
@@ -99,16 +104,16 @@ class Panel:
     log_scale: bool = False
 
 
-def plot_history(path: Path, plot_path: Path, title: str, panels: Sequence[Panel]) -> None:
-    """The ``panels`` of ``history.csv`` at ``path`` as PNG, each loss a moving average over
-    50 steps; losses that are never finite (a disabled term) are left out, and so are
+def plot_history(run_dir: Path, title: str, panels: Sequence[Panel]) -> None:
+    """The ``panels`` of the run's ``HISTORY`` as its ``PLOT``, each loss a moving average
+    over 50 steps; losses that are never finite (a disabled term) are left out, and so are
     panels left empty."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    with path.open(newline="") as log:
+    with (run_dir / HISTORY).open(newline="") as log:
         header, *rows = [row for row in csv.reader(log) if row]
     if not rows:
         return
@@ -131,5 +136,5 @@ def plot_history(path: Path, plot_path: Path, title: str, panels: Sequence[Panel
         axis.legend(fontsize="small")
     figure.suptitle(title)
     figure.tight_layout()
-    figure.savefig(plot_path, dpi=100)
+    figure.savefig(run_dir / PLOT, dpi=100)
     plt.close(figure)

@@ -207,10 +207,9 @@ def train_cyclegan(
     start = _resume(run_dir, translator, critics, optimizers, config) if resume else 0
     histories = (_History(), _History())
     weights = (recipe["cycle_weight"], recipe["identity_weight"])
-    history_path = run_dir / "history.csv"
-    end = config.steps if stop_after is None else min(stop_after, config.steps)
+    end = config.end_step(stop_after)
     with step_log(
-        history_path,
+        run_dir,
         spec.name,
         columns=_LOSSES.columns,
         start=start,
@@ -230,7 +229,7 @@ def train_cyclegan(
             if done % config.checkpoint_every == 0 or done == end:
                 log.flush()
                 _save(run_dir, translator, critics, optimizers, _meta(spec, config, done))
-    plot_history(history_path, run_dir / "loss.png", spec.name, [_LOSSES])
+    plot_history(run_dir, spec.name, [_LOSSES])
     if end < config.steps:
         return None
     translator.eval()

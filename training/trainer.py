@@ -191,11 +191,10 @@ def train(
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
     run_dir.mkdir(parents=True, exist_ok=True)
     start = _resume(run_dir, model, optimizer, config) if resume else 0
-    history_path = run_dir / "history.csv"
-    end = config.steps if stop_after is None else min(stop_after, config.steps)
+    end = config.end_step(stop_after)
     with (
         step_log(
-            history_path,
+            run_dir,
             spec.name,
             columns=("loss",),
             start=start,
@@ -228,7 +227,7 @@ def train(
                     run_dir / "last.safetensors", model, _meta(spec, config, recipe, done)
                 )
                 save_optimizer(run_dir / "last.optim.safetensors", optimizer)
-    plot_history(history_path, run_dir / "loss.png", spec.name, [_LOSS_PANEL])
+    plot_history(run_dir, spec.name, [_LOSS_PANEL])
     if end < config.steps:
         return None
     metrics = _evaluated(recipe, model)

@@ -298,10 +298,9 @@ def train_vae(
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "samples").mkdir(exist_ok=True)
     start = _resume(run_dir, networks, config) if resume else 0
-    history_path = run_dir / "history.csv"
-    end = config.steps if stop_after is None else min(stop_after, config.steps)
+    end = config.end_step(stop_after)
     with step_log(
-        history_path,
+        run_dir,
         spec.name,
         columns=_COLUMNS,
         start=start,
@@ -327,7 +326,7 @@ def train_vae(
             if save:
                 log.flush()
                 _save_state(run_dir, networks, _meta(spec, config, data, done))
-    plot_history(history_path, run_dir / "loss.png", spec.name, _PANELS)
+    plot_history(run_dir, spec.name, _PANELS)
     if end < config.steps:
         return None
     shipped = networks.shipped.eval()

@@ -7,7 +7,14 @@ from pathlib import Path
 
 from PIL import Image
 
-from vitrine.training.history import Panel, open_history, plot_history, step_log
+from vitrine.training.history import (
+    HISTORY,
+    PLOT,
+    Panel,
+    open_history,
+    plot_history,
+    step_log,
+)
 
 
 def _log(path: Path, start: int, steps: range, header: list[str] | None = None) -> None:
@@ -37,24 +44,21 @@ def test_a_fresh_run_starts_an_empty_log(tmp_path: Path) -> None:
 
 
 def test_step_log_writes_a_header_and_a_row_per_step(tmp_path: Path) -> None:
-    path = tmp_path / "history.csv"
     columns = ("reconstruction", "discriminator")
-    with step_log(path, "vae", columns=columns, start=0, total=2, progress=False) as log:
+    with step_log(tmp_path, "vae", columns=columns, start=0, total=2, progress=False) as log:
         log.record(1, {"reconstruction": 0.5, "discriminator": float("nan")})
         log.record(2, {"reconstruction": 0.25, "discriminator": 1.5})
-    rows = list(csv.reader(path.open()))
+    rows = list(csv.reader((tmp_path / HISTORY).open()))
     assert rows == [["step", *columns], ["1", "0.500000", "nan"], ["2", "0.250000", "1.500000"]]
 
 
 def test_plot_leaves_out_panels_of_losses_never_logged(tmp_path: Path) -> None:
-    path = tmp_path / "history.csv"
     with step_log(
-        path, "vae", columns=("kl", "adversarial"), start=0, total=60, progress=False
+        tmp_path, "vae", columns=("kl", "adversarial"), start=0, total=60, progress=False
     ) as log:
         for step in range(1, 61):
             log.record(step, {"kl": 1.0 / step, "adversarial": float("nan")})
-    plot = tmp_path / "loss.png"
     panels = [Panel(("kl",), "KL"), Panel(("adversarial",), "hinge loss")]
-    plot_history(path, plot, "vae", panels)
-    with Image.open(plot) as image:
+    plot_history(tmp_path, "vae", panels)
+    with Image.open(tmp_path / PLOT) as image:
         assert image.size == (500, 350)  # one panel of 5 x 3.5 inches at 100 dpi
