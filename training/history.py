@@ -43,22 +43,21 @@ def open_history(path: Path, start: int) -> TextIO:
 class StepLog:
     """Where a training loop reports each step: a row of ``history.csv`` and the bar."""
 
-    def __init__(self, file: TextIO, bar: tqdm, shown: Sequence[str]) -> None:
+    def __init__(
+        self, file: TextIO, bar: tqdm, columns: Sequence[str], shown: Sequence[str]
+    ) -> None:
         self._file = file
         self._rows = csv.writer(file)
         self._bar = bar
-        self._shown = shown
+        self._columns = columns
+        self._shown = shown or columns
 
     def record(self, step: int, losses: dict[str, float]) -> None:
-        """Log the ``losses`` of ``step`` (the columns in order) and advance the bar."""
-        self._rows.writerow([step, *(f"{loss:.6f}" for loss in losses.values())])
+        """Log the ``losses`` of ``step`` (one per column) and advance the bar."""
+        self._rows.writerow([step, *(f"{losses[name]:.6f}" for name in self._columns)])
         self._bar.update(1)
         self._bar.set_postfix(
-            {
-                name: f"{losses[name]:.4g}"
-                for name in self._shown or losses
-                if math.isfinite(losses[name])
-            }
+            {name: f"{losses[name]:.4g}" for name in self._shown if math.isfinite(losses[name])}
         )
 
     def note(self, message: str) -> None:
@@ -92,7 +91,7 @@ def step_log(
     ):
         if not start:
             csv.writer(file).writerow(["step", *columns])
-        yield StepLog(file, bar, shown)
+        yield StepLog(file, bar, columns, shown)
 
 
 @dataclass(frozen=True)
