@@ -111,7 +111,7 @@ def _denoise() -> ModelSpec:
         Task.DENOISE,
         description="blind denoising (Gaussian noise, JPEG artefacts): residual U-Net",
         architecture="residual_unet",
-        arch_kwargs={"features": 48, "levels": 3},
+        arch_kwargs={"features": 32, "levels": 4},
         options=(Option("strength", OptionKind.STRENGTH),),
         min_side=16,
         max_side=1024,
