@@ -6,12 +6,12 @@ Fashion-MNIST TRAIN-split garment (``fashion.py``: coloured from the palette, so
 a neutral black, white or grey, sometimes a random colour; shading kept), upscaled
 bicubically to a random share of the shot's shorter side and placed near its centre
 with a soft drop shadow, on a random crop of a TRAIN photo (rescaled, sometimes blurred
-as out-of-focus studio backdrops are) or, sometimes, a plain studio gradient. Shots
-have random sides (not square); each is degraded as uploads are (blur, JPEG) and then
-area-resized, with its alpha, to the network's working side (``matte_unet.py``). The
-loss is binary cross-entropy on alpha (every pixel, soft edges included) plus
-``dice_weight`` times a soft Dice loss per image, which weighs small products as much as
-large ones.
+as out-of-focus studio backdrops are, often cluttered with cut-outs of other photos) or,
+sometimes, a plain studio gradient. Shots have random sides (not square); each is
+degraded as uploads are (blur, JPEG) and then area-resized, with its alpha, to the
+network's working side (``matte_unet.py``). The loss is binary cross-entropy on alpha
+(every pixel, soft edges included) plus ``dice_weight`` times a soft Dice loss per image,
+which weighs small products as much as large ones.
 
 Evaluation uses ``EVAL_COUNT`` fixed composites of TEST-split garments on crops of the
 VALIDATION photos, 128 to 256 px a side (not square), the product roughly centred as in a
@@ -86,6 +86,9 @@ DEFAULT_RECIPE: dict[str, Any] = {
     "background_blur_probability": 0.1,
     "background_recolour_probability": 0.0,  # recoloured, then inverted half the time
     "background_scale": [0.4, 1.2],
+    "distractor_probability": 0.0,  # backdrops with pasted photo cut-outs (not products)
+    "distractor_count": [1, 3],
+    "distractor_scale": [0.2, 0.8],  # cut-out side / shorter side of the shot
     "dice_weight": 1.0,
     "eval_count": EVAL_COUNT,  # composites evaluated during training (fewer: faster smoke)
 }
@@ -162,6 +165,15 @@ def _photo_crop(
     if rng.random() < 0.5:
         crop = crop[:, ::-1]
     return crop.astype(np.float32) / 255.0
+
+
+def _ellipse(side: int, rng: np.random.Generator) -> np.ndarray:
+    """A random ellipse or elliptical ring filling a ``side`` square, float {0, 1}."""
+    y, x = np.mgrid[-1.0 : 1.0 : side * 1j, -1.0 : 1.0 : side * 1j]
+    ry, rx = rng.uniform(0.4, 1.0, 2)
+    radius = (y / ry) ** 2 + (x / rx) ** 2
+    inner = float(rng.uniform(0.3, 0.9)) if rng.random() < 0.4 else 0.0
+    return ((radius <= 1.0) & (radius >= inner**2)).astype(np.float32)
 
 
 def _plain_background(shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
@@ -245,18 +257,49 @@ class BackgroundRemovalRecipe:
             },
         }
 
-    def _background(self, rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
-        if rng.random() < self.settings["plain_background_probability"]:
-            return _plain_background(shape, rng)
+    def _background_photo(self, rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
+        """A random training-photo crop of ``shape``, sometimes recoloured (or inverted)."""
         photo = self.photos[int(rng.integers(len(self.photos)))]
         crop = _photo_crop(photo, shape, rng, tuple(self.settings["background_scale"]))
         if rng.random() < self.settings["background_recolour_probability"]:
             crop = recolour(np.round(crop * 255.0).astype(np.uint8), rng) / np.float32(255.0)
             if rng.random() < 0.5:
                 crop = 1.0 - crop
+        return crop
+
+    def _background(self, rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
+        if rng.random() < self.settings["plain_background_probability"]:
+            return _plain_background(shape, rng)
+        crop = self._background_photo(rng, shape)
+        if rng.random() < self.settings["distractor_probability"]:
+            crop = self._with_distractors(crop, rng)
         if rng.random() < self.settings["background_blur_probability"]:
             crop = cv2.GaussianBlur(crop, (0, 0), float(rng.uniform(1.0, 4.0)))
         return crop
+
+    def _with_distractors(self, backdrop: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """``backdrop`` with photo cut-outs pasted anywhere: garment silhouettes, ellipses
+        and rings filled with another photo's texture. They are salient, sharp-edged and
+        often central, like a cup's rim, yet background: the product is told apart by
+        its look, not by being the object in the middle."""
+        shape = backdrop.shape[:2]
+        low, high = self.settings["distractor_count"]
+        for _ in range(int(rng.integers(low, high + 1))):
+            side = max(
+                8, round(min(shape) * float(rng.uniform(*self.settings["distractor_scale"])))
+            )
+            if rng.random() < 0.5:
+                alpha = cv2.resize(product_alpha(self._garment(rng)), (side, side))
+            else:
+                alpha = _ellipse(side, rng)
+            texture = self._background_photo(rng, (side, side))
+            corner = (
+                int(rng.integers(-side // 3, shape[0] - side // 2)),
+                int(rng.integers(-side // 3, shape[1] - side // 2)),
+            )
+            placed = _place(np.clip(alpha, 0.0, 1.0), shape, *corner)[:, :, None]
+            backdrop = placed * _place(texture, shape, *corner) + (1.0 - placed) * backdrop
+        return backdrop
 
     def _garment(self, rng: np.random.Generator) -> np.ndarray:
         grey = self.garments[int(rng.integers(len(self.garments)))]
