@@ -279,7 +279,7 @@ class BackgroundRemovalRecipe:
 
     def _with_distractors(self, backdrop: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """``backdrop`` with photo cut-outs pasted anywhere: garment silhouettes, ellipses
-        and rings filled with another photo's texture. They are salient, sharp-edged and
+        and rings filled with a training photo's texture. They are salient, sharp-edged and
         often central, like a cup's rim, yet background: the product is told apart by
         its look, not by being the object in the middle."""
         shape = backdrop.shape[:2]
