@@ -6,7 +6,7 @@ Fashion-MNIST TRAIN-split garment (``fashion.py``: coloured from the palette, so
 a neutral black, white or grey, sometimes a random colour; shading kept), upscaled
 bicubically to a random share of the shot's shorter side and placed near its centre
 with a soft drop shadow, on a random crop of a TRAIN photo (rescaled, sometimes blurred
-as out-of-focus studio backdrops are, often cluttered with cut-outs of other photos) or,
+as out-of-focus studio backdrops are, often cluttered with cut-outs of TRAIN photos) or,
 sometimes, a plain studio gradient. Shots have random sides (not square); each is
 degraded as uploads are (blur, JPEG) and then area-resized, with its alpha, to the
 network's working side (``matte_unet.py``). The loss is binary cross-entropy on alpha
