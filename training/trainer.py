@@ -2,9 +2,9 @@
 
 A config with ``precision = "bfloat16"`` runs each loss under CPU autocast to bfloat16 with
 the network in channels-last layout: oneDNN then runs the convolutions on the CPU's
-bfloat16 units (AMX), 2-4x faster than float32 here. Weights, optimizer state and losses
-stay float32, and every evaluation runs the float32 network in its default layout, as it
-is saved and exported.
+bfloat16 instructions (AMX or AVX-512 BF16), 2-4x faster than float32 here. Weights,
+optimizer state and losses stay float32, and every evaluation runs the float32 network in
+its default layout, as it is saved and exported.
 
 Batches depend on the step alone, so a worker thread makes the next one while the current
 step runs: on a machine with a core to spare, data no longer adds to the step time.
