@@ -1,4 +1,5 @@
-"""The cut-out network's working-side resize: exact area averages, any size in and out."""
+"""The cut-out network's working-side resize (exact area averages, any size in and out) and
+its mirror averaging."""
 
 from __future__ import annotations
 
@@ -37,11 +38,20 @@ def test_a_photo_and_its_enlargement_get_the_same_matte() -> None:
     assert torch.allclose(matte_enlarged, matte, atol=1e-5)
 
 
-def test_at_the_working_side_the_resizes_change_nothing() -> None:
+def test_at_the_working_side_the_served_matte_averages_the_shot_and_its_mirror() -> None:
     model = MatteUNet(features=8, levels=3, working_side=32).eval()
     image = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(2))
     with torch.no_grad():
-        assert torch.allclose(model(image), model.matte(image), atol=1e-6)
+        averaged = 0.5 * (model.matte(image) + model.matte(image.flip(-1)).flip(-1))
+        assert torch.allclose(model(image), averaged, atol=1e-6)
+        assert not torch.allclose(model(image), model.matte(image), atol=1e-3)
+
+
+def test_the_served_matte_of_a_mirrored_photo_is_the_mirrored_matte() -> None:
+    model = MatteUNet(features=8, levels=3, working_side=32).eval()
+    image = torch.rand(1, 3, 50, 70, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        assert torch.allclose(model(image.flip(-1)), model(image).flip(-1), atol=1e-6)
 
 
 def test_the_working_side_must_suit_the_levels() -> None:

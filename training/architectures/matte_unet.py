@@ -2,7 +2,9 @@
 fixed working resolution as salient-object cut-out networks are (U^2-Net serves 320x320).
 
 The photo, whatever its size, is area-resized to ``working_side`` x ``working_side``; the
-U-Net predicts the alpha there and it is resized back bilinearly. The network thus always
+U-Net predicts the alpha there, once for the shot and once for its mirror image (one batch
+of two; the two alphas are averaged, the commonest test-time augmentation of segmentation
+networks), and it is resized back bilinearly. The network thus always
 sees the whole product at the scale it was trained on (a 1024 px upload and a 128 px
 thumbnail look alike), and its cost no longer grows with the upload. The area resize is
 two matrix products whose matrices are built from the input's shape, so the exported
@@ -91,6 +93,9 @@ class MatteUNet(nn.Module):
         return torch.sigmoid(self.head(deep))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The served alpha: the U-Net's mean over the shot and its mirror image."""
         height, width = x.shape[-2:]
-        alpha = self.matte(area_resize(x, self.working_side, self.working_side))
+        shot = area_resize(x, self.working_side, self.working_side)
+        alpha, mirrored = self.matte(torch.cat([shot, shot.flip(-1)])).chunk(2)
+        alpha = 0.5 * (alpha + mirrored.flip(-1))
         return F.interpolate(alpha, size=(height, width), mode="bilinear", align_corners=False)
