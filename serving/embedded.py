@@ -51,12 +51,14 @@ def serve(
     repository: Path | None = None,
     tls: ServerTls | None = None,
     probe_interval: float | None = 2.0,
+    exit_timeout: int = 30,
 ) -> int:
     """`vitrine serve`: the embedded repository on a real Triton server until stopped.
 
     With ``probe_interval`` (seconds) a watchdog probes every pipeline and heals broken
     steps through a model-control API keyed by a secret only this process knows; with
-    None, model control is off entirely and nothing heals.
+    None, model control is off entirely and nothing heals. On SIGTERM, requests in flight
+    get ``exit_timeout`` seconds to finish (Triton's own default, and the Helm chart's).
     """
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     server = EmbeddedTriton(
@@ -66,6 +68,7 @@ def serve(
         http_port=http_port,
         metrics_port=metrics_port,
         tls=tls,
+        exit_timeout=exit_timeout,
         admin_key=None if probe_interval is None else secrets.token_urlsafe(32),
     )
     watchdog = None if probe_interval is None else Watchdog(server, interval=probe_interval)

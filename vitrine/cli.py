@@ -193,6 +193,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         repository=args.repository,
         tls=tls,
         probe_interval=None if args.no_watchdog else args.probe_interval,
+        exit_timeout=args.exit_timeout,
     )
 
 
@@ -276,6 +277,12 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--tls-client-ca", type=Path, help="PEM CA: require client certs (mTLS)")
     serve.add_argument(
         "--probe-interval", type=float, default=2.0, help="seconds between watchdog probes"
+    )
+    serve.add_argument(
+        "--exit-timeout",
+        type=int,
+        default=30,
+        help="seconds in-flight requests get to finish after SIGTERM (default 30)",
     )
     serve.add_argument(
         "--no-watchdog",
