@@ -58,7 +58,15 @@ class TritonNotInstalled(RuntimeError):
 
 
 class TritonStartupError(RuntimeError):
-    """The server exited or did not become ready in time; the message ends with its log tail."""
+    """The server exited or did not become ready in time; the message ends with its log tail.
+
+    ``transient`` is true when it crashed (died from a signal) or hung rather than exiting
+    with a status: another launch may well succeed.
+    """
+
+    def __init__(self, message: str, *, transient: bool = False) -> None:
+        super().__init__(message)
+        self.transient = transient
 
 
 @dataclass(frozen=True)
@@ -189,6 +197,7 @@ class EmbeddedTriton:
         metrics_port: int = 8002,
         log_path: Path | None = None,
         startup_timeout: float = 120.0,
+        startup_attempts: int = 2,
         extra_args: Sequence[str] = (),
         exit_timeout: int = 10,
         tls: ServerTls | None = None,
@@ -203,6 +212,9 @@ class EmbeddedTriton:
             log_path = Path(tempfile.mkdtemp(prefix="vitrine-triton-")) / "tritonserver.log"
         self.log_path = Path(log_path)
         self.startup_timeout = startup_timeout
+        if startup_attempts < 1:
+            raise ValueError(f"startup_attempts must be at least 1, got {startup_attempts}")
+        self.startup_attempts = startup_attempts
         self.extra_args = tuple(extra_args)
         self.exit_timeout = exit_timeout
         self.tls = tls
@@ -292,6 +304,11 @@ class EmbeddedTriton:
     def start(self) -> None:
         """Launch the server and wait until ``/v2/health/ready`` answers 200.
 
+        A server that crashes or hangs while loading is stopped and launched again, up to
+        ``startup_attempts`` launches in all: Triton 2.51's python backend has been seen to
+        abort at load (``boost::interprocess::lock_exception``) while its stubs start on two
+        busy cores. A server that exits with a status (a broken repository) fails at once.
+
         Raises:
             TritonNotInstalled: no server binary.
             TritonStartupError: the server exited or timed out; the message has its log tail.
@@ -300,6 +317,22 @@ class EmbeddedTriton:
             raise RuntimeError(f"tritonserver already running (pid {self.pid})")
         install = find_triton()
         backend_dir = backend_directory(install)
+        for attempt in range(1, self.startup_attempts + 1):
+            self._launch(install, backend_dir)
+            try:
+                self._wait_ready()
+                return
+            except TritonStartupError as failure:
+                if not failure.transient or attempt == self.startup_attempts:
+                    raise
+                logger.warning(
+                    "%s\nlaunching tritonserver again (attempt %d of %d)",
+                    failure,
+                    attempt + 1,
+                    self.startup_attempts,
+                )
+
+    def _launch(self, install: TritonInstall, backend_dir: Path) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as log:
             self._process = subprocess.Popen(
@@ -311,18 +344,23 @@ class EmbeddedTriton:
                 start_new_session=True,  # signals reach it through stop(), not the terminal
             )
         self._finalizer = weakref.finalize(self, _kill, self._process)
-        self._wait_ready()
 
     def _wait_ready(self) -> None:
+        """Return once ready; otherwise stop the server (and its stubs) and raise."""
         assert self._process is not None
         url = f"http://{self._client_host}:{self.http_port}/v2/health/ready"
         deadline = time.monotonic() + self.startup_timeout
         while True:
             code = self._process.poll()
             if code is not None:
+                self.stop()
+                ended = (
+                    f"died from {_signal_name(-code)}" if code < 0 else f"exited with status {code}"
+                )
                 raise TritonStartupError(
-                    f"tritonserver exited with status {code} before becoming ready; "
-                    f"last lines of {self.log_path}:\n{self.log_tail()}"
+                    f"tritonserver {ended} before becoming ready; "
+                    f"last lines of {self.log_path}:\n{self.log_tail()}",
+                    transient=code < 0,
                 )
             if _answers_200(url):
                 logger.debug("tritonserver ready (pid %s)", self._process.pid)
@@ -331,7 +369,8 @@ class EmbeddedTriton:
                 self.stop()
                 raise TritonStartupError(
                     f"tritonserver was not ready after {self.startup_timeout:.0f} s; "
-                    f"last lines of {self.log_path}:\n{self.log_tail()}"
+                    f"last lines of {self.log_path}:\n{self.log_tail()}",
+                    transient=True,
                 )
             time.sleep(0.2)
 
@@ -390,6 +429,13 @@ def _answers_200(url: str) -> bool:
             return bool(response.status == 200)
     except (urllib.error.URLError, OSError):
         return False
+
+
+def _signal_name(signum: int) -> str:
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
 
 
 def _kill(process: subprocess.Popen[bytes]) -> None:

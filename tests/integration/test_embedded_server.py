@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import logging
+import os
 import queue
 import shutil
 import signal
@@ -12,6 +14,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -292,10 +295,65 @@ def test_missing_repository_fails_with_log_tail(tmp_path: Path) -> None:
     )
     with pytest.raises(TritonStartupError) as raised:
         triton.start()
+    assert not raised.value.transient  # a broken repository is not launched again
     message = str(raised.value)
     assert "exited with status" in message
     assert "no-such-repository" in message  # quoted from the server's own log
     assert not triton.is_running()
+
+
+def _abort_first_launch(triton: EmbeddedTriton) -> int:
+    """SIGABRT the server's first process as soon as it exists, as a crash at load would."""
+    deadline = time.monotonic() + 60
+    while triton.pid is None:
+        assert time.monotonic() < deadline, "the server was never launched"
+        time.sleep(0.001)
+    os.kill(triton.pid, signal.SIGABRT)
+    return triton.pid
+
+
+def _loading_server(tmp_path: Path, startup_attempts: int) -> EmbeddedTriton:
+    """A server whose python models take seconds to load: time for the abort to land first."""
+    build_repository(tmp_path / "repository")
+    return EmbeddedTriton(
+        tmp_path / "repository",
+        grpc_port=free_port(),
+        http_port=free_port(),
+        metrics_port=free_port(),
+        log_path=tmp_path / "server.log",
+        startup_timeout=60,
+        startup_attempts=startup_attempts,
+    )
+
+
+@needs_triton
+def test_server_that_crashes_while_loading_is_launched_again(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    triton = _loading_server(tmp_path, startup_attempts=2)
+    with ThreadPoolExecutor(max_workers=1) as pool, caplog.at_level(logging.WARNING):
+        aborted = pool.submit(_abort_first_launch, triton)
+        with triton:
+            assert triton.is_running()
+            assert triton.pid != aborted.result()
+    assert "died from SIGABRT before becoming ready" in caplog.text
+    assert "launching tritonserver again (attempt 2 of 2)" in caplog.text
+
+
+@needs_triton
+def test_startup_attempts_are_bounded(tmp_path: Path) -> None:
+    triton = _loading_server(tmp_path, startup_attempts=1)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(_abort_first_launch, triton)
+        with pytest.raises(TritonStartupError, match="died from SIGABRT") as raised:
+            triton.start()
+    assert raised.value.transient
+    assert not triton.is_running()
+
+
+def test_startup_attempts_must_be_positive(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="startup_attempts must be at least 1"):
+        EmbeddedTriton(tmp_path, startup_attempts=0)
 
 
 @needs_triton
