@@ -282,17 +282,23 @@ def test_onnx_runner_rejects_out_of_limit_sides(client: grpcclient.InferenceServ
     assert "within [8, 64]" in raised.value.message()
 
 
-# -- fast: no models loaded ------------------------------------------------------------------
-@needs_triton
-def test_missing_repository_fails_with_log_tail(tmp_path: Path) -> None:
-    triton = EmbeddedTriton(
-        tmp_path / "no-such-repository",
+# -- startup failures ------------------------------------------------------------------------
+def _server_on(repository: Path, startup_attempts: int = 2) -> EmbeddedTriton:
+    """A server for ``repository`` on free ports, logging beside it."""
+    return EmbeddedTriton(
+        repository,
         grpc_port=free_port(),
         http_port=free_port(),
         metrics_port=free_port(),
-        log_path=tmp_path / "server.log",
+        log_path=repository.parent / "server.log",
         startup_timeout=60,
+        startup_attempts=startup_attempts,
     )
+
+
+@needs_triton
+def test_missing_repository_fails_with_log_tail(tmp_path: Path) -> None:
+    triton = _server_on(tmp_path / "no-such-repository")
     with pytest.raises(TritonStartupError) as raised:
         triton.start()
     assert not raised.value.transient  # a broken repository is not launched again
@@ -315,15 +321,7 @@ def _abort_first_launch(triton: EmbeddedTriton) -> int:
 def _loading_server(tmp_path: Path, startup_attempts: int) -> EmbeddedTriton:
     """A server whose python models take seconds to load: time for the abort to land first."""
     build_repository(tmp_path / "repository")
-    return EmbeddedTriton(
-        tmp_path / "repository",
-        grpc_port=free_port(),
-        http_port=free_port(),
-        metrics_port=free_port(),
-        log_path=tmp_path / "server.log",
-        startup_timeout=60,
-        startup_attempts=startup_attempts,
-    )
+    return _server_on(tmp_path / "repository", startup_attempts)
 
 
 @needs_triton
@@ -356,6 +354,7 @@ def test_startup_attempts_must_be_positive(tmp_path: Path) -> None:
         EmbeddedTriton(tmp_path, startup_attempts=0)
 
 
+# -- fast: no models loaded ------------------------------------------------------------------
 @needs_triton
 def test_backend_directory_links_python_backend(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
