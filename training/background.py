@@ -87,9 +87,11 @@ DEFAULT_RECIPE: dict[str, Any] = {
     "background_blur_probability": 0.1,
     "background_recolour_probability": 0.0,  # recoloured, then inverted half the time
     "background_scale": [0.4, 1.2],
+    "background_turn_probability": 0.0,  # photo crops turned by a quarter, half or 3/4 turn
     "distractor_probability": 0.0,  # backdrops with pasted photo cut-outs (not products)
     "distractor_count": [1, 3],
     "distractor_scale": [0.2, 0.8],  # cut-out side / shorter side of the shot
+    "flat_distractor_share": 0.0,  # cut-outs filled with a colour gradient, not a photo
     "dice_weight": 1.0,
     "eval_count": EVAL_COUNT,  # composites evaluated during training (fewer: faster smoke)
 }
@@ -259,9 +261,18 @@ class BackgroundRemovalRecipe:
         }
 
     def _background_photo(self, rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
-        """A random training-photo crop of ``shape``, sometimes recoloured (or inverted)."""
+        """A random training-photo crop of ``shape``, sometimes turned, sometimes recoloured
+        (or inverted)."""
         photo = self.photos[int(rng.integers(len(self.photos)))]
-        crop = _photo_crop(photo, shape, rng, tuple(self.settings["background_scale"]))
+        scale = tuple(self.settings["background_scale"])
+        if rng.random() < self.settings["background_turn_probability"]:
+            quarters = int(rng.integers(1, 4))
+            turned_shape = shape[::-1] if quarters % 2 else shape
+            crop = np.ascontiguousarray(
+                np.rot90(_photo_crop(photo, turned_shape, rng, scale), quarters)
+            )
+        else:
+            crop = _photo_crop(photo, shape, rng, scale)
         if rng.random() < self.settings["background_recolour_probability"]:
             crop = recolour(np.round(crop * 255.0).astype(np.uint8), rng) / np.float32(255.0)
             if rng.random() < 0.5:
@@ -282,7 +293,9 @@ class BackgroundRemovalRecipe:
         """``backdrop`` with photo cut-outs pasted anywhere: garment silhouettes, ellipses
         and rings filled with a training photo's texture. They are salient, sharp-edged and
         often central, like a cup's rim, yet background: the product is told apart by
-        its look, not by being the object in the middle."""
+        its look, not by being the object in the middle. A share of them is filled with a
+        plain colour gradient instead, as flat as a product, so that colour alone does not
+        tell a product either."""
         shape = backdrop.shape[:2]
         low, high = self.settings["distractor_count"]
         for _ in range(int(rng.integers(low, high + 1))):
@@ -293,7 +306,10 @@ class BackgroundRemovalRecipe:
                 alpha = cv2.resize(product_alpha(self._garment(rng)), (side, side))
             else:
                 alpha = _ellipse(side, rng)
-            texture = self._background_photo(rng, (side, side))
+            if rng.random() < self.settings["flat_distractor_share"]:
+                texture = _plain_background((side, side), rng)
+            else:
+                texture = self._background_photo(rng, (side, side))
             corner = (
                 int(rng.integers(-side // 3, shape[0] - side // 2)),
                 int(rng.integers(-side // 3, shape[1] - side // 2)),

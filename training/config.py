@@ -31,6 +31,7 @@ class TrainConfig:
     eval_every: int
     recipe: dict[str, Any] = field(default_factory=dict)  # task-specific settings ([recipe])
     precision: str = "float32"  # or "bfloat16": autocast, channels-last (see trainer.py)
+    weight_decay: float = 0.0  # decoupled (AdamW-style) decay of every weight, per unit rate
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:

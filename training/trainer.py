@@ -175,6 +175,8 @@ def train(
     if loop is not None:
         if config.precision != "float32":
             raise ValueError(f"{spec.name}: precision {config.precision!r} needs the shared loop")
+        if config.weight_decay:
+            raise ValueError(f"{spec.name}: weight_decay needs the shared loop")
         return loop(
             spec,
             config,
@@ -188,7 +190,12 @@ def train(
     recipe: Recipe = RECIPES[spec.task](spec, config)
     model = _training_layout(build_architecture(spec.architecture, spec.arch_kwargs), config)
     model.train()
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
+    optimizer = torch.optim.Adam(
+        model.parameters(),
+        lr=config.learning_rate,
+        weight_decay=config.weight_decay,
+        decoupled_weight_decay=True,
+    )
     run_dir.mkdir(parents=True, exist_ok=True)
     start = _resume(run_dir, model, optimizer, config) if resume else 0
     end = config.end_step(stop_after)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import pytest
@@ -112,3 +112,39 @@ def test_a_spec_serving_another_checkpoint_is_not_trained_on_its_own(tmp_path: P
     (spec,) = (spec for spec in SPECS.values() if spec.weights_from)
     with pytest.raises(ValueError, match=f"train that \\(vitrine train {spec.weights_from}\\)"):
         train(spec, "smoke", run_dir=tmp_path, out_dir=tmp_path, progress=False)
+
+
+def _with_weight_decay(monkeypatch: pytest.MonkeyPatch, decay: float) -> None:
+    """Runs in this test read their preset with ``weight_decay`` set to ``decay``."""
+    from vitrine.training import trainer
+
+    def load(name: str, preset: str) -> TrainConfig:
+        return replace(load_config(name, preset), weight_decay=decay)
+
+    monkeypatch.setattr(trainer, "load_config", load)
+
+
+def test_weight_decay_shrinks_the_weights_and_is_recorded(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    spec = SPECS["superres_x2"]
+    plain = train(spec, "smoke", run_dir=tmp_path / "a", out_dir=tmp_path / "a", progress=False)
+    _with_weight_decay(monkeypatch, 0.5)
+    decayed = train(spec, "smoke", run_dir=tmp_path / "b", out_dir=tmp_path / "b", progress=False)
+    assert plain is not None and decayed is not None
+    meta = json.loads(decayed.weights.with_suffix(".json").read_text())
+    assert meta["training"]["weight_decay"] == 0.5
+    a, b = load_file(str(plain.weights)), load_file(str(decayed.weights))
+    weights = [key for key in a if key.endswith("weight")]
+    assert weights
+    assert sum(float(b[key].norm()) for key in weights) < sum(
+        float(a[key].norm()) for key in weights
+    )
+
+
+def test_weight_decay_is_refused_by_the_own_loops(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    _with_weight_decay(monkeypatch, 0.05)
+    with pytest.raises(ValueError, match="weight_decay needs the shared loop"):
+        train(SPECS["dcgan"], "smoke", run_dir=tmp_path, out_dir=tmp_path, progress=False)
