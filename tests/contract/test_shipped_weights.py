@@ -40,7 +40,6 @@ def _recorded_margins(spec: ModelSpec) -> dict[str, float]:
 KNOWN_MISSES: dict[str, str] = {
     "denoise": "issue 3: +1.0 dB over tuned NL-means at sigma 25 is not reached (README)",
     "inpaint": "issue 3: +1.5 dB hole PSNR over cv2.inpaint is not reached (README)",
-    "remove_background": "issue 3: IoU 0.90 is not reached; +0.15 over GrabCut is (README)",
     "dcgan": "issue 4: category consistency 0.90 and FID <= 3x floor are not reached (README)",
     "vae": "issue 4: category consistency 0.90 and FID <= 3x floor are not reached (README)",
     "stylegan": "issue 4: category consistency 0.90 and FID <= 3x floor are not reached (README)",
