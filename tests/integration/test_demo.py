@@ -24,6 +24,15 @@ EDITORS = [
 GENERATORS = [spec for spec in SPECS.values() if spec.is_generator]
 LATENT_EDITORS = [spec for spec in SPECS.values() if spec.task is Task.LATENT_EDIT]
 
+TRAILS_ON: dict[tuple[str, str], str] = {
+    ("remove_background_pipeline", "chelsea"): (
+        "GrabCut cuts this shot (a dark bag on the cat) out at 0.991 IoU, the model at 0.951; "
+        "GrabCut wins 4 of the 48 evaluation shots (README)"
+    ),
+}
+"""Demo photos on which a model that holds its targets trails its baseline, and why. Strict:
+each must still trail, so the list stays true."""
+
 
 def _holds_its_targets(spec: ModelSpec) -> bool:
     """Whether the shipped weights' measured margins (sidecar) reach every quality target."""
@@ -50,7 +59,11 @@ def test_demo_calls_every_editor_pipeline_and_writes_its_report(
     for call in report["calls"]:
         assert call["raw_path_matches_pipeline"]
         if call["pipeline"] in ahead:  # a model that misses its targets may trail on a photo
-            assert call["psnr_vitrine_db"] > call["psnr_baseline_db"], call
+            leads = call["psnr_vitrine_db"] > call["psnr_baseline_db"]
+            assert leads != ((call["pipeline"], call["photo"]) in TRAILS_ON), call
+    for pipeline in ahead:  # and on average over the photos, with no exception
+        calls = [call for call in report["calls"] if call["pipeline"] == pipeline]
+        assert sum(call["psnr_vitrine_db"] - call["psnr_baseline_db"] for call in calls) > 0
     for spec in EDITORS:
         for photo in VALIDATION_PHOTOS:
             assert (out / spec.name / f"{photo}_comparison.png").is_file()
