@@ -264,15 +264,11 @@ class BackgroundRemovalRecipe:
         """A random training-photo crop of ``shape``, sometimes turned, sometimes recoloured
         (or inverted)."""
         photo = self.photos[int(rng.integers(len(self.photos)))]
+        turned = rng.random() < self.settings["background_turn_probability"]
+        quarters = int(rng.integers(1, 4)) if turned else 0
         scale = tuple(self.settings["background_scale"])
-        if rng.random() < self.settings["background_turn_probability"]:
-            quarters = int(rng.integers(1, 4))
-            turned_shape = shape[::-1] if quarters % 2 else shape
-            crop = np.ascontiguousarray(
-                np.rot90(_photo_crop(photo, turned_shape, rng, scale), quarters)
-            )
-        else:
-            crop = _photo_crop(photo, shape, rng, scale)
+        crop = _photo_crop(photo, shape[::-1] if quarters % 2 else shape, rng, scale)
+        crop = np.ascontiguousarray(np.rot90(crop, quarters))
         if rng.random() < self.settings["background_recolour_probability"]:
             crop = recolour(np.round(crop * 255.0).astype(np.uint8), rng) / np.float32(255.0)
             if rng.random() < 0.5:
