@@ -419,6 +419,11 @@ def model_alpha(model: nn.Module, image: np.ndarray) -> np.ndarray:
     return rgba[:, :, 3].astype(np.float32) / 255.0
 
 
+def model_mask(model: nn.Module, composite: Composite) -> np.ndarray:
+    """The served alpha of ``composite.image`` cut at 0.5 (bool (H, W))."""
+    return model_alpha(model, composite.image) > 0.5
+
+
 def iou(prediction: np.ndarray, truth: np.ndarray) -> float:
     """Intersection over union of two bool masks (1 when both are empty)."""
     union = np.logical_or(prediction, truth).sum()
@@ -445,7 +450,7 @@ def evaluate_background(model: nn.Module, count: int = EVAL_COUNT) -> dict[str, 
     per_case: dict[str, dict[str, dict[str, float]]] = {}
     for index, composite in enumerate(eval_composites()[:count]):
         truth = composite.alpha > 0.5
-        masks = {"model": model_alpha(model, composite.image) > 0.5, "grabcut": _grabcut(index)}
+        masks = {"model": model_mask(model, composite), "grabcut": _grabcut(index)}
         per_case[f"case{index:02d}"] = {
             method: {"iou": iou(mask, truth), "boundary_f": boundary_f(mask, truth)}
             for method, mask in masks.items()
@@ -458,7 +463,7 @@ def evaluate_background(model: nn.Module, count: int = EVAL_COUNT) -> dict[str, 
         for method in METHODS
     }
     seen = [
-        iou(model_alpha(model, composite.image) > 0.5, composite.alpha > 0.5)
+        iou(model_mask(model, composite), composite.alpha > 0.5)
         for composite in eval_composites("train")[:count]
     ]
     margins = {

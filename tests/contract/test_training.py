@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from vitrine.catalog import SPECS
 from vitrine.spec import ModelSpec
 from vitrine.training.checkpoint import load_checkpoint
 from vitrine.training.config import TrainConfig, load_config
-from vitrine.training.trainer import train
+from vitrine.training.trainer import native_bfloat16, train
 
 TRAINED_SPECS = pytest.mark.parametrize(
     "spec", [spec for spec in SPECS.values() if not spec.weights_from], ids=lambda spec: spec.name
@@ -29,6 +30,7 @@ SIDECAR_KEYS = {
     "steps",
     "metrics",
     "git_commit",
+    "cpu_capability",
 }
 
 
@@ -93,6 +95,19 @@ def test_paused_own_loop_resumes_exactly(name: str, tmp_path: Path) -> None:
     log = (straight / "history.csv").read_text()
     assert len(log.splitlines()) == 4  # the header and steps 1-3
     assert (resumed / "history.csv").read_text() == log
+
+
+def test_bfloat16_warns_exactly_where_the_cpu_emulates_it(tmp_path: Path) -> None:
+    spec = SPECS["remove_background"]
+    assert load_config(spec.name, "smoke").precision == "bfloat16"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        train(spec, "smoke", run_dir=tmp_path, out_dir=tmp_path, progress=False, stop_after=1)
+    emulated = [w for w in caught if "emulates them" in str(w.message)]
+    assert len(emulated) == (0 if native_bfloat16() else 1)
+    assert all(w.category is RuntimeWarning for w in emulated)
+    meta = load_checkpoint(tmp_path / "last.safetensors").meta
+    assert meta["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
 
 
 def test_an_unknown_precision_is_refused() -> None:
