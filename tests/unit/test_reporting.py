@@ -1,0 +1,83 @@
+"""Model cards and the README's results table equal what the committed reports render."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from vitrine import paths, reporting
+from vitrine.catalog import SPECS
+
+
+@pytest.mark.parametrize("name", SPECS)
+def test_committed_card_is_current(name: str) -> None:
+    card = paths.reports_dir() / name / "README.md"
+    assert card.read_text() == reporting.model_card(name), (
+        f"{card} is stale: run python -m vitrine.reporting"
+    )
+
+
+def test_readme_results_table_is_current() -> None:
+    readme = paths.source_root() / "README.md"
+    text = readme.read_text()
+    assert text == reporting.readme_with_results(text), (
+        "README.md's results table is stale: run python -m vitrine.reporting"
+    )
+
+
+def test_every_spec_has_a_results_row() -> None:
+    rows = reporting.results_table().splitlines()[2:]
+    assert [row.split("`")[1] for row in rows] == list(SPECS)
+
+
+@pytest.fixture
+def report_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A copy of the committed reports and README that the renderer reads instead."""
+    reports = tmp_path / "reports"
+    for name in SPECS:
+        shutil.copytree(paths.reports_dir() / name, reports / name)
+    shutil.copy(paths.source_root() / "README.md", tmp_path / "README.md")
+    monkeypatch.setenv("VITRINE_REPORTS_DIR", str(reports))
+    return tmp_path
+
+
+def test_a_changed_eval_json_makes_card_and_readme_stale(report_copy: Path) -> None:
+    readme = report_copy / "README.md"
+    assert reporting.write_reports(check=True, readme=readme) == []
+    eval_json = report_copy / "reports" / "denoise" / "eval.json"
+    report = json.loads(eval_json.read_text())
+    report["margins"]["psnr_over_best_baseline_db_sigma25"] = 1.25  # now meets its target
+    eval_json.write_text(json.dumps(report))
+
+    card = report_copy / "reports" / "denoise" / "README.md"
+    assert reporting.write_reports(check=True, readme=readme) == [card, readme]
+    assert "**MISSED**" in card.read_text()  # check wrote nothing
+
+    assert reporting.write_reports(readme=readme) == [card, readme]
+    assert "| `psnr_over_best_baseline_db_sigma25` | 1.250 | ≥ 1 | MET |" in card.read_text()
+    assert reporting.write_reports(check=True, readme=readme) == []
+
+
+def test_notes_need_both_sections(report_copy: Path) -> None:
+    notes = report_copy / "reports" / "enhance" / "notes.md"
+    notes.write_text("## Known limits\n\nNone.\n")
+    with pytest.raises(ValueError, match="How it is scored"):
+        reporting.model_card("enhance")
+
+
+def test_readme_without_markers_is_refused() -> None:
+    with pytest.raises(ValueError, match="results:start"):
+        reporting.readme_with_results("# A README without the markers\n")
+
+
+def test_rendering_does_not_import_torch() -> None:
+    code = "import sys, vitrine.reporting as r; r.results_table(); print('torch' in sys.modules)"
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "False"
