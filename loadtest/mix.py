@@ -24,7 +24,8 @@ import tomllib
 from vitrine.catalog import SPECS
 from vitrine.client import VitrineClient
 from vitrine.pipeline import OUTPUT_FORMATS
-from vitrine.spec import ModelSpec, Task
+from vitrine.spec import ModelSpec
+from vitrine.tasks import Family
 
 __all__ = [
     "DEFAULT_MIX",
@@ -147,7 +148,7 @@ def _path_keys(spec: ModelSpec, path: str) -> set[str]:
     """The keys a call of ``spec`` on ``path`` takes besides :data:`_CALL_KEYS`."""
     if spec.is_generator:
         return _GENERATOR_PATH_KEYS[path]
-    if spec.task is Task.LATENT_EDIT:  # an upload in, ``count`` variations out
+    if spec.family is Family.LATENT_EDIT:  # an upload in, ``count`` variations out
         return _PATH_KEYS[path] | {"count"}
     return _PATH_KEYS[path]
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from vitrine import paths
 from vitrine.catalog import SPECS, get_spec
 from vitrine.loadtest.cli import add_loadtest_commands
-from vitrine.spec import Task
+from vitrine.tasks import handler
 
 __all__ = ["main"]
 
@@ -83,6 +83,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         out_dir=args.out or run_dir,
         resume=not args.restart,
         stop_after=args.stop_after,
+        device=args.device,
     )
     if result is None:
         print(f"paused after {args.stop_after} steps; run again to resume from {run_dir}")
@@ -105,11 +106,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         spec, args.weights or paths.weights_path(spec.weights_name), out_dir
     )
     columns, rows = as_rows(report)
-    data = {
-        Task.GENERATE: "judged samples vs the real catalog",
-        Task.LATENT_EDIT: "held-out catalog images",
-    }.get(spec.task, "the validation photos")
-    table = Table(title=f"{spec.name}: mean over {data}")
+    table = Table(title=f"{spec.name}: mean over {handler(spec.task).evaluated_on}")
     for column in columns:
         table.add_column(column)
     for row in rows:
@@ -223,7 +220,7 @@ def _parser() -> argparse.ArgumentParser:
 
     command("list", _cmd_list, "list the models of the catalog")
 
-    train = command("train", _cmd_train, "train a model on CPU (resumes from --run-dir)")
+    train = command("train", _cmd_train, "train a model (resumes from --run-dir)")
     _model_argument(train, trained=True)
     train.add_argument("--preset", default="full", help="preset of training/configs/<model>.toml")
     train.add_argument(
@@ -232,6 +229,12 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--out", type=Path, help="final checkpoint folder (e.g. weights)")
     train.add_argument("--restart", action="store_true", help="ignore an earlier run's state")
     train.add_argument("--threads", type=int, help="torch intra-op threads")
+    train.add_argument(
+        "--device",
+        choices=("auto", "cpu", "cuda"),
+        default="cpu",
+        help="cpu (default; reproduces the shipped weights), cuda, or auto (cuda if present)",
+    )
     train.add_argument("--stop-after", type=int, help="pause after this many steps (resumable)")
 
     evaluate = command(

@@ -12,6 +12,8 @@ from enum import Enum
 from types import MappingProxyType
 from typing import Any
 
+from vitrine.tasks import TASKS, Family, Task
+
 __all__ = [
     "BatchingPolicy",
     "Conditioning",
@@ -24,20 +26,6 @@ __all__ = [
     "Task",
     "TensorSpec",
 ]
-
-
-class Task(str, Enum):
-    """What a model does; picks the client method family and the data pipeline."""
-
-    SUPER_RESOLVE = "super_resolve"
-    ENHANCE = "enhance"
-    DENOISE = "denoise"
-    INPAINT = "inpaint"
-    REMOVE_BACKGROUND = "remove_background"
-    GENERATE = "generate"
-    LATENT_EDIT = "latent_edit"  # encode catalog images, move in latent space, decode
-    STYLIZE = "stylize"
-    TRANSLATE = "translate"  # photo <-> sketch
 
 
 @dataclass(frozen=True)
@@ -242,6 +230,11 @@ class ModelSpec:
             raise ValueError(f"{self.name}: exactly the generators have a conditioning")
         if self.conditioning is None and self.inputs[1:] != tuple(o.core for o in self.options):
             raise ValueError(f"{self.name}: inputs must be the image, then each option's tensor")
+
+    @property
+    def family(self) -> Family:
+        """The shape of this model's requests (its task's family)."""
+        return TASKS[self.task].family
 
     @property
     def is_generator(self) -> bool:
