@@ -3,7 +3,7 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test lint repository client clean
+.PHONY: setup demo test lint regenerate clean
 
 # Fashion-MNIST (the catalog products) ships as a Debian package; apt needs root (or sudo).
 FASHION_MNIST := /usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz
@@ -33,18 +33,15 @@ demo: setup
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy --strict client scripts
+	$(BIN)/mypy --strict client
+	$(BIN)/vitrine regenerate --check
 
 test: lint
 	$(BIN)/pytest -q
 
-# Regenerate the committed GPU repository from the specs (a test checks it is current).
-repository: setup
-	$(BIN)/vitrine build --target gpu --out model_repository
-
-# Regenerate the blocking client from the asyncio one (a test checks it is current).
-client: setup
-	$(BIN)/python scripts/unasync.py
+# Rewrite every committed file derived from the specs (lint checks they are current).
+regenerate: setup
+	$(BIN)/vitrine regenerate
 
 clean:
 	rm -rf $(VENV) build out .pytest_cache .mypy_cache .ruff_cache

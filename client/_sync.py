@@ -1,4 +1,4 @@
-# Generated from _async.py by scripts/unasync.py (make client): do not edit.
+# Generated from _async.py by `vitrine regenerate`: do not edit.
 """The blocking client."""
 
 from __future__ import annotations

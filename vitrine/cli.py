@@ -194,6 +194,17 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     )
 
 
+def _cmd_regenerate(args: argparse.Namespace) -> int:
+    from vitrine.regenerate import regenerate
+
+    stale = regenerate(check=args.check)
+    for path in stale:
+        print(f"{'stale' if args.check else 'wrote'}: {path}")
+    if not stale:
+        print("every derived file is up to date")
+    return 1 if args.check and stale else 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from vitrine.serving.demo import run_demo
 
@@ -291,6 +302,16 @@ def _parser() -> argparse.ArgumentParser:
         "--no-watchdog",
         action="store_true",
         help="no probes, no healing, model control mode none",
+    )
+
+    regenerate = command(
+        "regenerate",
+        _cmd_regenerate,
+        "rewrite every file derived from the specs: the gpu model repository, the blocking "
+        "client, the Helm model lists, the model cards and the README's results table",
+    )
+    regenerate.add_argument(
+        "--check", action="store_true", help="write nothing; list stale files and exit 1"
     )
 
     demo = command("demo", _cmd_demo, "serve, call every pipeline, write outputs and a report")
