@@ -6,6 +6,7 @@ Each task's module defines one :class:`TaskHooks` named ``HOOKS``; the task's ha
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
@@ -63,5 +64,9 @@ class TaskHooks:
 
 
 def task_hooks(task: Task) -> TaskHooks:
-    """The hooks of ``task``, from the module its handler names."""
-    return handler(task).hooks()
+    """The hooks of ``task``: the ``HOOKS`` of the module its handler names."""
+    module = handler(task).module
+    hooks = getattr(importlib.import_module(module), "HOOKS", None)
+    if not isinstance(hooks, TaskHooks):
+        raise TypeError(f"{module} defines no HOOKS (a TaskHooks) for task {task.value!r}")
+    return hooks

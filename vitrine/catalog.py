@@ -112,7 +112,7 @@ def _denoise() -> ModelSpec:
         description="blind denoising (Gaussian noise, JPEG artefacts): residual U-Net",
         architecture="residual_unet",
         arch_kwargs={"features": 32, "levels": 4},
-        options=(Option("strength", OptionKind.STRENGTH),),
+        options=(Option("strength", OptionKind.STRENGTH, auto=True),),  # the network is blind
         min_side=16,
         max_side=1024,
         opt_side=256,

@@ -359,8 +359,17 @@ def _parity(report: Mapping[str, Any]) -> str:
 _SCORED, _LIMITS = "## How it is scored", "## Known limits"
 
 
-def _notes(path: Path) -> dict[str, str]:
-    """The hand-written sections of a card: ``notes.md`` holds exactly these two."""
+def _notes(path: Path, spec: ModelSpec) -> dict[str, str]:
+    """The hand-written sections of a card: ``notes.md`` holds exactly these two. Without
+    it (a new model) the card says how the task is scored and that no limits are recorded."""
+    if not path.is_file():
+        scoring = handler(spec.task).scoring
+        return {
+            _SCORED: f"{_SCORED}\n\n`vitrine eval {spec.name}` on "
+            f"{handler(spec.task).evaluated_on}, against {', '.join(scoring.baselines)}.",
+            _LIMITS: f"{_LIMITS}\n\nNone recorded yet: `{path.name}` beside this card holds "
+            f"them, under {_SCORED!r} and {_LIMITS!r}.",
+        }
     sections: dict[str, list[str]] = {}
     for line in path.read_text().strip().splitlines():
         if line.startswith("## "):
@@ -378,7 +387,7 @@ def model_card(name: str) -> str:
     folder = paths.reports_dir() / spec.name
     report = _eval_report(spec)
     sidecar = _sidecar(spec)
-    notes = _notes(folder / "notes.md")
+    notes = _notes(folder / "notes.md", spec)
     sections = [
         f"# `{spec.name}`: {spec.description}\n\n{_GENERATED}",
         f"## What it does\n\n{_what_it_does(spec)}",

@@ -82,19 +82,23 @@ class Option:
     """One request option: ``name`` is the client keyword and the pipeline input name.
 
     ``choices`` are a LABEL's names (index ``i`` is label ``i``); ``size`` is the length of
-    a SEED's noise vector.
+    a SEED's noise vector; ``auto`` lets a client pass a STRENGTH as ``"auto"`` (full
+    strength), for a model that finds the right amount itself.
     """
 
     name: str
     kind: OptionKind
     choices: tuple[str, ...] = ()
     size: int = 0
+    auto: bool = False
 
     def __post_init__(self) -> None:
         if (self.kind is OptionKind.LABEL) != bool(self.choices):
             raise ValueError(f"option {self.name!r}: exactly the labels have choices")
         if (self.kind is OptionKind.SEED) != (self.size > 0):
             raise ValueError(f"option {self.name!r}: exactly the seeds have a noise size")
+        if self.auto and self.kind is not OptionKind.STRENGTH:
+            raise ValueError(f"option {self.name!r}: only a strength can be 'auto'")
 
     @property
     def wire(self) -> TensorSpec:

@@ -10,21 +10,16 @@ handler, registered once in :data:`TASKS`:
 * its **module**, which implements the task for training and serving: the recipe, the
   evaluation and comparison image, the uint8 forward the export wraps, and the demo case
   (its ``HOOKS``, a :class:`vitrine.training.hooks.TaskHooks`). It needs torch, so it is
-  imported only when asked for.
+  imported only when asked for (:func:`vitrine.training.hooks.task_hooks`).
 
 This module is torch-free: the client and the load test import it.
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import Enum
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from vitrine.training.hooks import TaskHooks
 
 __all__ = ["TASKS", "Family", "Scoring", "Task", "TaskHandler", "handler"]
 
@@ -78,11 +73,6 @@ class TaskHandler:
     module: str  # defines HOOKS (vitrine.training.hooks.TaskHooks)
     evaluated_on: str
     scoring: Scoring
-
-    def hooks(self) -> TaskHooks:
-        """The task's training and serving hooks (imports torch)."""
-        hooks: TaskHooks = importlib.import_module(self.module).HOOKS
-        return hooks
 
 
 _PHOTOS = "the validation photos"

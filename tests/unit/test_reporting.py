@@ -79,6 +79,13 @@ def test_notes_need_both_sections(report_copy: Path) -> None:
         reporting.model_card("enhance")
 
 
+def test_a_card_without_notes_says_none_are_recorded(report_copy: Path) -> None:
+    (report_copy / "reports" / "enhance" / "notes.md").unlink()
+    card = reporting.model_card("enhance")
+    assert "`vitrine eval enhance` on the validation photos, against clahe" in card
+    assert "## Known limits\n\nNone recorded yet: `notes.md` beside this card" in card
+
+
 def test_readme_without_markers_is_refused() -> None:
     with pytest.raises(ValueError, match="results:start"):
         reporting.readme_with_results("# A README without the markers\n")
