@@ -49,6 +49,7 @@ from typing import Any, ClassVar, Protocol
 import numpy as np
 
 from vitrine.catalog import SPECS
+from vitrine.errors import ConfigError
 from vitrine.provenance import git_commit
 from vitrine.spec import ModelSpec
 from vitrine.tasks import Family
@@ -106,10 +107,10 @@ class BenchConfig:
     def __post_init__(self) -> None:
         unknown = set(self.systems) - set(SYSTEMS)
         if unknown:
-            raise ValueError(f"unknown systems {sorted(unknown)}; known: {list(SYSTEMS)}")
+            raise ConfigError(f"unknown systems {sorted(unknown)}; known: {list(SYSTEMS)}")
         missing = set(self.models) - set(SPECS)
         if missing:
-            raise ValueError(f"unknown models {sorted(missing)}; known: {sorted(SPECS)}")
+            raise ConfigError(f"unknown models {sorted(missing)}; known: {sorted(SPECS)}")
         if not self.concurrency or min(self.concurrency) < 1:
             raise ValueError("concurrency levels must be positive integers")
         if self.duration_s <= 0:

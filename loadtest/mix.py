@@ -14,15 +14,15 @@ client method has no ``_array`` twin has no raw path.
 
 from __future__ import annotations
 
+import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, cast
 
-import tomllib
-
 from vitrine.catalog import SPECS
 from vitrine.client import VitrineClient
+from vitrine.errors import ConfigError
 from vitrine.pipeline import OUTPUT_FORMATS
 from vitrine.spec import ModelSpec
 from vitrine.tasks import Family
@@ -49,7 +49,7 @@ _PATH_KEYS = {"pipeline": {"input_format", "output_format", "quality"}, "raw": {
 _GENERATOR_PATH_KEYS = {"pipeline": {"count", "output_format", "quality"}, "raw": {"count"}}
 
 
-class MixError(ValueError):
+class MixError(ConfigError):
     """A traffic-mix file that cannot be used; the message says which call and why."""
 
 

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ADMIN_HEADER",
+    "EXIT_TIMEOUT_SECONDS",
     "EmbeddedTriton",
     "ServerTls",
     "TritonInstall",
@@ -51,6 +52,10 @@ __all__ = [
 logger = logging.getLogger("vitrine.serving")
 
 _LOG_TAIL_LINES = 40
+
+EXIT_TIMEOUT_SECONDS = 30
+"""How long in-flight requests get to finish after SIGTERM (Triton's own default, and the Helm
+chart's): less was too short to drain four 512 x 512 x2 requests on two busy cores."""
 
 
 class TritonNotInstalled(RuntimeError):
@@ -199,7 +204,7 @@ class EmbeddedTriton:
         startup_timeout: float = 120.0,
         startup_attempts: int = 2,
         extra_args: Sequence[str] = (),
-        exit_timeout: int = 10,
+        exit_timeout: int = EXIT_TIMEOUT_SECONDS,
         tls: ServerTls | None = None,
         admin_key: str | None = None,
     ) -> None:

@@ -16,6 +16,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from vitrine.errors import ConfigError, MissingFile
 from vitrine.training.architectures import build_architecture
 from vitrine.training.config import TrainConfig
 
@@ -61,7 +62,7 @@ def load_checkpoint(weights: Path) -> Checkpoint:
     """Rebuild the module described by the sidecar and load ``weights`` into it."""
     sidecar = _sidecar(weights)
     if not weights.is_file() or not sidecar.is_file():
-        raise FileNotFoundError(f"checkpoint needs both {weights} and {sidecar}")
+        raise MissingFile(f"checkpoint needs both {weights} and {sidecar}")
     meta = json.loads(sidecar.read_text())
     model = build_architecture(meta["architecture"], meta["arch_kwargs"])
     model.load_state_dict(load_file(str(weights)))
@@ -77,7 +78,7 @@ def resume_checkpoint(run_dir: Path, config: TrainConfig) -> Checkpoint | None:
         return None
     checkpoint = load_checkpoint(last)
     if checkpoint.meta["training"] != config.as_dict():
-        raise ValueError(f"{last} was written with another config; use a new --run-dir")
+        raise ConfigError(f"{last} was written with another config; use a new --run-dir")
     return checkpoint
 
 

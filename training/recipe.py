@@ -27,6 +27,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 import torch
 from torch import nn
 
+from vitrine.errors import ConfigError
 from vitrine.spec import ModelSpec
 from vitrine.training.architectures import build_architecture
 from vitrine.training.config import TrainConfig
@@ -59,7 +60,7 @@ def parse_settings(settings_type: type[S], table: Mapping[str, Any], where: str)
     names = {field.name for field in dataclasses.fields(settings_type)}  # type: ignore[arg-type]
     unknown = sorted(set(table) - names)
     if unknown:
-        raise ValueError(f"{where}: unknown [recipe] keys {unknown}; known: {sorted(names)}")
+        raise ConfigError(f"{where}: unknown [recipe] keys {unknown}; known: {sorted(names)}")
     required = {
         field.name
         for field in dataclasses.fields(settings_type)  # type: ignore[arg-type]
@@ -67,7 +68,7 @@ def parse_settings(settings_type: type[S], table: Mapping[str, Any], where: str)
     }
     missing = sorted(required - set(table))
     if missing:
-        raise ValueError(f"{where}: missing [recipe] keys {missing}")
+        raise ConfigError(f"{where}: missing [recipe] keys {missing}")
     return settings_type(**{key: _frozen(value) for key, value in table.items()})
 
 

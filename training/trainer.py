@@ -37,6 +37,7 @@ import torch
 from safetensors.torch import load_file
 from torch import nn
 
+from vitrine.errors import ConfigError, UnknownName
 from vitrine.provenance import git_commit
 from vitrine.spec import ModelSpec
 from vitrine.training.checkpoint import (
@@ -70,11 +71,11 @@ class TrainResult:
 def resolve_device(name: str) -> torch.device:
     """``cpu``, ``cuda``, or for ``auto`` CUDA where torch sees a GPU, else the CPU."""
     if name not in DEVICES:
-        raise ValueError(f"device {name!r}: expected one of {DEVICES}")
+        raise UnknownName(f"device {name!r}: expected one of {DEVICES}")
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(
+        raise ConfigError(
             f"device 'cuda' asked for, but torch {torch.__version__} sees no CUDA GPU"
         )
     return torch.device(name)
@@ -206,7 +207,7 @@ class _RunState:
 def _recipe(spec: ModelSpec, config: TrainConfig) -> Recipe[Any]:
     chooser = task_hooks(spec.task).recipe
     if chooser is None:
-        raise ValueError(f"{spec.name}: task {spec.task.value!r} has no training recipe")
+        raise ConfigError(f"{spec.name}: task {spec.task.value!r} has no training recipe")
     return chooser(spec)(spec, config)
 
 
@@ -228,7 +229,7 @@ def train(
     None); a later call with ``resume`` carries on exactly where it stopped.
     """
     if spec.weights_from:
-        raise ValueError(
+        raise ConfigError(
             f"{spec.name} serves the checkpoint of {spec.weights_from}: "
             f"train that (vitrine train {spec.weights_from})"
         )

@@ -6,6 +6,7 @@ import dataclasses
 from collections.abc import Iterable
 from typing import Any
 
+from vitrine.errors import UnknownName
 from vitrine.products import CAMPAIGN_STYLES, CATALOG_COLOURS, CATEGORIES, TRANSLATIONS
 from vitrine.spec import (
     BatchingPolicy,
@@ -357,7 +358,7 @@ def get_spec(name: str) -> ModelSpec:
     try:
         return SPECS[name]
     except KeyError:
-        raise KeyError(f"unknown model {name!r}; known: {', '.join(sorted(SPECS))}") from None
+        raise UnknownName(f"unknown model {name!r}; known: {', '.join(sorted(SPECS))}") from None
 
 
 def specs_for_method(method: str) -> dict[object, ModelSpec]:

@@ -13,7 +13,9 @@ from pathlib import Path
 
 from vitrine import paths
 from vitrine.catalog import SPECS, get_spec
+from vitrine.errors import ConfigError, UserError
 from vitrine.loadtest.cli import add_loadtest_commands
+from vitrine.serving.triton import EXIT_TIMEOUT_SECONDS
 from vitrine.tasks import handler
 
 __all__ = ["main"]
@@ -178,9 +180,9 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     from vitrine.serving.triton import ServerTls
 
     if (args.tls_cert is None) != (args.tls_key is None):
-        raise ValueError("--tls-cert and --tls-key go together")
+        raise ConfigError("--tls-cert and --tls-key go together")
     if args.tls_client_ca is not None and args.tls_cert is None:
-        raise ValueError("--tls-client-ca (mutual TLS) needs --tls-cert and --tls-key")
+        raise ConfigError("--tls-client-ca (mutual TLS) needs --tls-cert and --tls-key")
     tls = ServerTls(args.tls_cert, args.tls_key, args.tls_client_ca) if args.tls_cert else None
     return serve(
         host=args.host,
@@ -295,8 +297,8 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--exit-timeout",
         type=int,
-        default=30,
-        help="seconds in-flight requests get to finish after SIGTERM (default 30)",
+        default=EXIT_TIMEOUT_SECONDS,
+        help="seconds in-flight requests get to finish after SIGTERM (default %(default)s)",
     )
     serve.add_argument(
         "--no-watchdog",
@@ -332,7 +334,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"error: {error.name} is missing: pip install 'vitrine[{extra}]'", file=sys.stderr)
         return 2
-    except (FileNotFoundError, KeyError, ValueError) as error:
+    except UserError as error:  # anything else is a bug: its traceback stays
         print(f"error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

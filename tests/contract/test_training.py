@@ -12,6 +12,7 @@ import torch
 from safetensors.torch import load_file
 
 from vitrine.catalog import SPECS
+from vitrine.errors import ConfigError, UnknownName
 from vitrine.spec import ModelSpec
 from vitrine.training.checkpoint import load_checkpoint
 from vitrine.training.config import TrainConfig, load_config
@@ -171,14 +172,14 @@ def test_weight_decay_reaches_every_trained_network(
 
 
 def test_an_unknown_device_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="device 'tpu': expected one of"):
+    with pytest.raises(UnknownName, match="device 'tpu': expected one of"):
         train(SPECS["superres_x2"], "smoke", run_dir=tmp_path, out_dir=tmp_path, device="tpu")
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA GPU is present")
 def test_cuda_is_refused_where_torch_sees_no_gpu() -> None:
     assert resolve_device("auto") == torch.device("cpu")
-    with pytest.raises(RuntimeError, match="sees no CUDA GPU"):
+    with pytest.raises(ConfigError, match="sees no CUDA GPU"):
         resolve_device("cuda")
 
 
