@@ -71,6 +71,7 @@ def test_profile_and_limits_agree(spec: ModelSpec) -> None:
     assert spec.profile.max[1] == spec.limits.max_side
 
 
+@pytest.mark.expensive
 @ALL_SPECS
 def test_onnx_export_names_axes_and_parity(spec: ModelSpec, tmp_path: Path) -> None:
     model = _model(spec)
@@ -120,6 +121,7 @@ def test_client_method_routes_by_selector(spec: ModelSpec, client_class: type) -
         assert option.name in inspect.signature(raw).parameters
 
 
+@pytest.mark.expensive
 @ALL_SPECS
 def test_parity_gate_catches_a_wrong_export(spec: ModelSpec, tmp_path: Path) -> None:
     model = _model(spec)

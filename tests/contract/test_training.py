@@ -37,6 +37,7 @@ SIDECAR_KEYS = {
 }
 
 
+@pytest.mark.expensive
 @TRAINED_SPECS
 def test_smoke_training_writes_a_self_describing_checkpoint(
     spec: ModelSpec, tmp_path: Path
@@ -59,6 +60,7 @@ def test_smoke_training_writes_a_self_describing_checkpoint(
     "name",
     ["superres_x2", "remove_background"],  # float32; bfloat16 with a channels-last network
 )
+@pytest.mark.expensive
 def test_resumed_training_equals_uninterrupted(name: str, tmp_path: Path) -> None:
     spec = SPECS[name]
     straight = train(spec, "smoke", run_dir=tmp_path / "a", out_dir=tmp_path / "a", progress=False)
@@ -74,6 +76,7 @@ def test_resumed_training_equals_uninterrupted(name: str, tmp_path: Path) -> Non
         torch.testing.assert_close(a[key], b[key], rtol=0, atol=0)
 
 
+@pytest.mark.expensive
 @TRAINED_SPECS
 def test_a_paused_run_resumes_exactly(spec: ModelSpec, tmp_path: Path) -> None:
     """Every state file and the loss log after steps 1-3, in one go or paused after 2."""
