@@ -278,7 +278,7 @@ def _batch(pixels: object, spec: ModelSpec) -> npt.NDArray[Any]:
     count, limit = batch.shape[0], spec.batching.max_batch_size
     if not 1 <= count <= limit:
         raise InvalidRequest(f"batch of {count} images; {spec.name} accepts 1 to {limit}")
-    check_sides(batch.shape[1], batch.shape[2], spec)
+    check_sides(batch.shape[1], batch.shape[2], spec, raw=True)
     return batch
 
 

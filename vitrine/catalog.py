@@ -12,6 +12,7 @@ from vitrine.spec import (
     BatchingPolicy,
     Conditioning,
     ImageLimits,
+    LargeImages,
     ModelSpec,
     Option,
     OptionKind,
@@ -19,11 +20,31 @@ from vitrine.spec import (
     ShapeProfile,
     Task,
     TensorSpec,
+    Tiling,
 )
 
 __all__ = ["SPECS", "get_spec", "specs_for_method"]
 
 _IMAGE_AXES = ("height", "width", None)
+
+UPLOAD_MAX_SIDE = 6000
+"""The longest side of a photo an editor takes (phone and studio cameras: 3,000-6,000 px)."""
+UPLOAD_MAX_PIXELS = 25_000_000
+"""The most pixels of a photo an editor takes (25 MP)."""
+OUTPUT_MAX_SIDE = 8192
+"""The longest side of any editor's output."""
+OUTPUT_MAX_PIXELS = 8192 * 8192
+"""The most pixels of any editor's output (64 MP)."""
+
+
+def _upload_limits(min_side: int, scale: int = 1) -> ImageLimits:
+    """What an editor's pipeline takes: photos up to the upload limits whose output, ``scale``
+    times larger each way, stays within the output limits."""
+    return ImageLimits(
+        min_side=min_side,
+        max_side=min(UPLOAD_MAX_SIDE, OUTPUT_MAX_SIDE // scale),
+        max_pixels=min(UPLOAD_MAX_PIXELS, OUTPUT_MAX_PIXELS // scale**2),
+    )
 
 
 def _image_tensor(name: str, prefix: str = "", channels: int = 3) -> TensorSpec:
@@ -40,9 +61,12 @@ def _editor(
     min_side: int,
     max_side: int,
     opt_side: int,
+    large: LargeImages | None,
     **fields: Any,
 ) -> ModelSpec:
-    """A same-size image editor: image (+ options) in, image of the same size out."""
+    """A same-size image editor: image (+ options) in, image of the same size out. Its core
+    model takes ``min_side`` to ``max_side``; its pipeline real photos, run as ``large``
+    says (None: the pipeline takes what the core takes)."""
     return ModelSpec(
         name=name,
         task=task,
@@ -53,11 +77,12 @@ def _editor(
             opt=(4, opt_side, opt_side, 3),
             max=(8, max_side, max_side, 3),
         ),
-        limits=ImageLimits(min_side=min_side, max_side=max_side),
+        limits=_upload_limits(min_side) if large else ImageLimits(min_side, max_side),
         client_method=task.value,
         selector=None,
         options=options,
         loadtest_side=opt_side,
+        large=large,
         **fields,
     )
 
@@ -76,13 +101,14 @@ def _superres(scale: int, max_side: int, min_gain_db: float) -> ModelSpec:
             opt=(4, max_side // 4, max_side // 4, 3),
             max=(8, max_side, max_side, 3),
         ),
-        limits=ImageLimits(min_side=8, max_side=max_side),
+        limits=_upload_limits(8, scale),
         precision=PrecisionPolicy(fp32_layers=("to_subpixels",)),  # the output layer
         client_method="super_resolve",
         selector=("scale", scale),
         output_scale=scale,
         quality_targets={"psnr_y_over_bicubic_db": min_gain_db},
         loadtest_side=max_side // 4,
+        large=LargeImages(Tiling.TILES, tile=max_side // 2, margin=8),  # a 5x5 and two 3x3
     )
 
 
@@ -96,13 +122,14 @@ def _enhance() -> ModelSpec:
         inputs=(_image_tensor("image"),),
         outputs=(_image_tensor("result"),),
         profile=ShapeProfile(min=(1, 16, 16, 3), opt=(4, 256, 256, 3), max=(8, 1024, 1024, 3)),
-        limits=ImageLimits(min_side=16, max_side=1024),
+        limits=_upload_limits(16),
         precision=PrecisionPolicy(fp32_layers=("head",)),  # the curve parameters
         client_method="enhance",
         selector=None,
         # "beats every baseline" on mean PSNR and mean CIEDE2000 (lower is better)
         quality_targets={"psnr_over_best_baseline_db": 0.01, "delta_e_below_best_baseline": 0.01},
         loadtest_side=256,
+        large=LargeImages(Tiling.CURVES, tile=256),  # the probe: 4 x the 64 px thumbnail
     )
 
 
@@ -117,6 +144,7 @@ def _denoise() -> ModelSpec:
         min_side=16,
         max_side=1024,
         opt_side=256,
+        large=LargeImages(Tiling.TILES, tile=512, margin=96),
         precision=PrecisionPolicy(fp32_layers=("tail",)),  # the predicted noise
         quality_targets={"psnr_over_best_baseline_db_sigma25": 1.0},
     )
@@ -133,6 +161,7 @@ def _inpaint() -> ModelSpec:
         min_side=32,
         max_side=512,
         opt_side=256,
+        large=LargeImages(Tiling.HOLES, tile=512, margin=64),
         quality_targets={"hole_psnr_over_best_baseline_db": 1.5},
     )
 
@@ -149,6 +178,7 @@ def _remove_background() -> ModelSpec:
         min_side=32,
         max_side=1024,
         opt_side=256,
+        large=LargeImages(Tiling.MATTE, tile=1024),
         quality_targets={"iou": 0.90, "iou_over_grabcut": 0.15},
     )
 
@@ -167,6 +197,7 @@ def _stylize() -> ModelSpec:
         min_side=32,
         max_side=512,
         opt_side=256,
+        large=LargeImages(Tiling.TILES, tile=512, margin=64, blend=True),  # instance norm
         precision=PrecisionPolicy(fp32_layers=("tail",)),  # the output layer
         # closer to the style than a colour transfer; more of the photo than the style alone
         quality_targets={
@@ -187,6 +218,7 @@ def _translate() -> ModelSpec:
         min_side=32,
         max_side=512,
         opt_side=256,
+        large=LargeImages(Tiling.TILES, tile=512, margin=64, blend=True),  # instance norm
         precision=PrecisionPolicy(fp32_layers=("tail",)),  # the output layers
         quality_targets={"sketch_psnr_over_best_naive_db": 0.0},
     )
@@ -293,6 +325,7 @@ def _vae_edit() -> ModelSpec:
         min_side=side,
         max_side=side,
         opt_side=side,
+        large=None,
         precision=PrecisionPolicy(fp32_layers=("to_rgb",)),  # the decoder's output layer
         quality_targets={"reconstruction_psnr_over_label_mean_db": 0.0},
         weights_from="vae",

@@ -39,14 +39,14 @@ END = "# <<< models\n"
 
 
 def model_entry(spec: ModelSpec) -> dict[str, Any]:
-    """One ``models`` item: the pipeline, its repository folders (the decode or sample step,
-    the core model, the ensemble) and the client call reaching it."""
-    first, core, _ = pipeline_steps(spec)
+    """One ``models`` item: the pipeline, its repository folders (its own steps, then the
+    ensemble; the shared encode step is in ``sharedModels``) and the client call reaching it."""
+    *steps, _ = pipeline_steps(spec)
     return {
         "name": spec.name,
         "pipeline": spec.pipeline,
         "coreModel": spec.core_model,
-        "repositoryModels": [first, core, spec.pipeline],
+        "repositoryModels": [*steps, spec.pipeline],
         "clientCall": {"method": spec.client_method, "selector": spec.selector_kwargs},
     }
 

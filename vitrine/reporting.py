@@ -255,6 +255,19 @@ def _tensor(tensor: Any) -> str:
     return f"`{tensor.name}` {tensor.dtype} (N, {dims})"
 
 
+def _accepted(spec: ModelSpec) -> str:
+    """The sizes a pipeline call takes, and the core model's (the raw path's) when smaller."""
+    limits, core = spec.limits, spec.core_limits
+    sides = f"{limits.min_side} to {limits.max_side} px a side"
+    if limits == core:
+        return sides
+    return (
+        f"{sides}, up to {limits.max_pixels / 1e6:.1f} MP through the pipeline "
+        f"({spec.large.tiling.value if spec.large else 'whole'}); {core.min_side} to "
+        f"{core.max_side} px a side through the raw path"
+    )
+
+
 def _what_it_does(spec: ModelSpec) -> str:
     call = spec.client_method
     if spec.selector:
@@ -274,8 +287,7 @@ def _what_it_does(spec: ModelSpec) -> str:
             + "."
         )
     lines.append(
-        f"- Image sides accepted: {spec.limits.min_side} to {spec.limits.max_side} px; "
-        f"batches up to {spec.batching.max_batch_size}."
+        f"- Images accepted: {_accepted(spec)}; batches up to {spec.batching.max_batch_size}."
     )
     fp32 = ", ".join(_code(layer) for layer in spec.precision.fp32_layers) or "none"
     lines.append(

@@ -65,10 +65,11 @@ def test_profile_and_limits_agree(spec: ModelSpec) -> None:
         assert spec.profile.max[0] == spec.batching.max_batch_size == conditioning.max_count
         assert spec.output.dims == (conditioning.side, conditioning.side, 3)
         return
+    core = spec.core_limits
     for _, shape in spec.profile.items():
-        assert all(spec.limits.min_side <= side <= spec.limits.max_side for side in shape[1:3])
-    assert spec.profile.min[1] == spec.limits.min_side
-    assert spec.profile.max[1] == spec.limits.max_side
+        assert all(core.min_side <= side <= core.max_side for side in shape[1:3])
+    assert (spec.profile.min[1], spec.profile.max[1]) == (core.min_side, core.max_side)
+    assert spec.limits.min_side == core.min_side and spec.limits.max_side >= core.max_side
 
 
 @pytest.mark.expensive

@@ -222,10 +222,10 @@ def test_plan_super_resolve_rejects(kwargs: dict[str, Any], message: str) -> Non
 
 
 def test_plan_super_resolve_checks_limits_of_chosen_scale() -> None:
-    image = Image.new("RGB", (300, 300))
-    _plan_super_resolve(image, scale=2, output_format="png", quality=95)
-    with pytest.raises(InvalidRequest, match="superres_x4's limits 8..256"):
-        _plan_super_resolve(image, scale=4, output_format="png", quality=95)
+    image = Image.new("RGB", (3000, 2000))
+    _plan_super_resolve(image, scale=2, output_format="jpeg", quality=95)
+    with pytest.raises(InvalidRequest, match="superres_x4's limits 8..2048"):
+        _plan_super_resolve(image, scale=4, output_format="jpeg", quality=95)
 
 
 def test_parse_image_result() -> None:
