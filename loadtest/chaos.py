@@ -21,6 +21,7 @@ import logging
 import os
 import secrets
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -173,6 +174,7 @@ class Cycle:
     fault: str
     model: str
     victims: int
+    detect_seconds: float | None  # from the fault until the watchdog began healing
     heal_seconds: float | None  # from the fault until the watchdog's heal; None: no heal
     action: str | None  # "reload" or "restart"
     ended_stubs: int  # old-generation stubs the watchdog had to kill
@@ -222,11 +224,33 @@ class ChaosRun:
             total.update(cycle.outcomes)
         return total
 
+    def by_fault(self) -> dict[str, dict[str, Any]]:
+        """Per fault kind: cycles, heal seconds (median and worst), calls, failed calls,
+        and resident MiB before and after (the mean over its cycles)."""
+        summary = {}
+        for fault in dict.fromkeys(cycle.fault for cycle in self.cycles):
+            cycles = [cycle for cycle in self.cycles if cycle.fault == fault]
+            heals = [c.heal_seconds for c in cycles if c.heal_seconds is not None]
+            summary[fault] = {
+                "cycles": len(cycles),
+                "healed": len(heals),
+                "heal_s_median": round(statistics.median(heals), 2) if heals else None,
+                "heal_s_max": round(max(heals), 2) if heals else None,
+                "detect_s_max": round(max(c.detect_seconds or 0.0 for c in cycles), 2),
+                "calls": sum(c.calls for c in cycles),
+                "failed": sum(c.failed for c in cycles),
+                "rss_mib_before": round(statistics.mean(c.rss_before for c in cycles) / 2**20),
+                "rss_mib_after": round(statistics.mean(c.rss_after for c in cycles) / 2**20),
+            }
+        return summary
+
     def as_json(self) -> dict[str, Any]:
         return {
             **asdict(self),
             "calls": self.calls,
             "failed": self.failed,
+            "outcomes": dict(self.outcomes()),
+            "by_fault": self.by_fault(),
             "cycles": [asdict(cycle) | {"failed": cycle.failed} for cycle in self.cycles],
         }
 
@@ -271,6 +295,7 @@ def _cycle(
         fault=str(fault),
         model=model,
         victims=len(victims),
+        detect_seconds=None if event is None else event.detected_at - faulted_at,
         heal_seconds=None if event is None else event.detected_at + event.seconds - faulted_at,
         action=None if event is None else event.action,
         ended_stubs=0 if event is None else len(event.ended),
@@ -390,7 +415,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     report = run.as_json() | {"cpus": os.cpu_count(), "load_average": os.getloadavg()}
     args.out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"{run.calls} calls, {run.failed} failed ({dict(run.outcomes())}); wrote {args.out}")
+    for fault, figures in run.by_fault().items():
+        print(f"{fault:20} {figures}")
+    print(
+        f"{run.calls} calls, {run.failed} failed ({dict(run.outcomes())}); resident "
+        f"{run.baseline_rss / 2**20:.0f} -> {run.final_rss / 2**20:.0f} MiB, threads "
+        f"{run.baseline_threads} -> {run.final_threads}; wrote {args.out}"
+    )
     return 0
 
 

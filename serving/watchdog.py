@@ -35,7 +35,7 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -149,9 +149,10 @@ class Watchdog:
             client.close()
         return self.healthy
 
-    def _broken_stubs(self) -> tuple[str, ...]:
-        """Steps with a dead or stopped stub process."""
-        return unhealthy_models(stubs(self.server.pid or 0), self.configured)
+    def _broken_stubs(self, old: Collection[int] = ()) -> tuple[str, ...]:
+        """Steps with a dead or stopped stub process, the ``old`` generation's left out."""
+        running = [stub for stub in stubs(self.server.pid or 0) if stub.pid not in old]
+        return unhealthy_models(running, self.configured)
 
     def _using(self, models: Iterable[str]) -> list[ModelSpec]:
         models = set(models)
@@ -183,7 +184,7 @@ class Watchdog:
             )
             logger.warning("pipelines %s failing; replacing the instances of %s", names, models)
             old = self._replace(client, models) if models else None
-            if old is not None and not self._broken_stubs() and not self._failing(client):
+            if old is not None and not self._broken_stubs(old) and not self._failing(client):
                 seconds = time.monotonic() - started
                 ended = self._end_survivors(old)
                 self._record(detected_at, names, "reload", models, seconds, True, ended)
