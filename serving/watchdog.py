@@ -3,8 +3,8 @@
 This Triton build never restarts a dead python-backend stub, and its readiness flag stays
 true meanwhile. Every ``census_interval`` seconds the watchdog counts each python step's
 stub processes (a step with a dead or stopped stub is broken), and every ``interval``
-seconds it sends a real request through every pipeline (a failure names its dead step,
-else one request per step finds it).
+seconds it also sends a real request through every pipeline (a failure names its dead step,
+else one request per step finds it), for faults that leave the processes be.
 
 A broken step gets new instances inside the loaded model: the watchdog loads the step's own
 config, with its instance groups' rate-limiter priority switched between 0 and 1, through the
@@ -135,16 +135,12 @@ class Watchdog:
         """Count the stubs and, with ``probe``, probe every pipeline; heal what is broken.
         Returns the pipelines' health after."""
         running = self.server.is_running()
-        broken = self._broken_stubs() if running else ()
-        if running and not broken and not probe:
+        if running and not probe and not self._broken_stubs():
             return self.healthy
         client = self._client()
         try:
-            if broken:
-                failing = {spec.name: "broken stub" for spec in self._using(broken)}
-            else:
-                failing = self._failing(client)
-            self.healthy = not failing or self._heal(client, broken, failing)
+            failing = self._failing(client, census=running)
+            self.healthy = not failing or self._heal(client, failing)
         finally:
             client.close()
         return self.healthy
@@ -154,31 +150,33 @@ class Watchdog:
         running = [stub for stub in stubs(self.server.pid or 0) if stub.pid not in old]
         return unhealthy_models(running, self.configured)
 
+    def _failing(
+        self, client: grpcclient.InferenceServerClient, *, census: bool = False
+    ) -> dict[str, str]:
+        """Specs (by name) whose pipeline fails, with why. With ``census`` the stubs are
+        counted before each probe, and a broken step ends the round at once: a probe that
+        meets a dead stub takes a second to fail, and a round of them would delay the heal."""
+        failing: dict[str, str] = {}
+        for spec in self.specs:
+            broken = self._broken_stubs() if census else ()
+            if broken:
+                return failing | {using.name: "broken stub" for using in self._using(broken)}
+            (result,) = probe_pipelines(client, self.timeout, [spec])
+            if not result.ok:
+                failing[spec.name] = result.error or "failed"
+        return failing
+
     def _using(self, models: Iterable[str]) -> list[ModelSpec]:
         models = set(models)
         return [spec for spec in self.specs if models & set(pipeline_steps(spec))]
 
-    def _failing(self, client: grpcclient.InferenceServerClient) -> dict[str, str]:
-        """Specs (by name) whose pipeline probe failed, with the error each one got."""
-        results = probe_pipelines(client, self.timeout, self.specs)
-        return {
-            spec.name: result.error or "failed"
-            for spec, result in zip(self.specs, results, strict=True)
-            if not result.ok
-        }
-
-    def _heal(
-        self,
-        client: grpcclient.InferenceServerClient,
-        broken: tuple[str, ...],
-        failing: dict[str, str],
-    ) -> bool:
+    def _heal(self, client: grpcclient.InferenceServerClient, failing: dict[str, str]) -> bool:
         """Replace the broken steps' instances, else restart; True when all is well again."""
         detected_at, started = time.time(), time.monotonic()
         names = tuple(SPECS[name].pipeline for name in failing)
         if self.server.is_running() and self.server.admin_key is not None:
             models = (
-                broken
+                self._broken_stubs()
                 or _dead_stubs(list(failing.values()))
                 or self._broken_steps(client, [SPECS[name] for name in failing])
             )
