@@ -46,6 +46,7 @@ from vitrine.serving.watchdog import Watchdog
 from vitrine.spec import ModelSpec
 
 __all__ = [
+    "CHAOS_EXIT_TIMEOUT_S",
     "FAULTS",
     "RETRYABLE",
     "SPECS",
@@ -65,6 +66,10 @@ logger = logging.getLogger("vitrine.loadtest.chaos")
 SPECS = (CATALOG["superres_x2"], CATALOG["denoise"])  # two pipelines, small and quick
 SIDE = 48  # side of the uploaded photos: calls stay cheap, so the load is dense
 RETRYABLE = ("Unavailable", "ResourceExhausted")  # the client's retryable error types
+CHAOS_EXIT_TIMEOUT_S = 5
+"""The chaos server's exit timeout. A model one of whose stubs was SIGKILLed under load never
+unloads again in this Triton build, heal or no heal, so the server's stop waits out the whole
+exit timeout and exits with status 1; nothing is in flight by then."""
 _SIGNALS = {"SIGKILL": signal.SIGKILL, "SIGSTOP": signal.SIGSTOP}
 
 
@@ -398,6 +403,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             repository,
             admin_key=secrets.token_urlsafe(16),
             log_path=Path(work) / "tritonserver.log",
+            exit_timeout=CHAOS_EXIT_TIMEOUT_S,
             **ports,
         )
         with server:

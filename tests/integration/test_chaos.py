@@ -16,7 +16,14 @@ from collections.abc import Iterator
 
 import pytest
 
-from vitrine.loadtest.chaos import FAULTS, RETRYABLE, ChaosRun, build_repository, run_chaos
+from vitrine.loadtest.chaos import (
+    CHAOS_EXIT_TIMEOUT_S,
+    FAULTS,
+    RETRYABLE,
+    ChaosRun,
+    build_repository,
+    run_chaos,
+)
 from vitrine.serving.triton import EmbeddedTriton, free_port
 from vitrine.serving.watchdog import Watchdog
 
@@ -35,7 +42,11 @@ def _guarded_run(tmp_path_factory: pytest.TempPathFactory, rounds: int) -> Chaos
     repository = build_repository(work / "repository")
     ports = {name: free_port() for name in ("grpc_port", "http_port", "metrics_port")}
     server = EmbeddedTriton(
-        repository, admin_key=secrets.token_urlsafe(16), log_path=work / "triton.log", **ports
+        repository,
+        admin_key=secrets.token_urlsafe(16),
+        log_path=work / "triton.log",
+        exit_timeout=CHAOS_EXIT_TIMEOUT_S,
+        **ports,
     )
     with server:
         watchdog = Watchdog(server, interval=0.5, timeout=3.0)
