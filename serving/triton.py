@@ -7,6 +7,7 @@ stage's builder for the ``embedded`` target.
 
 from __future__ import annotations
 
+import compileall
 import contextlib
 import hashlib
 import importlib.util
@@ -44,6 +45,7 @@ __all__ = [
     "TritonNotInstalled",
     "TritonStartupError",
     "backend_directory",
+    "compile_models",
     "find_triton",
     "free_port",
     "serve_forever",
@@ -147,6 +149,21 @@ def _link(link: Path, target: Path) -> None:
         temporary.unlink()
     temporary.symlink_to(target)
     os.replace(temporary, link)
+
+
+def compile_models(repository: Path) -> None:
+    """Write the bytecode of every ``model.py`` in ``repository`` that lacks a current one.
+
+    The stubs run this interpreter's Python version and import ``model.py`` with bytecode
+    writing on (their interpreter ignores ``PYTHONDONTWRITEBYTECODE``). A ``__pycache__``
+    written after the load makes Triton see the model's files as modified, and then the
+    watchdog's instance replacement turns into a full reload, which leaves the old
+    generation's stubs behind. Compiled beforehand, the stubs find the bytecode and write
+    nothing. Up-to-date files are left alone (servers may share a repository); a read-only
+    repository is skipped, and its stubs cannot write there either.
+    """
+    for source in sorted(repository.glob("*/*/model.py")):
+        compileall.compile_file(source, quiet=2)
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -322,6 +339,7 @@ class EmbeddedTriton:
             raise RuntimeError(f"tritonserver already running (pid {self.pid})")
         install = find_triton()
         backend_dir = backend_directory(install)
+        compile_models(self.repository)
         for attempt in range(1, self.startup_attempts + 1):
             self._launch(install, backend_dir)
             try:
