@@ -39,7 +39,7 @@ from vitrine.catalog import SPECS as CATALOG
 from vitrine.client import VitrineClient, VitrineError
 from vitrine.loadtest.payloads import encode, photo_inputs
 from vitrine.options import example_options
-from vitrine.pipeline import pipeline_steps
+from vitrine.pipeline import ENCODE_MODEL, pipeline_steps
 from vitrine.serving.stubs import resident_bytes, stubs
 from vitrine.serving.triton import EmbeddedTriton, free_port
 from vitrine.serving.watchdog import Watchdog
@@ -57,6 +57,7 @@ __all__ = [
     "Fault",
     "build_repository",
     "cpu_burners",
+    "FULLSIZE_FAULTS",
     "main",
     "run_chaos",
 ]
@@ -78,7 +79,7 @@ class Fault:
     """A signal sent to one or all stubs of one step of a pipeline."""
 
     signal: str  # "SIGKILL" or "SIGSTOP"
-    step: str  # "decode", "core" or "encode"
+    step: str  # "decode", "fullsize", "core" or "encode"
     scope: str  # "one" or "all"
 
     def __str__(self) -> str:
@@ -86,8 +87,16 @@ class Fault:
 
     def model(self, spec: ModelSpec) -> str:
         """The Triton model of this step in ``spec``'s pipeline."""
-        first, core, encode_step = pipeline_steps(spec)
-        return {"decode": first, "core": core, "encode": encode_step}[self.step]
+        steps = {
+            "decode": spec.decode_model,
+            "fullsize": spec.fullsize_model,
+            "core": spec.core_model,
+            "encode": ENCODE_MODEL,
+        }
+        model = steps[self.step]
+        if model not in pipeline_steps(spec):
+            raise ValueError(f"{spec.pipeline} has no {self.step} step")
+        return model
 
 
 FAULTS = tuple(
@@ -96,6 +105,14 @@ FAULTS = tuple(
     for step in ("core", "decode", "encode")
     for scope in ("one", "all")
 )
+"""The faults every heal must survive unnoticed: in place, within seconds."""
+FULLSIZE_FAULTS = tuple(
+    Fault(name, "fullsize", scope) for name in _SIGNALS for scope in ("one", "all")
+)
+"""Faults of the full-size step, which calls the core model (BLS). A stub killed or stopped
+while it talks to the server can leave its message queue locked: Triton then waits forever
+to finalize the old instance, so the watchdog's in-place replacement times out
+(``Watchdog.reload_timeout``) and it restarts the server instead."""
 
 
 @dataclass(frozen=True)

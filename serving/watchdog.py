@@ -80,7 +80,7 @@ class Watchdog:
     interval: float = 2.0  # seconds between pipeline probes
     census_interval: float = 0.25  # seconds between stub counts (a scan of /proc)
     timeout: float = 5.0  # per probe request
-    reload_timeout: float = 60.0  # per instance replacement; a longer one means a restart
+    reload_timeout: float = 15.0  # per instance replacement (3 s typical); longer: a restart
     grace: float = 3.0  # how long Triton may take to finalize the replaced stubs
     specs: Sequence[ModelSpec] = ()
     events: list[HealEvent] = field(default_factory=list)

@@ -13,8 +13,8 @@ code (INVALID_ARGUMENT, UNAVAILABLE, ...); the other requests of the batch are s
 
 from __future__ import annotations
 
-import asyncio
 import json
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -63,20 +63,19 @@ class TritonPythonModel:
         )
         self.in_flight = int_parameter(params, "in_flight", 4, minimum=1)
 
-    async def execute(self, requests: list[Any]) -> list[Any]:
-        return list(await asyncio.gather(*(self._answer(request) for request in requests)))
+    def execute(self, requests: list[Any]) -> list[Any]:
+        return [self._answer(request) for request in requests]
 
-    async def _answer(self, request: Any) -> Any:
+    def _answer(self, request: Any) -> Any:
         try:
             arrays = self._inputs(request)
         except ValueError as exc:
             return _error(str(exc), pb_utils.TritonError.INVALID_ARG)
         image, *rest = arrays
         options = {config.name: array for config, array in zip(self.inputs[1:], rest, strict=True)}
-        slots = asyncio.Semaphore(self.in_flight)
         try:
             results = [
-                await self._photo(image[i], {k: v[i : i + 1] for k, v in options.items()}, slots)
+                self._photo(image[i], {k: v[i : i + 1] for k, v in options.items()})
                 for i in range(len(image))
             ]
         except CoreModelError as exc:
@@ -101,24 +100,22 @@ class TritonPythonModel:
             raise ValueError("inputs disagree in batch size")
         return arrays
 
-    async def _photo(
-        self, image: np.ndarray, options: dict[str, np.ndarray], slots: asyncio.Semaphore
-    ) -> np.ndarray:
+    def _photo(self, image: np.ndarray, options: dict[str, np.ndarray]) -> np.ndarray:
         plan = plan_image(image, options, self.settings)
-        outputs = await asyncio.gather(*(self._call(call, slots) for call in plan.calls))
-        return plan.result(outputs)
+        if len(plan.calls) == 1:
+            return plan.result([self._call(plan.calls[0])])
+        with ThreadPoolExecutor(self.in_flight) as pool:
+            return plan.result(list(pool.map(self._call, plan.calls)))
 
-    async def _call(self, call: Call, slots: asyncio.Semaphore) -> np.ndarray:
-        async with slots:
-            request = pb_utils.InferenceRequest(
-                model_name=self.core_model,
-                requested_output_names=[self.output.name],
-                inputs=[
-                    pb_utils.Tensor(name, np.ascontiguousarray(array))
-                    for name, array in call.items()
-                ],
-            )
-            response = await request.async_exec()
+    def _call(self, call: Call) -> np.ndarray:
+        request = pb_utils.InferenceRequest(
+            model_name=self.core_model,
+            requested_output_names=[self.output.name],
+            inputs=[
+                pb_utils.Tensor(name, np.ascontiguousarray(array)) for name, array in call.items()
+            ],
+        )
+        response = request.exec()
         if response.has_error():
             error = response.error()
             raise CoreModelError(error.message(), error.code())

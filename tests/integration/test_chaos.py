@@ -1,7 +1,7 @@
 """Chaos on a real server: SIGKILL and SIGSTOP of decode, core and encode stubs under load.
 
 Four client threads call two pipelines while each cycle kills or stops one or all stubs of
-one step and the watchdog heals it (twelve cycles, :data:`vitrine.loadtest.chaos.FAULTS`).
+one step and the watchdog heals it (one cycle per fault of :data:`vitrine.loadtest.chaos.FAULTS`).
 Callers must not notice beyond latency: every call ends as the right image or a typed
 retryable error within its deadline, at most 1 % fail, and after every heal the server runs
 exactly its configured stubs, with its memory and threads back at their level.
@@ -19,8 +19,10 @@ import pytest
 from vitrine.loadtest.chaos import (
     CHAOS_EXIT_TIMEOUT_S,
     FAULTS,
+    FULLSIZE_FAULTS,
     RETRYABLE,
     ChaosRun,
+    Fault,
     build_repository,
     run_chaos,
 )
@@ -37,7 +39,9 @@ HEAL_GUARD_S = 20.0  # a hang guard for any one heal on a crowded CI machine
 THREAD_SLACK = 30
 
 
-def _guarded_run(tmp_path_factory: pytest.TempPathFactory, rounds: int) -> ChaosRun:
+def _guarded_run(
+    tmp_path_factory: pytest.TempPathFactory, rounds: int, faults: tuple[Fault, ...] = FAULTS
+) -> ChaosRun:
     work = tmp_path_factory.mktemp("chaos")
     repository = build_repository(work / "repository")
     ports = {name: free_port() for name in ("grpc_port", "http_port", "metrics_port")}
@@ -52,7 +56,7 @@ def _guarded_run(tmp_path_factory: pytest.TempPathFactory, rounds: int) -> Chaos
         watchdog = Watchdog(server, interval=0.5, timeout=3.0)
         watchdog.start()
         try:
-            return run_chaos(server, watchdog, FAULTS * rounds, deadline=DEADLINE)
+            return run_chaos(server, watchdog, faults * rounds, deadline=DEADLINE)
         finally:
             watchdog.stop()
 
@@ -102,6 +106,21 @@ def test_stubs_memory_and_threads_return_to_baseline(chaos: ChaosRun) -> None:
         f"threads {chaos.baseline_threads} -> {chaos.final_threads}"
     )
     _assert_back_to_baseline(chaos)
+
+
+def test_a_killed_full_size_stub_is_healed_by_a_restart_at_worst(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """The full-size step calls the core model (BLS); a stub killed mid-call can leave its
+    message queue locked, and Triton then never finalizes the old instance. The in-place
+    replacement times out and the watchdog restarts the server: callers still get images or
+    retryable errors only, and the server its configured stubs."""
+    (fault,) = [f for f in FULLSIZE_FAULTS if (f.signal, f.scope) == ("SIGKILL", "one")]
+    run = _guarded_run(tmp_path_factory, rounds=1, faults=(fault,))
+    (cycle,) = run.cycles
+    assert cycle.action in ("reload", "restart"), cycle
+    assert set(run.outcomes()) <= {"ok", *RETRYABLE}, run.outcomes()
+    assert run.final_stubs == run.configured_stubs
 
 
 @pytest.mark.slow
