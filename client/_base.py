@@ -45,8 +45,10 @@ class ClientBase:
             channel_args=channel_args(),
         )
 
-    def _deadline(self, timeout: float | None) -> Deadline:
-        return Deadline(self.timeout if timeout is None else timeout)
+    def _deadline(self, timeout: float | None, work_seconds: float = 0.0) -> Deadline:
+        """A call's deadline: ``timeout`` when given, else the client's default plus the
+        call's expected work (large photos take longer)."""
+        return Deadline(self.timeout + work_seconds if timeout is None else timeout)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.url!r}, timeout={self.timeout!r})"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import warnings
 from typing import Any, TypeAlias
 
 import numpy as np
@@ -13,7 +14,7 @@ from vitrine.spec import ModelSpec
 
 from ._errors import InvalidRequest, ServerError
 
-__all__ = ["ImageInput", "check_sides", "decode_image", "encode_image", "to_rgb"]
+__all__ = ["ImageInput", "check_sides", "decode_image", "encode_image", "header_size", "to_rgb"]
 
 ImageInput: TypeAlias = Image.Image | npt.NDArray[Any] | bytes
 """A PIL image, an HxW / HxWx1 / HxWx3 / HxWx4 uint8 array, or encoded PNG/JPEG/WebP bytes."""
@@ -72,6 +73,18 @@ def encode_image(image: ImageInput, spec: ModelSpec) -> bytes:
         )
     check_sides(image.height, image.width, spec)
     return _png(image if image.mode == "RGB" else image.convert("RGB"))
+
+
+def header_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) an encoded image declares in its header (nothing decoded), or None
+    when it is no image Pillow reads (the server will say why)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as image:
+                return image.size
+    except Exception:  # any unreadable upload: the server's decode step refuses it
+        return None
 
 
 def decode_image(data: bytes) -> Image.Image:

@@ -20,7 +20,7 @@ from vitrine.pipeline import ENCODED_OUTPUT, OUTPUT_FORMATS, pipeline_inputs
 from vitrine.spec import ModelSpec, Option, OptionKind, TensorSpec
 
 from ._errors import InvalidRequest, ServerError
-from ._images import ImageInput, check_sides, decode_image, encode_image
+from ._images import ImageInput, check_sides, decode_image, encode_image, header_size
 from ._options import background_text, mask_pixels, mask_png
 from ._results import ArrayResult, ImageResult
 
@@ -66,6 +66,7 @@ class InferPlan(Generic[R]):
     inputs: list[Any]
     outputs: list[Any]
     parse: Callable[[Any, float], R]
+    work_seconds: float = 0.0  # added to the client's default deadline (a large photo)
 
 
 def resolve_spec(method: str, selector: str, value: object) -> ModelSpec:
@@ -249,11 +250,14 @@ def _plan_image(
     check_output_options(output_format, quality)
     fmt, level = cast(str, output_format), cast(int, quality)
     encoded = encode_image(image, spec)
+    size = known_size(image) or header_size(encoded)
+    megapixels = size[0] * size[1] / 1e6 if size else 0.0
     return InferPlan(
         model=spec.pipeline,
         inputs=_pipeline_inputs(spec, encoded, options or {}, fmt, level),
         outputs=[grpcclient.InferRequestedOutput(ENCODED_OUTPUT)],
         parse=partial(_parse_image, spec.pipeline, fmt),
+        work_seconds=spec.seconds_per_megapixel * megapixels,
     )
 
 

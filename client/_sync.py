@@ -45,7 +45,8 @@ R = TypeVar("R")
 class VitrineClient(ClientBase):
     """Blocking client of a Vitrine Triton server (gRPC address, e.g. ``"localhost:8001"``).
 
-    Every call has a deadline (``timeout`` seconds, default from the constructor) and
+    Every call has a deadline: ``timeout`` seconds, by default the constructor's plus, for a
+    large photo, the editor's expected work (its spec's seconds per megapixel); and it
     retries UNAVAILABLE ``retries`` times with jittered exponential backoff.
     """
 
@@ -441,7 +442,7 @@ class VitrineClient(ClientBase):
             return False
 
     def _infer(self, plan: InferPlan[R], timeout: float | None) -> R:
-        deadline = self._deadline(timeout)
+        deadline = self._deadline(timeout, plan.work_seconds)
         infer = partial(self._triton.infer, plan.model, plan.inputs, outputs=plan.outputs)
         start = time.perf_counter()
         result = self._call(infer, deadline)

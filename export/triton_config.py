@@ -37,6 +37,7 @@ from vitrine.pipeline import (
 )
 from vitrine.sampling import conditioning_parameters
 from vitrine.spec import ImageLimits, ModelSpec, Option, OptionKind, TensorSpec
+from vitrine.tiling import PlanSettings
 
 __all__ = [
     "ENGINE_ARCHITECTURES",
@@ -300,31 +301,18 @@ def decode_config(spec: ModelSpec, target: Target | None = None) -> pb.ModelConf
     return config
 
 
-FULLSIZE_CALLS_IN_FLIGHT = 4
-"""Core-model calls one photo keeps queued at a time: enough to fill every instance's batch,
-few enough that one 25 MP photo cannot fill the core model's queue alone."""
+FULLSIZE_CALLS_IN_FLIGHT = CPU_CORE_INSTANCES
+"""Core-model calls one photo keeps in flight: one per core instance, so a 25 MP photo keeps
+them busy without queueing batches whose memory would add up."""
 
 
 def fullsize_config(spec: ModelSpec, target: Target | None = None) -> pb.ModelConfig:
     """An editor's full-size step: the core model's tensors at the upload limits. It runs
-    the photo through the core model (BLS) in the calls ``vitrine.tiling`` plans."""
-    large = spec.large
-    assert large is not None, f"{spec.name} has no large-image plan"
-    kinds = {option.kind: option.core.name for option in spec.options}
+    the photo through the core model (BLS) in the calls ``vitrine.tiling`` plans, from the
+    settings its parameters carry."""
     settings = {
+        **PlanSettings.of(spec).parameters(),
         "core_model": spec.core_model,
-        "output": spec.output.name,
-        "tiling": large.tiling.value,
-        "tile": large.tile,
-        "margin": large.margin,
-        "blend": int(large.blend),
-        "thumbnail": spec.arch_kwargs.get("thumbnail", 0),
-        "scale": spec.output_scale,
-        "core_min_side": spec.core_limits.min_side,
-        "core_max_side": spec.core_limits.max_side,
-        "max_batch": spec.batching.max_batch_size,
-        "mask_input": kinds.get(OptionKind.MASK, ""),
-        "background_input": kinds.get(OptionKind.BACKGROUND, ""),
         "in_flight": FULLSIZE_CALLS_IN_FLIGHT,
     }
     config = pb.ModelConfig(

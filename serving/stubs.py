@@ -44,6 +44,7 @@ class Stub:
     instance: str  # Triton's instance name, e.g. "superres_x2_0_1" (the same in every generation)
     state: str  # the /proc state letter: "R", "S", "D", "T" (stopped), "t" (traced)
     rss: int  # resident bytes
+    cpu_ticks: int = 0  # user + system CPU time so far, in clock ticks
 
     @property
     def stopped(self) -> bool:
@@ -51,18 +52,18 @@ class Stub:
         return self.state in ("T", "t")
 
 
-def _stat(pid: int) -> tuple[str, int, int]:
-    """(state, parent pid, resident bytes) from ``/proc/<pid>/stat``."""
+def _stat(pid: int) -> tuple[str, int, int, int]:
+    """(state, parent pid, resident bytes, CPU ticks) from ``/proc/<pid>/stat``."""
     fields = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()
-    return fields[0], int(fields[1]), int(fields[21]) * _PAGE
+    return fields[0], int(fields[1]), int(fields[21]) * _PAGE, int(fields[11]) + int(fields[12])
 
 
-def _stub(pid: int, argv: list[str], state: str, rss: int) -> Stub | None:
+def _stub(pid: int, argv: list[str], state: str, rss: int, cpu_ticks: int) -> Stub | None:
     """The stub that ``argv`` starts, or None for any other process."""
     if len(argv) < 9 or Path(argv[0]).name != STUB_EXECUTABLE:
         return None
     model = Path(argv[1]).parts[-3]  # <repository>/<model>/<version>/model.py
-    return Stub(pid=pid, model=model, instance=argv[8], state=state, rss=rss)
+    return Stub(pid=pid, model=model, instance=argv[8], state=state, rss=rss, cpu_ticks=cpu_ticks)
 
 
 def stubs(server_pid: int) -> list[Stub]:
@@ -74,11 +75,11 @@ def stubs(server_pid: int) -> list[Stub]:
             continue
         pid = int(entry.name)
         with contextlib.suppress(OSError, IndexError, ValueError):
-            state, parent, rss = _stat(pid)
+            state, parent, rss, ticks = _stat(pid)
             if parent != server_pid or state in ("Z", "X"):
                 continue
             argv = (entry / "cmdline").read_bytes().decode(errors="replace").split("\0")
-            stub = _stub(pid, argv, state, rss)
+            stub = _stub(pid, argv, state, rss, ticks)
             if stub is not None:
                 found.append(stub)
     return sorted(found, key=lambda stub: stub.pid)

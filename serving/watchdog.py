@@ -26,6 +26,11 @@ Callers meanwhile get answers from the healthy instances, or INTERNAL "Stub proc
 not healthy" from a dead or stopped one, which the client maps to the retryable
 ``Unavailable``. Old-generation stubs still alive ``grace`` seconds after the load are ended
 with SIGKILL. If the step still fails, or the server process is gone, the server restarts.
+
+The same replacement returns the memory a large photo leaves behind: a python step's
+shared-memory pool grows to the largest tensor it has held and never shrinks, so once every
+stub of a step has been idle for a while well above its fresh size, the step gets new
+instances too (``recycling``; an event with the action "recycle").
 """
 
 from __future__ import annotations
@@ -47,6 +52,7 @@ from vitrine.catalog import SPECS
 from vitrine.channel import channel_args
 from vitrine.pipeline import pipeline_steps
 from vitrine.serving.probe import probe_pipelines, probe_steps, step_probes
+from vitrine.serving.recycling import GrowthTracker
 from vitrine.serving.stubs import configured_stubs, end, stubs, unhealthy_models
 from vitrine.serving.triton import ADMIN_HEADER, EmbeddedTriton
 from vitrine.spec import ModelSpec
@@ -62,7 +68,8 @@ class HealEvent:
 
     detected_at: float  # time.time() when the broken check began healing
     failing: tuple[str, ...]  # pipelines that failed their probe or use a broken step
-    action: str  # "reload" (new instances of the broken steps) or "restart"
+    action: str  # "reload" (new instances of the broken steps), "restart", or "recycle"
+    # (new instances of idle steps a large photo left holding memory; nothing was broken)
     models: tuple[str, ...]  # steps given new instances (empty for a restart)
     seconds: float  # from detection until every pipeline answered again
     healed: bool
@@ -83,6 +90,7 @@ class Watchdog:
     reload_timeout: float = 15.0  # per instance replacement (3 s typical); longer: a restart
     grace: float = 3.0  # how long Triton may take to finalize the replaced stubs
     specs: Sequence[ModelSpec] = ()
+    growth: GrowthTracker | None = field(default_factory=GrowthTracker)  # None: no recycling
     events: list[HealEvent] = field(default_factory=list)
     healthy: bool = False
     configured: dict[str, int] = field(init=False)  # stubs per python step, from the configs
@@ -136,6 +144,7 @@ class Watchdog:
         Returns the pipelines' health after."""
         running = self.server.is_running()
         if running and not probe and not self._broken_stubs():
+            self._recycle_grown()
             return self.healthy
         client = self._client()
         try:
@@ -144,6 +153,26 @@ class Watchdog:
         finally:
             client.close()
         return self.healthy
+
+    def _recycle_grown(self) -> None:
+        """New instances for the idle steps a large photo left grown (see ``recycling``)."""
+        if self.growth is None or self.server.admin_key is None:
+            return
+        due = self.growth.observe(stubs(self.server.pid or 0), time.monotonic())
+        if not due:
+            return
+        detected_at, started = time.time(), time.monotonic()
+        client = self._client()
+        try:
+            old = self._replace(client, due)
+        finally:
+            client.close()
+        if old is None:
+            return  # the next probe finds out whether the steps still serve
+        ended = self._end_survivors(old)
+        for model in due:
+            self.growth.forget(model)
+        self._record(detected_at, (), "recycle", due, time.monotonic() - started, True, ended)
 
     def _broken_stubs(self, old: Collection[int] = ()) -> tuple[str, ...]:
         """Steps with a dead or stopped stub process, the ``old`` generation's left out."""

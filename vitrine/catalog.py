@@ -109,6 +109,7 @@ def _superres(scale: int, max_side: int, min_gain_db: float) -> ModelSpec:
         quality_targets={"psnr_y_over_bicubic_db": min_gain_db},
         loadtest_side=max_side // 4,
         large=LargeImages(Tiling.TILES, tile=max_side // 2, margin=8),  # a 5x5 and two 3x3
+        seconds_per_megapixel=8.0 * scale**2 / 4,  # ~3 s per input MP at x2 on 2 cores
     )
 
 
@@ -130,6 +131,7 @@ def _enhance() -> ModelSpec:
         quality_targets={"psnr_over_best_baseline_db": 0.01, "delta_e_below_best_baseline": 0.01},
         loadtest_side=256,
         large=LargeImages(Tiling.CURVES, tile=256),  # the probe: 4 x the 64 px thumbnail
+        seconds_per_megapixel=2.0,  # one probe call, then a table lookup per pixel
     )
 
 
@@ -144,7 +146,8 @@ def _denoise() -> ModelSpec:
         min_side=16,
         max_side=1024,
         opt_side=256,
-        large=LargeImages(Tiling.TILES, tile=512, margin=96),
+        large=LargeImages(Tiling.TILES, tile=512, margin=96, batch=2),  # 0.55 GB a call
+        seconds_per_megapixel=20.0,  # ~8 s per MP on 2 busy cores
         precision=PrecisionPolicy(fp32_layers=("tail",)),  # the predicted noise
         quality_targets={"psnr_over_best_baseline_db_sigma25": 1.0},
     )
@@ -161,7 +164,8 @@ def _inpaint() -> ModelSpec:
         min_side=32,
         max_side=512,
         opt_side=256,
-        large=LargeImages(Tiling.HOLES, tile=512, margin=64),
+        large=LargeImages(Tiling.HOLES, tile=512, margin=64, batch=2),  # 0.35 GB a call
+        seconds_per_megapixel=6.0,  # the holes' windows only
         quality_targets={"hole_psnr_over_best_baseline_db": 1.5},
     )
 
@@ -179,6 +183,7 @@ def _remove_background() -> ModelSpec:
         max_side=1024,
         opt_side=256,
         large=LargeImages(Tiling.MATTE, tile=1024),
+        seconds_per_megapixel=2.0,  # one working-size call, the guided filter at full size
         quality_targets={"iou": 0.90, "iou_over_grabcut": 0.15},
     )
 
@@ -197,7 +202,8 @@ def _stylize() -> ModelSpec:
         min_side=32,
         max_side=512,
         opt_side=256,
-        large=LargeImages(Tiling.TILES, tile=512, margin=64, blend=True),  # instance norm
+        large=LargeImages(Tiling.TILES, tile=512, margin=64, blend=True, batch=4),
+        seconds_per_megapixel=10.0,  # instance norm: tiles feathered together
         precision=PrecisionPolicy(fp32_layers=("tail",)),  # the output layer
         # closer to the style than a colour transfer; more of the photo than the style alone
         quality_targets={
@@ -218,7 +224,8 @@ def _translate() -> ModelSpec:
         min_side=32,
         max_side=512,
         opt_side=256,
-        large=LargeImages(Tiling.TILES, tile=512, margin=64, blend=True),  # instance norm
+        large=LargeImages(Tiling.TILES, tile=512, margin=64, blend=True, batch=4),
+        seconds_per_megapixel=15.0,  # instance norm: tiles feathered together
         precision=PrecisionPolicy(fp32_layers=("tail",)),  # the output layers
         quality_targets={"sketch_psnr_over_best_naive_db": 0.0},
     )

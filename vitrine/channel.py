@@ -4,7 +4,9 @@ from __future__ import annotations
 
 __all__ = ["MAX_MESSAGE_BYTES", "channel_args"]
 
-MAX_MESSAGE_BYTES = 64 * 1024 * 1024  # the largest batch of the largest images, with room
+MAX_MESSAGE_BYTES = 1 << 30
+"""Fits the largest upload (25 MP: about 75 MB as PNG) and the largest result (64 MP RGBA:
+up to 256 MB as PNG), with room; Triton's own gRPC limit is 2 GB."""
 
 
 def channel_args(max_message_bytes: int = MAX_MESSAGE_BYTES) -> list[tuple[str, int]]:

@@ -215,7 +215,8 @@ class LargeImages:
 
     ``tile`` is the side of the core-model calls (tiles, holes, the matte's working side);
     ``margin`` the context each tile or hole carries on every side, at least the network's
-    receptive field where it has a finite one (a contract test measures it). A network whose
+    receptive field where it has a finite one (a contract test measures it); ``batch`` how
+    many tiles or holes go to the core model in one call. A network whose
     output depends on statistics of the whole image (instance norm) cannot be tiled exactly:
     ``blend`` feathers its tiles together instead.
     """
@@ -224,6 +225,7 @@ class LargeImages:
     tile: int
     margin: int = 0
     blend: bool = False  # TILES: the network has global statistics; feather the margins
+    batch: int = 8  # tiles per core call: bounds the core model's memory per photo
 
 
 @dataclass(frozen=True)
@@ -255,8 +257,10 @@ class ModelSpec:
     ``client_method`` to this model, e.g. ``("scale", 2)``; ``output_scale`` is how many
     times larger than the input each output side is. ``limits`` are what a pipeline call
     accepts (an editor's reach real photos; ``large`` says how they run), ``core_limits``
-    what the core model takes at once. ``quality_targets`` are the
-    minimum margins ``vitrine eval`` must report for the shipped weights (a test holds them).
+    what the core model takes at once. ``seconds_per_megapixel`` makes the client's
+    default deadline grow with the photo: its base timeout plus this much per input
+    megapixel. ``quality_targets`` are the minimum margins ``vitrine eval`` must report for
+    the shipped weights (a test holds them).
     """
 
     name: str
@@ -281,6 +285,7 @@ class ModelSpec:
     conditioning: Conditioning | None = None  # generators only: latent + labels -> images
     weights_from: str | None = None  # serves another spec's trained checkpoint (no own run)
     large: LargeImages | None = None  # editors: how uploads beyond the core's sides run
+    seconds_per_megapixel: float = 0.0  # work per input MP on a 2-core CPU, with headroom
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "arch_kwargs", MappingProxyType(dict(self.arch_kwargs)))

@@ -27,6 +27,7 @@ An image the core model takes whole goes through it whole, as it always has.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -37,7 +38,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy import ndimage
 
-from vitrine.spec import Tiling
+from vitrine.spec import ModelSpec, OptionKind, Tiling
 
 __all__ = [
     "Call",
@@ -62,8 +63,8 @@ class PlanSettings:
     tiling: Tiling
     tile: int  # side of the core calls (the matte: the working side)
     margin: int  # context on every side of a tile or hole
-    min_side: int  # the core model's smallest side
-    max_side: int  # ... and largest
+    core_min_side: int  # the core model's smallest side
+    core_max_side: int  # ... and largest
     max_batch: int  # windows per call
     scale: int = 1  # output side / input side
     image_input: str = "image"
@@ -71,6 +72,55 @@ class PlanSettings:
     thumbnail: int = 0  # CURVES: the network's thumbnail side
     mask_input: str = ""  # HOLES: the option holding the holes
     background_input: str = ""  # MATTE: the option holding the background
+
+    @classmethod
+    def of(cls, spec: ModelSpec) -> PlanSettings:
+        """The settings of an editor's spec (its large-image plan and core model)."""
+        large = spec.large
+        if large is None:
+            raise ValueError(f"{spec.name} has no large-image plan")
+        kinds = {option.kind: option.core.name for option in spec.options}
+        return cls(
+            tiling=large.tiling,
+            tile=large.tile,
+            margin=large.margin,
+            core_min_side=spec.core_limits.min_side,
+            core_max_side=spec.core_limits.max_side,
+            max_batch=min(large.batch, spec.batching.max_batch_size),
+            scale=spec.output_scale,
+            image_input=spec.input.name,
+            blend=large.blend,
+            thumbnail=int(spec.arch_kwargs.get("thumbnail", 0)),
+            mask_input=kinds.get(OptionKind.MASK, ""),
+            background_input=kinds.get(OptionKind.BACKGROUND, ""),
+        )
+
+    def parameters(self) -> dict[str, str]:
+        """The settings as text parameters of the full-size step's config."""
+
+        def text(value: object) -> str:
+            if isinstance(value, Tiling):
+                return value.value
+            return str(int(value)) if isinstance(value, bool) else str(value)
+
+        return {field.name: text(getattr(self, field.name)) for field in dataclasses.fields(self)}
+
+    @classmethod
+    def from_parameters(cls, params: Mapping[str, str]) -> PlanSettings:
+        """What :meth:`parameters` wrote."""
+        values: dict[str, Any] = {}
+        for field in dataclasses.fields(cls):
+            text = params[field.name]
+            kind = field.type
+            if kind == "Tiling":
+                values[field.name] = Tiling(text)
+            elif kind == "bool":
+                values[field.name] = bool(int(text))
+            elif kind == "int":
+                values[field.name] = int(text)
+            else:
+                values[field.name] = text
+        return cls(**values)
 
 
 @dataclass(frozen=True)
@@ -316,8 +366,8 @@ def _holes(image: Array, options: Mapping[str, Array], settings: PlanSettings) -
     height, width = mask.shape
     chosen: list[tuple[Window, tuple[int, int]]] = []
     for top, left, bottom, right in _hole_boxes(mask, settings.margin):
-        rows = _fit(top, bottom, settings.min_side, height)
-        columns = _fit(left, right, settings.min_side, width)
+        rows = _fit(top, bottom, settings.core_min_side, height)
+        columns = _fit(left, right, settings.core_min_side, width)
         box_height, box_width = rows[1] - rows[0], columns[1] - columns[0]
         for window in windows(box_height, box_width, settings.tile, settings.margin):
             chosen.append((window, (rows[0], columns[0])))
@@ -391,7 +441,7 @@ def _matte(image: Array, options: Mapping[str, Array], settings: PlanSettings) -
     on the background option (r, g, b, opaque; opaque 0 keeps the alpha)."""
     height, width = image.shape[:2]
     ratio = settings.tile / max(height, width)
-    low = tuple(max(round(side * ratio), settings.min_side) for side in (width, height))
+    low = tuple(max(round(side * ratio), settings.core_min_side) for side in (width, height))
     working = cv2.resize(image, low, interpolation=cv2.INTER_AREA)
     background_name = settings.background_input
     transparent = np.zeros((1, 4), np.uint8)  # ask the core model for the alpha
@@ -434,7 +484,7 @@ def plan_image(image: Array, options: Mapping[str, Array], settings: PlanSetting
     option tensors for this one image, batch first), and how to assemble their outputs.
     A photo within the core model's sides goes through it whole."""
     height, width = image.shape[:2]
-    if max(height, width) <= settings.max_side:
+    if max(height, width) <= settings.core_max_side:
         call = {settings.image_input: image[None], **_repeat(options, 1)}
         return Plan([call], lambda outputs: outputs[0][0], whole=True)
     return _PLANS[settings.tiling](image, options, settings)

@@ -422,3 +422,11 @@ def test_inconsistent_values_fail_with_a_reason(helm: Path, sets: list[str], mes
     done = run_helm(helm, *template_args("values.yaml", sets))
     assert done.returncode != 0
     assert message in done.stderr, done.stderr
+
+
+def test_the_server_gets_the_malloc_settings_of_the_embedded_server(render: Render) -> None:
+    """A photo's buffers go back to the system in the pod as they do in `vitrine serve`."""
+    from vitrine.serving.triton import MALLOC_ENVIRONMENT
+
+    env = {e["name"]: e.get("value") for e in _triton(render())["env"]}
+    assert {name: env.get(name) for name in MALLOC_ENVIRONMENT} == MALLOC_ENVIRONMENT

@@ -322,3 +322,23 @@ def test_plan_super_resolve_array_rejects(pixels: Any, scale: int, message: str)
 def test_plan_super_resolve_array_accepts_limits() -> None:
     _plan_super_resolve_array(np.zeros((8, 8, 8, 3), np.uint8), scale=2)
     _plan_super_resolve_array(np.zeros((256, 8, 3), np.uint8), scale=4)
+
+
+def test_a_large_photo_gets_a_longer_default_deadline() -> None:
+    """The deadline grows with the photo, by the editor's seconds per megapixel: whether the
+    photo is a PIL image, an array or encoded bytes (read from the header)."""
+    spec = SPECS["denoise"]
+    photo = Image.new("RGB", (4000, 3000))
+    plan = plan_edit("denoise", photo, options={"strength": 1.0}, output_format="jpeg", quality=90)
+    assert plan.work_seconds == pytest.approx(spec.seconds_per_megapixel * 12.0)
+    buffer = io.BytesIO()
+    photo.save(buffer, format="JPEG")
+    from_bytes = plan_edit(
+        "denoise", buffer.getvalue(), options={"strength": 1.0}, output_format="jpeg", quality=90
+    )
+    assert from_bytes.work_seconds == plan.work_seconds
+    small = plan_edit("denoise", _png(), options={"strength": 1.0}, output_format="png", quality=9)
+    assert small.work_seconds < 1.0
+    with VitrineClient("localhost:1", timeout=30.0) as client:
+        assert client._deadline(None, plan.work_seconds).seconds == pytest.approx(30.0 + 240.0)
+        assert client._deadline(5.0, plan.work_seconds).seconds == 5.0  # the caller's own

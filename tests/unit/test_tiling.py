@@ -27,8 +27,8 @@ def _settings(tiling: Tiling, **fields: Any) -> PlanSettings:
     values: dict[str, Any] = {
         "tile": 64,
         "margin": 4,
-        "min_side": 8,
-        "max_side": 96,
+        "core_min_side": 8,
+        "core_max_side": 96,
         "max_batch": 3,
     }
     return PlanSettings(tiling, **(values | fields))
@@ -54,7 +54,7 @@ def _run(
     for call in plan.calls:
         sides = call["image"].shape[1:3]
         assert len(call["image"]) <= settings.max_batch
-        assert all(settings.min_side <= side <= settings.max_side for side in sides)
+        assert all(settings.core_min_side <= side <= settings.core_max_side for side in sides)
     return plan, plan.result([core(call) for call in plan.calls])
 
 
@@ -85,7 +85,7 @@ def test_tiles_of_a_local_network_equal_the_whole_image(blend: bool) -> None:
 
 def test_tiles_scale_with_the_output() -> None:
     image = _photo(150, 110)
-    settings = _settings(Tiling.TILES, tile=32, max_side=48, scale=2)
+    settings = _settings(Tiling.TILES, tile=32, core_max_side=48, scale=2)
     _, tiled = _run(image, {}, settings, _blur_x2)
     assert np.array_equal(tiled, _blur_x2({"image": image[None]})[0])
 

@@ -3,10 +3,9 @@ model in pieces (BLS), and the pieces assembled into the result.
 
 Copied verbatim as ``<model>_fullsize/1/model.py``. Its inputs and output are the core
 model's, at the upload limits (``min_side`` / ``max_side`` / ``max_pixels``). Parameters
-(``vitrine.export.triton_config.fullsize_config``): ``core_model``, ``output``, ``tiling``,
-``tile``, ``margin``, ``blend``, ``thumbnail``, ``scale``, ``core_min_side`` /
-``core_max_side``, ``max_batch``, ``mask_input``, ``background_input`` and ``in_flight``
-(core calls one photo keeps queued). The planning is :func:`vitrine.tiling.plan_image`.
+(``vitrine.export.triton_config.fullsize_config``): ``core_model``, ``in_flight`` (core
+calls one photo keeps in flight) and the :class:`vitrine.tiling.PlanSettings` fields. The
+planning is :func:`vitrine.tiling.plan_image`.
 A photo the core model takes whole is sent whole. Core-model errors come back with their
 code (INVALID_ARGUMENT, UNAVAILABLE, ...); the other requests of the batch are served.
 """
@@ -27,7 +26,6 @@ from vitrine.batching import (
     parse_parameters,
     tensor_configs,
 )
-from vitrine.spec import Tiling
 from vitrine.tiling import Call, PlanSettings, plan_image
 
 
@@ -47,20 +45,7 @@ class TritonPythonModel:
         (self.output,) = tensor_configs(config, "output")
         self.limits = limits_from_parameters(params)
         self.core_model = params["core_model"]
-        self.settings = PlanSettings(
-            tiling=Tiling(params["tiling"]),
-            tile=int_parameter(params, "tile", minimum=1),
-            margin=int_parameter(params, "margin", 0, minimum=0),
-            min_side=int_parameter(params, "core_min_side", minimum=1),
-            max_side=int_parameter(params, "core_max_side", minimum=1),
-            max_batch=int_parameter(params, "max_batch", minimum=1),
-            scale=int_parameter(params, "scale", 1, minimum=1),
-            image_input=self.inputs[0].name,
-            blend=bool(int_parameter(params, "blend", 0, minimum=0)),
-            thumbnail=int_parameter(params, "thumbnail", 0, minimum=0),
-            mask_input=params.get("mask_input", ""),
-            background_input=params.get("background_input", ""),
-        )
+        self.settings = PlanSettings.from_parameters(params)
         self.in_flight = int_parameter(params, "in_flight", 4, minimum=1)
 
     def execute(self, requests: list[Any]) -> list[Any]:
