@@ -318,7 +318,11 @@ def test_sigterm_finishes_in_flight_requests_and_exits_zero(path: str) -> None:
             f"before that) while {draining} of {len(images)} were still in flight"
         )
     finally:
-        if process.poll() is None:
-            process.kill()
+        if process.poll() is None:  # SIGTERM again: `vitrine serve` stops tritonserver and stubs
+            process.terminate()
+            try:
+                process.wait(timeout=90)
+            except subprocess.TimeoutExpired:
+                process.kill()  # leaves tritonserver behind; only if serve itself hangs
         output = process.stdout.read().decode() if process.stdout else ""
         print(output[-2000:])
