@@ -3,7 +3,7 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test lint repository client clean
+.PHONY: setup demo test test-fast test-client lint regenerate clean
 
 # Fashion-MNIST (the catalog products) ships as a Debian package; apt needs root (or sudo).
 FASHION_MNIST := /usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz
@@ -33,18 +33,33 @@ demo: setup
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy --strict client scripts
+	$(BIN)/mypy --strict client
+	$(BIN)/vitrine regenerate --check
 
-test: lint
+test: lint test-client
 	$(BIN)/pytest -q
 
-# Regenerate the committed GPU repository from the specs (a test checks it is current).
-repository: setup
-	$(BIN)/vitrine build --target gpu --out model_repository
+# The edit loop: unit and contract tests without the ones that train or re-measure models.
+test-fast: setup
+	$(BIN)/pytest -q -m "not slow and not expensive" tests/unit tests/contract
 
-# Regenerate the blocking client from the asyncio one (a test checks it is current).
-client: setup
-	$(BIN)/python scripts/unasync.py
+# The client SDK as a storefront service installs it: the base install (no torch), numpy 2.
+CLIENT_VENV := .venv-client
+CLIENT_TESTS := tests/unit/test_client_*.py tests/unit/test_generate_requests.py \
+  tests/unit/test_latent_edit_requests.py
+test-client: $(CLIENT_VENV)/.installed
+	$(CLIENT_VENV)/bin/pytest -q -p no:cacheprovider $(CLIENT_TESTS)
+
+$(CLIENT_VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(CLIENT_VENV)
+	$(CLIENT_VENV)/bin/python -m pip install --quiet . 'numpy>=2' pytest pytest-timeout
+	$(CLIENT_VENV)/bin/python -c "import numpy; assert int(numpy.__version__.split('.')[0]) >= 2"
+	$(CLIENT_VENV)/bin/python -c "import importlib.util as u; assert u.find_spec('torch') is None"
+	touch $@
+
+# Rewrite every committed file derived from the specs (lint checks they are current).
+regenerate: setup
+	$(BIN)/vitrine regenerate
 
 clean:
-	rm -rf $(VENV) build out .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(CLIENT_VENV) build out .pytest_cache .mypy_cache .ruff_cache

@@ -30,20 +30,8 @@ from ._requests import (
     OutputFormat,
     Scale,
     Style,
-    plan_denoise,
-    plan_denoise_array,
-    plan_enhance,
-    plan_enhance_array,
-    plan_inpaint,
-    plan_inpaint_array,
-    plan_remove_background,
-    plan_remove_background_array,
-    plan_stylize,
-    plan_stylize_array,
-    plan_super_resolve,
-    plan_super_resolve_array,
-    plan_translate,
-    plan_translate_array,
+    plan_edit,
+    plan_edit_array,
 )
 from ._results import ArrayResult, GeneratedImages, Health, ImageResult
 from ._retry import Deadline, TimedCall, async_call_with_retry
@@ -73,14 +61,21 @@ class AsyncVitrineClient(ClientBase):
         timeout: float | None = None,
     ) -> ImageResult:
         """Upscale ``image`` through the ``scale`` pipeline; returns the encoded result."""
-        plan = plan_super_resolve(image, scale=scale, output_format=output_format, quality=quality)
+        plan = plan_edit(
+            "super_resolve",
+            image,
+            options={"scale": scale},
+            output_format=output_format,
+            quality=quality,
+        )
         return await self._infer(plan, timeout)
 
     async def super_resolve_array(
         self, pixels: npt.NDArray[Any], *, scale: Scale, timeout: float | None = None
     ) -> ArrayResult:
         """Upscale uint8 (H, W, 3) or (N, H, W, 3) pixels with the core model, no codec."""
-        return await self._infer(plan_super_resolve_array(pixels, scale=scale), timeout)
+        plan = plan_edit_array("super_resolve", pixels, options={"scale": scale})
+        return await self._infer(plan, timeout)
 
     async def enhance(
         self,
@@ -91,14 +86,14 @@ class AsyncVitrineClient(ClientBase):
         timeout: float | None = None,
     ) -> ImageResult:
         """Correct exposure, contrast and colour cast of ``image`` through the pipeline."""
-        plan = plan_enhance(image, output_format=output_format, quality=quality)
+        plan = plan_edit("enhance", image, options={}, output_format=output_format, quality=quality)
         return await self._infer(plan, timeout)
 
     async def enhance_array(
         self, pixels: npt.NDArray[Any], *, timeout: float | None = None
     ) -> ArrayResult:
         """Correct uint8 (H, W, 3) or (N, H, W, 3) pixels with the core model, no codec."""
-        return await self._infer(plan_enhance_array(pixels), timeout)
+        return await self._infer(plan_edit_array("enhance", pixels, options={}), timeout)
 
     async def denoise(
         self,
@@ -113,7 +108,13 @@ class AsyncVitrineClient(ClientBase):
 
         ``strength`` in [0, 1] blends the input (0) and the full correction (1 = ``"auto"``).
         """
-        plan = plan_denoise(image, strength=strength, output_format=output_format, quality=quality)
+        plan = plan_edit(
+            "denoise",
+            image,
+            options={"strength": strength},
+            output_format=output_format,
+            quality=quality,
+        )
         return await self._infer(plan, timeout)
 
     async def denoise_array(
@@ -124,7 +125,8 @@ class AsyncVitrineClient(ClientBase):
         timeout: float | None = None,
     ) -> ArrayResult:
         """Denoise uint8 (H, W, 3) or (N, H, W, 3) pixels with the core model, no codec."""
-        return await self._infer(plan_denoise_array(pixels, strength=strength), timeout)
+        plan = plan_edit_array("denoise", pixels, options={"strength": strength})
+        return await self._infer(plan, timeout)
 
     async def stylize(
         self,
@@ -140,8 +142,12 @@ class AsyncVitrineClient(ClientBase):
 
         ``strength`` in [0, 1] blends the photo (0) and the full style (1).
         """
-        plan = plan_stylize(
-            image, style=style, strength=strength, output_format=output_format, quality=quality
+        plan = plan_edit(
+            "stylize",
+            image,
+            options={"style": style, "strength": strength},
+            output_format=output_format,
+            quality=quality,
         )
         return await self._infer(plan, timeout)
 
@@ -154,9 +160,8 @@ class AsyncVitrineClient(ClientBase):
         timeout: float | None = None,
     ) -> ArrayResult:
         """Stylise uint8 (H, W, 3) or (N, H, W, 3) pixels with the core model, no codec."""
-        return await self._infer(
-            plan_stylize_array(pixels, style=style, strength=strength), timeout
-        )
+        plan = plan_edit_array("stylize", pixels, options={"style": style, "strength": strength})
+        return await self._infer(plan, timeout)
 
     async def translate(
         self,
@@ -169,8 +174,12 @@ class AsyncVitrineClient(ClientBase):
     ) -> ImageResult:
         """A product photo as a pencil sketch (``"photo_to_sketch"``) or a sketch as a photo
         (``"sketch_to_photo"``), same size, through the pipeline."""
-        plan = plan_translate(
-            image, direction=direction, output_format=output_format, quality=quality
+        plan = plan_edit(
+            "translate",
+            image,
+            options={"direction": direction},
+            output_format=output_format,
+            quality=quality,
         )
         return await self._infer(plan, timeout)
 
@@ -178,7 +187,8 @@ class AsyncVitrineClient(ClientBase):
         self, pixels: npt.NDArray[Any], *, direction: Direction, timeout: float | None = None
     ) -> ArrayResult:
         """Translate uint8 (H, W, 3) or (N, H, W, 3) pixels with the core model, no codec."""
-        return await self._infer(plan_translate_array(pixels, direction=direction), timeout)
+        plan = plan_edit_array("translate", pixels, options={"direction": direction})
+        return await self._infer(plan, timeout)
 
     async def inpaint(
         self,
@@ -193,14 +203,18 @@ class AsyncVitrineClient(ClientBase):
 
         ``mask`` is a mode "L"/"1" image or a 2-D bool/uint8 array of the image's size.
         """
-        plan = plan_inpaint(image, mask, output_format=output_format, quality=quality)
+        plan = plan_edit(
+            "inpaint", image, options={"mask": mask}, output_format=output_format, quality=quality
+        )
         return await self._infer(plan, timeout)
 
     async def inpaint_array(
         self, pixels: npt.NDArray[Any], mask: MaskInput, *, timeout: float | None = None
     ) -> ArrayResult:
         """Fill the ``mask`` pixels of uint8 (H, W, 3) or (N, H, W, 3) pixels, no codec."""
-        return await self._infer(plan_inpaint_array(pixels, mask), timeout)
+        return await self._infer(
+            plan_edit_array("inpaint", pixels, options={"mask": mask}), timeout
+        )
 
     async def remove_background(
         self,
@@ -215,8 +229,12 @@ class AsyncVitrineClient(ClientBase):
 
         ``"transparent"`` returns RGBA (PNG or WebP); a colour returns an opaque RGB image.
         """
-        plan = plan_remove_background(
-            image, background=background, output_format=output_format, quality=quality
+        plan = plan_edit(
+            "remove_background",
+            image,
+            options={"background": background},
+            output_format=output_format,
+            quality=quality,
         )
         return await self._infer(plan, timeout)
 
@@ -228,7 +246,7 @@ class AsyncVitrineClient(ClientBase):
         timeout: float | None = None,
     ) -> ArrayResult:
         """Cut out uint8 (H, W, 3) or (N, H, W, 3) pixels: (..., 4) RGBA, no codec."""
-        plan = plan_remove_background_array(pixels, background=background)
+        plan = plan_edit_array("remove_background", pixels, options={"background": background})
         return await self._infer(plan, timeout)
 
     async def generate(

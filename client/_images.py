@@ -35,14 +35,19 @@ def to_rgb(pixels: npt.NDArray[Any]) -> npt.NDArray[np.uint8]:
     return np.ascontiguousarray(pixels[:, :, :3])
 
 
-def check_sides(height: int, width: int, spec: ModelSpec) -> None:
-    """Raise InvalidRequest unless both sides are within the spec's limits."""
-    low, high = spec.limits.min_side, spec.limits.max_side
+def check_sides(height: int, width: int, spec: ModelSpec, *, raw: bool = False) -> None:
+    """Raise InvalidRequest unless the image fits the spec's limits: a pipeline call's
+    (sides and pixel count), or with ``raw`` the core model's."""
+    limits = spec.core_limits if raw else spec.limits
+    low, high = limits.min_side, limits.max_side
     for side, size in (("height", height), ("width", width)):
         if not low <= size <= high:
             raise InvalidRequest(
                 f"image {side} {size} is outside {spec.name}'s limits {low}..{high}"
             )
+    problem = limits.problem(width, height)
+    if problem:
+        raise InvalidRequest(f"{spec.name}: {problem}")
 
 
 def _png(image: Image.Image) -> bytes:

@@ -13,7 +13,7 @@ import numpy.typing as npt
 from PIL import Image
 
 from vitrine.imaging import InvalidImage
-from vitrine.options import background_value, encode_mask, mask_value, strength_value
+from vitrine.options import background_value, encode_mask, mask_value
 
 from ._errors import InvalidRequest
 
@@ -24,7 +24,6 @@ __all__ = [
     "background_text",
     "mask_pixels",
     "mask_png",
-    "strength_number",
 ]
 
 Strength: TypeAlias = float | Literal["auto"]
@@ -35,15 +34,6 @@ MaskInput: TypeAlias = Image.Image | npt.NDArray[Any]
 """A mode "L"/"1" image or a 2-D bool/uint8 array of the image's size; non-zero = fill."""
 
 _MASK_LEVELS = frozenset({0, 1, 255})  # uint8 masks: 0 keeps, 1 or 255 fills
-
-
-def strength_number(strength: object) -> float:
-    """``strength`` as a number in [0, 1]."""
-    value = 1.0 if strength == "auto" else strength
-    try:
-        return float(strength_value(value)[0])
-    except InvalidImage as exc:
-        raise InvalidRequest(f"{exc} (or 'auto')") from None
 
 
 def background_text(background: object) -> str:

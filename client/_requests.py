@@ -17,40 +17,28 @@ from vitrine.catalog import specs_for_method
 from vitrine.imaging import JPEG_WITHOUT_ALPHA, InvalidImage
 from vitrine.options import core_value, label_value, strength_value
 from vitrine.pipeline import ENCODED_OUTPUT, OUTPUT_FORMATS, pipeline_inputs
-from vitrine.spec import ModelSpec, Task, TensorSpec
+from vitrine.spec import ModelSpec, Option, OptionKind, TensorSpec
 
 from ._errors import InvalidRequest, ServerError
 from ._images import ImageInput, check_sides, decode_image, encode_image
-from ._options import background_text, mask_pixels, mask_png, strength_number
+from ._options import background_text, mask_pixels, mask_png
 from ._results import ArrayResult, ImageResult
 
 __all__ = [
+    "Direction",
     "InferPlan",
+    "OutputFormat",
+    "Scale",
+    "Style",
     "check_output_options",
     "infer_input",
     "known_size",
-    "only_spec",
     "model_version",
+    "only_spec",
     "output",
     "parse_array",
-    "Direction",
-    "OutputFormat",
-    "Style",
-    "Scale",
-    "plan_denoise",
-    "plan_denoise_array",
-    "plan_enhance",
-    "plan_enhance_array",
-    "plan_inpaint",
-    "plan_inpaint_array",
-    "plan_remove_background",
-    "plan_remove_background_array",
-    "plan_super_resolve",
-    "plan_stylize",
-    "plan_stylize_array",
-    "plan_translate",
-    "plan_translate_array",
-    "plan_super_resolve_array",
+    "plan_edit",
+    "plan_edit_array",
     "resolve_spec",
 ]
 
@@ -154,32 +142,20 @@ def only_spec(method: str) -> ModelSpec:
     return spec
 
 
-def plan_super_resolve(
-    image: ImageInput, *, scale: object, output_format: object, quality: object
-) -> InferPlan[ImageResult]:
-    """Validate a ``super_resolve`` call and build its pipeline request."""
-    spec = resolve_spec(Task.SUPER_RESOLVE.value, "scale", scale)
-    return _plan_image(spec, image, output_format, quality)
+def _editor_spec(method: str, options: Mapping[str, object]) -> tuple[ModelSpec, dict[str, object]]:
+    """The spec serving editor ``method`` (picked by its selector keyword among ``options``,
+    when the method has one), and the options left for it."""
+    specs = specs_for_method(method)
+    rest = dict(options)
+    if None in specs:
+        return specs[None], rest
+    selector = next(iter(specs.values())).selector
+    assert selector is not None
+    return resolve_spec(method, selector[0], rest.pop(selector[0])), rest
 
 
-def plan_enhance(
-    image: ImageInput, *, output_format: object, quality: object
-) -> InferPlan[ImageResult]:
-    """Validate an ``enhance`` call and build its pipeline request."""
-    return _plan_image(only_spec(Task.ENHANCE.value), image, output_format, quality)
-
-
-def plan_denoise(
-    image: ImageInput, *, strength: object, output_format: object, quality: object
-) -> InferPlan[ImageResult]:
-    """Validate a ``denoise`` call and build its pipeline request."""
-    options = {"strength": strength_number(strength)}
-    return _plan_image(only_spec(Task.DENOISE.value), image, output_format, quality, options)
-
-
-def _label(task: Task, name: str, value: object) -> bytes:
-    """The wire text of label option ``name`` of ``task``'s spec, checked."""
-    (option,) = [o for o in only_spec(task.value).options if o.name == name]
+def _label(option: Option, value: object) -> bytes:
+    """The wire text of label ``option``, checked against its choices."""
     try:
         label_value(option, value)
     except InvalidImage as exc:
@@ -187,64 +163,70 @@ def _label(task: Task, name: str, value: object) -> bytes:
     return str(value).encode()
 
 
-def _style_options(style: object, strength: object) -> dict[str, object]:
-    """A ``stylize`` call's checked wire options: the style's name and the strength."""
-    label = _label(Task.STYLIZE, "style", style)
+def _strength(option: Option, value: object) -> float:
+    """A strength as a number in [0, 1]; ``"auto"`` (full strength) where the spec allows it."""
+    if option.auto and value == "auto":
+        return 1.0
     try:
-        number = float(strength_value(strength)[0])
+        return float(strength_value(value, option.name)[0])
     except InvalidImage as exc:
-        raise InvalidRequest(str(exc)) from None
-    return {"style": label, "strength": number}
+        raise InvalidRequest(f"{exc} (or 'auto')" if option.auto else str(exc)) from None
 
 
-def plan_translate(
-    image: ImageInput, *, direction: object, output_format: object, quality: object
+def _wire_options(
+    spec: ModelSpec, options: Mapping[str, object], size: tuple[int, int] | None
+) -> dict[str, object]:
+    """A pipeline call's options as the decode step takes them, checked as it checks them;
+    ``size`` (width, height) of the image, when known."""
+    wires: dict[str, object] = {}
+    for option in spec.options:
+        value = options[option.name]
+        if option.kind is OptionKind.STRENGTH:
+            wires[option.name] = _strength(option, value)
+        elif option.kind is OptionKind.LABEL:
+            wires[option.name] = _label(option, value)
+        elif option.kind is OptionKind.MASK:
+            wires[option.name] = mask_png(value, size)
+        elif option.kind is OptionKind.BACKGROUND:
+            wires[option.name] = background_text(value).encode()
+        else:
+            raise TypeError(f"{spec.name}: option kind {option.kind.value} is no editor option")
+    return wires
+
+
+def _array_options(spec: ModelSpec, options: Mapping[str, object]) -> dict[str, object]:
+    """A raw call's options as :func:`vitrine.options.core_value` takes them, checked."""
+    values: dict[str, object] = {}
+    for option in spec.options:
+        value = options[option.name]
+        if option.kind is OptionKind.STRENGTH:
+            values[option.name] = _strength(option, value)
+        elif option.kind is OptionKind.LABEL:
+            values[option.name] = _label(option, value)
+        elif option.kind is OptionKind.MASK:
+            values[option.name] = mask_pixels(value)
+        elif option.kind is OptionKind.BACKGROUND:
+            values[option.name] = background_text(value)
+        else:
+            raise TypeError(f"{spec.name}: option kind {option.kind.value} is no editor option")
+    return values
+
+
+def plan_edit(
+    method: str,
+    image: ImageInput,
+    *,
+    options: Mapping[str, object],
+    output_format: object,
+    quality: object,
 ) -> InferPlan[ImageResult]:
-    """Validate a ``translate`` call and build its pipeline request."""
-    options = {"direction": _label(Task.TRANSLATE, "direction", direction)}
-    return _plan_image(only_spec(Task.TRANSLATE.value), image, output_format, quality, options)
-
-
-def plan_translate_array(pixels: object, *, direction: object) -> InferPlan[ArrayResult]:
-    """Validate a ``translate_array`` call and build its core-model request."""
-    options = {"direction": _label(Task.TRANSLATE, "direction", direction)}
-    return _plan_array(only_spec(Task.TRANSLATE.value), pixels, options)
-
-
-def plan_stylize(
-    image: ImageInput, *, style: object, strength: object, output_format: object, quality: object
-) -> InferPlan[ImageResult]:
-    """Validate a ``stylize`` call and build its pipeline request."""
-    options = _style_options(style, strength)
-    return _plan_image(only_spec(Task.STYLIZE.value), image, output_format, quality, options)
-
-
-def plan_stylize_array(
-    pixels: object, *, style: object, strength: object
-) -> InferPlan[ArrayResult]:
-    """Validate a ``stylize_array`` call and build its core-model request."""
-    options = _style_options(style, strength)
-    return _plan_array(only_spec(Task.STYLIZE.value), pixels, options)
-
-
-def plan_inpaint(
-    image: ImageInput, mask: object, *, output_format: object, quality: object
-) -> InferPlan[ImageResult]:
-    """Validate an ``inpaint`` call and build its pipeline request."""
-    options = {"mask": mask_png(mask, known_size(image))}
-    return _plan_image(only_spec(Task.INPAINT.value), image, output_format, quality, options)
-
-
-def plan_remove_background(
-    image: ImageInput, *, background: object, output_format: object, quality: object
-) -> InferPlan[ImageResult]:
-    """Validate a ``remove_background`` call and build its pipeline request."""
-    spec = only_spec(Task.REMOVE_BACKGROUND.value)
-    text = background_text(background)
-    if text == "transparent" and output_format == "jpeg":
+    """Validate a call of editor ``method`` (``options`` are its keywords, the selector
+    included) and build its pipeline request."""
+    spec, rest = _editor_spec(method, options)
+    wires = _wire_options(spec, rest, known_size(image))
+    if wires.get("background") == b"transparent" and output_format == "jpeg":
         raise InvalidRequest(JPEG_WITHOUT_ALPHA)
-    options = {"background": text.encode()}
-    return _plan_image(spec, image, output_format, quality, options)
+    return _plan_image(spec, image, output_format, quality, wires)
 
 
 def known_size(image: ImageInput) -> tuple[int, int] | None:
@@ -296,7 +278,7 @@ def _batch(pixels: object, spec: ModelSpec) -> npt.NDArray[Any]:
     count, limit = batch.shape[0], spec.batching.max_batch_size
     if not 1 <= count <= limit:
         raise InvalidRequest(f"batch of {count} images; {spec.name} accepts 1 to {limit}")
-    check_sides(batch.shape[1], batch.shape[2], spec)
+    check_sides(batch.shape[1], batch.shape[2], spec, raw=True)
     return batch
 
 
@@ -322,31 +304,13 @@ def parse_array(
     )
 
 
-def plan_super_resolve_array(pixels: object, *, scale: object) -> InferPlan[ArrayResult]:
-    """Validate a ``super_resolve_array`` call and build its core-model request."""
-    return _plan_array(resolve_spec(Task.SUPER_RESOLVE.value, "scale", scale), pixels)
-
-
-def plan_enhance_array(pixels: object) -> InferPlan[ArrayResult]:
-    """Validate an ``enhance_array`` call and build its core-model request."""
-    return _plan_array(only_spec(Task.ENHANCE.value), pixels)
-
-
-def plan_denoise_array(pixels: object, *, strength: object) -> InferPlan[ArrayResult]:
-    """Validate a ``denoise_array`` call and build its core-model request."""
-    options = {"strength": strength_number(strength)}
-    return _plan_array(only_spec(Task.DENOISE.value), pixels, options)
-
-
-def plan_inpaint_array(pixels: object, mask: object) -> InferPlan[ArrayResult]:
-    """Validate an ``inpaint_array`` call (one mask for every image) and build its request."""
-    return _plan_array(only_spec(Task.INPAINT.value), pixels, {"mask": mask_pixels(mask)})
-
-
-def plan_remove_background_array(pixels: object, *, background: object) -> InferPlan[ArrayResult]:
-    """Validate a ``remove_background_array`` call and build its core-model request."""
-    options = {"background": background_text(background)}
-    return _plan_array(only_spec(Task.REMOVE_BACKGROUND.value), pixels, options)
+def plan_edit_array(
+    method: str, pixels: object, *, options: Mapping[str, object]
+) -> InferPlan[ArrayResult]:
+    """Validate a raw call of editor ``method`` (``options`` are its keywords, the selector
+    included; a mask serves every image of the batch) and build its core-model request."""
+    spec, rest = _editor_spec(method, options)
+    return _plan_array(spec, pixels, _array_options(spec, rest))
 
 
 def _plan_array(

@@ -16,6 +16,7 @@ from vitrine.export.triton_config import (
     core_config,
     decode_config,
     encode_config,
+    fullsize_config,
     pipeline_config,
     render,
     sample_config,
@@ -56,6 +57,11 @@ def repository_models(target: Target, specs: Iterable[ModelSpec]) -> list[Reposi
         embedded = target is Target.EMBEDDED
         models += [
             _first_step(spec, target),
+            *(
+                [RepositoryModel(fullsize_config(spec, target), "fullsize.py")]
+                if spec.large
+                else []
+            ),
             RepositoryModel(
                 core_config(spec, target),
                 python_source="onnx_runner.py" if embedded else None,

@@ -36,7 +36,7 @@ from vitrine.pipeline import (
     sampled_outputs,
 )
 from vitrine.sampling import conditioning_parameters
-from vitrine.spec import ModelSpec, Option, OptionKind, TensorSpec
+from vitrine.spec import ImageLimits, ModelSpec, Option, OptionKind, TensorSpec
 
 __all__ = [
     "ENGINE_ARCHITECTURES",
@@ -46,6 +46,7 @@ __all__ = [
     "decode_config",
     "encode_config",
     "engine_filename",
+    "fullsize_config",
     "pipeline_config",
     "render",
     "sample_config",
@@ -117,8 +118,12 @@ def _cpu_instances(count: int) -> list[pb.ModelInstanceGroup]:
     return [pb.ModelInstanceGroup(kind=pb.ModelInstanceGroup.KIND_CPU, count=count)]
 
 
-def _limits(spec: ModelSpec) -> dict[str, object]:
-    return {"min_side": spec.limits.min_side, "max_side": spec.limits.max_side}
+def _limits(limits: ImageLimits) -> dict[str, object]:
+    return {
+        "min_side": limits.min_side,
+        "max_side": limits.max_side,
+        "max_pixels": limits.max_pixels,
+    }
 
 
 def _warmup_input(tensor: TensorSpec, dims: Iterable[int], **data: object) -> pb.ModelWarmup.Input:
@@ -268,7 +273,7 @@ def core_config(spec: ModelSpec, target: Target) -> pb.ModelConfig:
         config.backend = "python"
         config.instance_group.extend(_cpu_instances(CPU_CORE_INSTANCES))
         settings = {"onnx_file": "model.onnx", "intra_op_threads": CPU_CORE_THREADS}
-        for key, value in _parameters({**settings, **_limits(spec)}).items():
+        for key, value in _parameters({**settings, **_limits(spec.core_limits)}).items():
             config.parameters[key].CopyFrom(value)
     return config
 
@@ -287,11 +292,53 @@ def decode_config(spec: ModelSpec, target: Target | None = None) -> pb.ModelConf
         output=_outputs((DECODED_PIXELS, *(option.decoded for option in spec.options))),
         instance_group=_cpu_instances(PYTHON_STEP_INSTANCES),
         dynamic_batching=_bounded_queue(spec.batching.max_queue_size),
-        parameters=_parameters({**_limits(spec), **options}),
+        parameters=_parameters({**_limits(spec.limits), **options}),
     )
     if target is Target.GPU:
         _gpu_python_step(config)
         config.model_warmup.append(_decode_warmup(spec))
+    return config
+
+
+FULLSIZE_CALLS_IN_FLIGHT = 4
+"""Core-model calls one photo keeps queued at a time: enough to fill every instance's batch,
+few enough that one 25 MP photo cannot fill the core model's queue alone."""
+
+
+def fullsize_config(spec: ModelSpec, target: Target | None = None) -> pb.ModelConfig:
+    """An editor's full-size step: the core model's tensors at the upload limits. It runs
+    the photo through the core model (BLS) in the calls ``vitrine.tiling`` plans."""
+    large = spec.large
+    assert large is not None, f"{spec.name} has no large-image plan"
+    kinds = {option.kind: option.core.name for option in spec.options}
+    settings = {
+        "core_model": spec.core_model,
+        "output": spec.output.name,
+        "tiling": large.tiling.value,
+        "tile": large.tile,
+        "margin": large.margin,
+        "blend": int(large.blend),
+        "thumbnail": spec.arch_kwargs.get("thumbnail", 0),
+        "scale": spec.output_scale,
+        "core_min_side": spec.core_limits.min_side,
+        "core_max_side": spec.core_limits.max_side,
+        "max_batch": spec.batching.max_batch_size,
+        "mask_input": kinds.get(OptionKind.MASK, ""),
+        "background_input": kinds.get(OptionKind.BACKGROUND, ""),
+        "in_flight": FULLSIZE_CALLS_IN_FLIGHT,
+    }
+    config = pb.ModelConfig(
+        name=spec.fullsize_model,
+        backend="python",
+        max_batch_size=spec.batching.max_batch_size,
+        input=_inputs(spec.inputs),
+        output=_outputs(spec.outputs),
+        instance_group=_cpu_instances(PYTHON_STEP_INSTANCES),
+        dynamic_batching=_bounded_queue(spec.batching.max_queue_size),
+        parameters=_parameters({**settings, **_limits(spec.limits)}),
+    )
+    if target is Target.GPU:
+        _gpu_python_step(config)
     return config
 
 
@@ -394,7 +441,7 @@ def pipeline_config(spec: ModelSpec) -> pb.ModelConfig:
 
 
 def _editor_pipeline(spec: ModelSpec) -> pb.ModelConfig:
-    """An editor's ensemble: decode -> core model -> encode."""
+    """An editor's ensemble: decode -> full-size step (or the core model) -> encode."""
     decoded, result = f"{spec.name}_decoded", f"{spec.name}_output"
     wires = {option.name: option.name for option in spec.options}
     decoded_options = {option.decoded.name: f"{spec.name}_{option.name}" for option in spec.options}
@@ -406,7 +453,7 @@ def _editor_pipeline(spec: ModelSpec) -> pb.ModelConfig:
             {DECODED_PIXELS.name: decoded, **decoded_options},
         ),
         _step(
-            spec.core_model,
+            spec.core_model if spec.large is None else spec.fullsize_model,
             {spec.input.name: decoded, **core_options},
             {spec.output.name: result},
         ),

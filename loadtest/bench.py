@@ -1,6 +1,6 @@
 """`vitrine bench`: the limit, Vitrine and a naive peer, side by side in one run.
 
-For every spec whose task has an adapter (:data:`ADAPTERS`), at each input size and each
+For every spec (its family's adapter, :data:`ADAPTERS`, says how), at each input size and each
 concurrency level, one after another on the same machine with the same model and inputs:
 
 * ``limit``: the served ``model.onnx`` in onnxruntime in-process, uint8 in and out, at each
@@ -15,7 +15,7 @@ Closed loop: ``concurrency`` threads call back to back for ``duration_s`` (or un
 file's ``history``, labelled, so before/after figures of tuning stay side by side) and
 ``bench.png``; prints the three ratios against the targets.
 
-Adapters are keyed by :class:`~vitrine.spec.Task`, so every image editor added to the
+Adapters are keyed by :class:`~vitrine.tasks.Family`, so every image editor added to the
 catalog is benchmarked by :class:`EditorAdapter` and every generator by
 :class:`GeneratorAdapter` (labels and a seed in, a batch of images out; no input image, so
 it runs at the one side it generates) without code here. :class:`LatentEditAdapter`
@@ -49,8 +49,10 @@ from typing import Any, ClassVar, Protocol
 import numpy as np
 
 from vitrine.catalog import SPECS
+from vitrine.errors import ConfigError
 from vitrine.provenance import git_commit
-from vitrine.spec import ModelSpec, Task
+from vitrine.spec import ModelSpec
+from vitrine.tasks import Family
 
 __all__ = [
     "ADAPTERS",
@@ -105,10 +107,10 @@ class BenchConfig:
     def __post_init__(self) -> None:
         unknown = set(self.systems) - set(SYSTEMS)
         if unknown:
-            raise ValueError(f"unknown systems {sorted(unknown)}; known: {list(SYSTEMS)}")
+            raise ConfigError(f"unknown systems {sorted(unknown)}; known: {list(SYSTEMS)}")
         missing = set(self.models) - set(SPECS)
         if missing:
-            raise ValueError(f"unknown models {sorted(missing)}; known: {sorted(SPECS)}")
+            raise ConfigError(f"unknown models {sorted(missing)}; known: {sorted(SPECS)}")
         if not self.concurrency or min(self.concurrency) < 1:
             raise ValueError("concurrency levels must be positive integers")
         if self.duration_s <= 0:
@@ -396,18 +398,12 @@ class LatentEditAdapter:
         }
 
 
-ADAPTERS: dict[Task, Adapter] = {
-    Task.SUPER_RESOLVE: EditorAdapter(),
-    Task.ENHANCE: EditorAdapter(),
-    Task.DENOISE: EditorAdapter(),
-    Task.INPAINT: EditorAdapter(),
-    Task.REMOVE_BACKGROUND: EditorAdapter(),
-    Task.STYLIZE: EditorAdapter(),
-    Task.TRANSLATE: EditorAdapter(),
-    Task.GENERATE: GeneratorAdapter(),
-    Task.LATENT_EDIT: LatentEditAdapter(),
+ADAPTERS: dict[Family, Adapter] = {
+    Family.EDITOR: EditorAdapter(),
+    Family.GENERATOR: GeneratorAdapter(),
+    Family.LATENT_EDIT: LatentEditAdapter(),
 }
-"""Task → adapter; specs of a task without one are skipped (and named in the output)."""
+"""Family → adapter; a contract test checks every family has one."""
 
 
 _SESSIONS: dict[tuple[Path, int], Any] = {}
@@ -555,16 +551,9 @@ def bench_sizes(spec: ModelSpec, config: BenchConfig) -> tuple[int, ...]:
     return config.sizes
 
 
-def bench_specs(config: BenchConfig) -> tuple[list[ModelSpec], list[str]]:
-    """Specs to measure, and a note per spec skipped for want of an adapter."""
-    chosen = [SPECS[name] for name in config.models] if config.models else list(SPECS.values())
-    specs, skipped = [], []
-    for spec in chosen:
-        if spec.task in ADAPTERS:
-            specs.append(spec)
-        else:
-            skipped.append(f"{spec.name}: no bench adapter for task {spec.task.value!r}")
-    return specs, skipped
+def bench_specs(config: BenchConfig) -> list[ModelSpec]:
+    """The specs to measure: those ``config`` names, else every spec."""
+    return [SPECS[name] for name in config.models] if config.models else list(SPECS.values())
 
 
 def skipped_systems(specs: Sequence[ModelSpec], config: BenchConfig) -> list[str]:
@@ -572,21 +561,21 @@ def skipped_systems(specs: Sequence[ModelSpec], config: BenchConfig) -> list[str
     return [
         f"{spec.name} {system}: {reason}"
         for spec in specs
-        for system, reason in ADAPTERS[spec.task].unsupported.items()
+        for system, reason in ADAPTERS[spec.family].unsupported.items()
         if system in config.systems
     ]
 
 
 def _peer_models(specs: Sequence[ModelSpec]) -> list[str]:
     """The specs the naive peer serves: those whose adapter measures the peer."""
-    return [spec.name for spec in specs if "peer" not in ADAPTERS[spec.task].unsupported]
+    return [spec.name for spec in specs if "peer" not in ADAPTERS[spec.family].unsupported]
 
 
 def _measure_cells(
     spec: ModelSpec, size: int, env: Environment, echo: Callable[[str], None]
 ) -> list[Cell]:
     config = env.config
-    adapter = ADAPTERS[spec.task]
+    adapter = ADAPTERS[spec.family]
     cells: list[Cell] = []
     for system in (s for s in config.systems if s not in adapter.unsupported):
         variants = config.limit_threads if system == "limit" else (0,)
@@ -673,12 +662,10 @@ def _config_dict(config: BenchConfig) -> dict[str, Any]:
 
 def bench(config: BenchConfig, echo: Callable[[str], None] = print) -> dict[str, Any]:
     """Measure everything ``config`` asks for; returns the run (also written to disk)."""
-    specs, skipped = bench_specs(config)
-    skipped += skipped_systems(specs, config)
+    specs = bench_specs(config)
+    skipped = skipped_systems(specs, config)
     for note in skipped:
         echo(f"skipped {note}")
-    if not specs:
-        raise ValueError("nothing to benchmark: no chosen spec has a bench adapter")
     needs_server = bool({"raw", "pipeline"} & set(config.systems))
     cells: list[Cell] = []
     started = time.time()

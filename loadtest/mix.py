@@ -14,17 +14,18 @@ client method has no ``_array`` twin has no raw path.
 
 from __future__ import annotations
 
+import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, cast
 
-import tomllib
-
 from vitrine.catalog import SPECS
 from vitrine.client import VitrineClient
+from vitrine.errors import ConfigError
 from vitrine.pipeline import OUTPUT_FORMATS
-from vitrine.spec import ModelSpec, Task
+from vitrine.spec import ModelSpec
+from vitrine.tasks import Family
 
 __all__ = [
     "DEFAULT_MIX",
@@ -48,7 +49,7 @@ _PATH_KEYS = {"pipeline": {"input_format", "output_format", "quality"}, "raw": {
 _GENERATOR_PATH_KEYS = {"pipeline": {"count", "output_format", "quality"}, "raw": {"count"}}
 
 
-class MixError(ValueError):
+class MixError(ConfigError):
     """A traffic-mix file that cannot be used; the message says which call and why."""
 
 
@@ -132,7 +133,7 @@ def _call(table: object, where: str) -> MixCall:
         raise MixError(f"{where}: keys {sorted(unknown)} do not apply to the {path} path{kind}")
     fields: dict[str, Any] = {
         "weight": _positive_int(table.get("weight", 1), f"{where}: weight"),
-        "sizes": _sizes(table.get("sizes", [spec.loadtest_side]), spec, where),
+        "sizes": _sizes(table.get("sizes", [spec.loadtest_side]), spec, path, where),
     }
     if "count" in _path_keys(spec, path):
         fields["count"] = _count(table.get("count", 1), spec, where)
@@ -147,7 +148,7 @@ def _path_keys(spec: ModelSpec, path: str) -> set[str]:
     """The keys a call of ``spec`` on ``path`` takes besides :data:`_CALL_KEYS`."""
     if spec.is_generator:
         return _GENERATOR_PATH_KEYS[path]
-    if spec.task is Task.LATENT_EDIT:  # an upload in, ``count`` variations out
+    if spec.family is Family.LATENT_EDIT:  # an upload in, ``count`` variations out
         return _PATH_KEYS[path] | {"count"}
     return _PATH_KEYS[path]
 
@@ -202,11 +203,13 @@ def _choice(value: object, choices: Sequence[str], what: str) -> str:
     return cast(str, value)
 
 
-def _sizes(value: object, spec: ModelSpec, where: str) -> tuple[tuple[int, int], ...]:
+def _sizes(value: object, spec: ModelSpec, path: str, where: str) -> tuple[tuple[int, int], ...]:
+    """The sizes a call sends: within the pipeline's limits, or the core model's (raw)."""
     if not isinstance(value, list) or not value:
         raise MixError(f"{where}: sizes must be a non-empty list of sides or [height, width]")
     sizes = []
-    low, high = spec.limits.min_side, spec.limits.max_side
+    limits = spec.core_limits if path == "raw" else spec.limits
+    low, high = limits.min_side, limits.max_side
     for item in value:
         pair = [item, item] if isinstance(item, int) and not isinstance(item, bool) else item
         if (
@@ -215,16 +218,15 @@ def _sizes(value: object, spec: ModelSpec, where: str) -> tuple[tuple[int, int],
             or not all(isinstance(side, int) and not isinstance(side, bool) for side in pair)
         ):
             raise MixError(f"{where}: size {item!r} is not a side or [height, width]")
-        if not all(low <= side <= high for side in pair):
-            raise MixError(f"{where}: size {item!r} {_outside(spec)}")
+        if not all(low <= side <= high for side in pair) or limits.problem(pair[1], pair[0]):
+            raise MixError(f"{where}: size {item!r} {_outside(spec, low, high)}")
         sizes.append((pair[0], pair[1]))
     return tuple(sizes)
 
 
-def _outside(spec: ModelSpec) -> str:
-    """Why a size is refused: outside an editor's limits, or not a generator's (or a
-    fixed-size editor's) one side."""
-    low, high = spec.limits.min_side, spec.limits.max_side
+def _outside(spec: ModelSpec, low: int, high: int) -> str:
+    """Why a size is refused: outside an editor's limits (``low``..``high`` a side), or not
+    a generator's (or a fixed-size editor's) one side."""
     if spec.is_generator:  # its limits are the side it generates: min_side == max_side
         return f"does not apply: {spec.name} generates {high}x{high} images; omit sizes"
     if low == high:

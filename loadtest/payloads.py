@@ -2,8 +2,8 @@
 
 The call for a spec is derived from the spec alone: ``client.<client_method>(image,
 <selector>=value, ...)`` for the pipeline and ``client.<client_method>_array(pixels, ...)``
-for the raw path. :data:`CALLERS` maps a task to the builder of its calls; an editor with
-the same image-in/image-out signature reuses :func:`editor_call`, a generator
+for the raw path. :data:`CALLERS` maps a task family to the builder of its calls: every
+editor (image in, image out) uses :func:`editor_call`, a generator
 :func:`generator_call` (labels and seeds instead of photos) and a latent edit
 :func:`latent_edit_call` (``variations`` of catalog test images, pipeline path only). A
 generator's pipeline caches its responses, so its calls draw a fresh seed each time
@@ -25,7 +25,7 @@ from PIL import Image
 from vitrine.loadtest.mix import MixCall
 from vitrine.options import example_options
 from vitrine.sampling import unseen_seeds
-from vitrine.spec import Task
+from vitrine.tasks import Family
 
 __all__ = [
     "CALLERS",
@@ -209,26 +209,14 @@ def _encoded_size(data: bytes | Sequence[bytes]) -> int:
     return len(data) if isinstance(data, bytes) else sum(len(item) for item in data)
 
 
-CALLERS: dict[Task, Callable[[MixCall], list[Invoke]]] = {
-    Task.SUPER_RESOLVE: editor_call,
-    Task.ENHANCE: editor_call,
-    Task.DENOISE: editor_call,
-    Task.INPAINT: editor_call,
-    Task.REMOVE_BACKGROUND: editor_call,
-    Task.STYLIZE: editor_call,
-    Task.TRANSLATE: editor_call,
-    Task.GENERATE: generator_call,
-    Task.LATENT_EDIT: latent_edit_call,
+CALLERS: dict[Family, Callable[[MixCall], list[Invoke]]] = {
+    Family.EDITOR: editor_call,
+    Family.GENERATOR: generator_call,
+    Family.LATENT_EDIT: latent_edit_call,
 }
-"""Task → builder of its calls. A task missing here cannot be load-tested (clear error)."""
+"""Family → builder of its calls; a contract test checks every family has one."""
 
 
 def prepare(call: MixCall) -> PreparedCall:
     """Payloads of ``call``, ready to send."""
-    builder = CALLERS.get(call.spec.task)
-    if builder is None:
-        raise NotImplementedError(
-            f"no load-test payload for task {call.spec.task.value!r} ({call.spec.name}); "
-            "add a builder to vitrine.loadtest.payloads.CALLERS"
-        )
-    return PreparedCall(call=call, invokes=builder(call))
+    return PreparedCall(call=call, invokes=CALLERS[call.spec.family](call))

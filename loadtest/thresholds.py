@@ -16,14 +16,14 @@ On the command line: ``--max-p95 1000 --max-p95 superres_x2_pipeline=400``.
 from __future__ import annotations
 
 import math
+import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-import tomllib
-
+from vitrine.errors import ConfigError
 from vitrine.loadtest.stats import AGGREGATED, RequestStats
 
 __all__ = [
@@ -41,7 +41,7 @@ EVERY = "*"
 """Latency-limit key that applies to every request name without its own limit."""
 
 
-class ThresholdError(ValueError):
+class ThresholdError(ConfigError):
     """A threshold that cannot be understood."""
 
 

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -25,120 +23,28 @@ from PIL import Image, ImageDraw
 from rich.console import Console
 from rich.table import Table
 
-from vitrine import paths
 from vitrine.catalog import SPECS
 from vitrine.client import VitrineClient
-from vitrine.products import CAMPAIGN_STYLES
 from vitrine.serving.embedded import embedded_repository
 from vitrine.serving.triton import EmbeddedTriton, free_port
-from vitrine.spec import ModelSpec, Task
-from vitrine.training import background, denoise, enhance, inpaint, photo_sketch, stylize
+from vitrine.spec import ModelSpec
+from vitrine.tasks import Family
 from vitrine.training.catalog_data import load_catalog
-from vitrine.training.degradations import downscale
 from vitrine.training.grids import labelled_row, stack_rows
+from vitrine.training.hooks import task_hooks
 from vitrine.training.metrics import psnr
-from vitrine.training.photos import VALIDATION_PHOTOS, load_split
-from vitrine.training.styles import style_image
+from vitrine.training.photos import load_split
 
 __all__ = ["run_demo"]
-
-
-@dataclass(frozen=True)
-class DemoCase:
-    """What the demo sends for one photo, what it should get back, and a classical rival."""
-
-    upload: np.ndarray
-    reference: np.ndarray
-    baseline_name: str
-    baseline: np.ndarray
-    options: dict[str, Any] = field(default_factory=dict)  # the call's option keywords
-
-
-def _superres_case(spec: ModelSpec, name: str, photo: np.ndarray) -> DemoCase:
-    """The photo cropped to fit the limits, downscaled as a low-resolution upload."""
-    scale = spec.output_scale
-    side = spec.limits.max_side * scale
-    height = min(photo.shape[0], side) // scale * scale
-    width = min(photo.shape[1], side) // scale * scale
-    original = photo[:height, :width]
-    upload = downscale(original, scale)
-    bicubic = Image.fromarray(upload).resize((width, height), Image.Resampling.BICUBIC)
-    return DemoCase(upload, original, "bicubic", np.asarray(bicubic))
-
-
-def _enhance_case(spec: ModelSpec, name: str, photo: np.ndarray) -> DemoCase:
-    """The photo under-exposed, flattened and colour-cast (the "combined" evaluation case)."""
-    upload = enhance.EVAL_CASES["combined"].apply(photo)
-    return DemoCase(upload, photo, "autocontrast", enhance.BASELINES["autocontrast"](upload))
-
-
-def _denoise_case(spec: ModelSpec, name: str, photo: np.ndarray) -> DemoCase:
-    """The photo with Gaussian noise (sigma 25); the rival is the best classical denoiser at
-    the setting ``vitrine eval`` tuned (read from the shipped weights' report)."""
-    upload = denoise.EVAL_CASES["sigma25"].apply(photo, np.random.default_rng(0))
-    report = json.loads(paths.weights_path(spec.weights_name).with_suffix(".json").read_text())
-    rival, setting = denoise.best_baseline(report["metrics"], "sigma25")
-    baseline = denoise.BASELINE_GRIDS[rival][0](upload, setting)
-    return DemoCase(upload, photo, rival, baseline, {"strength": "auto"})
-
-
-def _inpaint_case(spec: ModelSpec, name: str, photo: np.ndarray) -> DemoCase:
-    """The photo (cropped to the limits) under a white watermark; the mask covers it and the
-    rival is ``cv2.inpaint`` (Telea) at the radius tuned for the evaluation."""
-    clean = photo[: spec.limits.max_side, : spec.limits.max_side]
-    mask = inpaint.eval_mask(name, "watermark", clean.shape[:2])
-    upload = clean.copy()
-    upload[mask > 0] = 255
-    radius = inpaint.BASELINE_RADII["telea"]
-    baseline = inpaint.inpaint_baseline("telea", upload, mask, radius)
-    return DemoCase(upload, clean, f"telea r={radius}", baseline, {"mask": mask})
-
-
-def _remove_background_case(spec: ModelSpec, name: str, photo: np.ndarray) -> DemoCase:
-    """An evaluation composite (a test-split product on this photo) to put on white; the
-    rival is GrabCut from a centred rectangle, on white too."""
-    composite = background.eval_composites()[VALIDATION_PHOTOS.index(name)]
-    on_white = np.asarray(background.on_white(composite.image, composite.alpha))
-    grabcut = background.grabcut_mask(composite.image).astype(np.float64)
-    baseline = np.asarray(background.on_white(composite.image, grabcut))
-    return DemoCase(composite.image, on_white, "grabcut", baseline, {"background": "white"})
-
-
-def _stylize_case(spec: ModelSpec, name: str, photo: np.ndarray) -> DemoCase:
-    """The photo (cropped to the limits) in one campaign look per photo; the rival is
-    histogram matching to that style's image. There is no ground truth: the reference is
-    the photo itself."""
-    clean = photo[: spec.limits.max_side, : spec.limits.max_side]
-    style = CAMPAIGN_STYLES[VALIDATION_PHOTOS.index(name) % len(CAMPAIGN_STYLES)]
-    baseline = stylize.histogram_match(clean, style_image(style))
-    return DemoCase(clean, clean, f"histogram match ({style})", baseline, {"style": style})
-
-
-def _translate_case(spec: ModelSpec, name: str, photo: np.ndarray) -> DemoCase:
-    """The photo (cropped to the limits) to a pencil sketch; the reference is its procedural
-    sketch (which training never paired with it) and the rival its inverted Sobel edges."""
-    clean = photo[: spec.limits.max_side, : spec.limits.max_side]
-    sketch = photo_sketch.pencil_sketch(clean)
-    edges = photo_sketch.sobel_sketch(clean)
-    return DemoCase(clean, sketch, "sobel edges", edges, {"direction": "photo_to_sketch"})
-
-
-DEMO_CASES: dict[Task, Callable[[ModelSpec, str, np.ndarray], DemoCase]] = {
-    Task.SUPER_RESOLVE: _superres_case,
-    Task.ENHANCE: _enhance_case,
-    Task.DENOISE: _denoise_case,
-    Task.INPAINT: _inpaint_case,
-    Task.REMOVE_BACKGROUND: _remove_background_case,
-    Task.STYLIZE: _stylize_case,
-    Task.TRANSLATE: _translate_case,
-}
-"""Editor task → its case; generators take no photo and get a grid (:func:`_generator_rows`)."""
 
 
 def _call_pipeline(
     client: VitrineClient, spec: ModelSpec, name: str, photo: np.ndarray, out_dir: Path
 ) -> dict[str, Any]:
-    case = DEMO_CASES[spec.task](spec, name, photo)
+    make_case = task_hooks(spec.task).demo
+    if make_case is None:
+        raise ValueError(f"{spec.name}: task {spec.task.value!r} has no demo case")
+    case = make_case(spec, name, photo)
     pipeline = getattr(client, spec.client_method)
     raw_path = getattr(client, f"{spec.client_method}_array")
     kwargs = spec.selector_kwargs | case.options
@@ -387,9 +293,9 @@ def run_demo(out_dir: Path | None = None) -> Path:
         with VitrineClient(server.grpc_url) as client:
             client.verify()
             for spec in SPECS.values():
-                if spec.task is Task.LATENT_EDIT:
+                if spec.family is Family.LATENT_EDIT:
                     edits += _latent_edit_rows(client, spec, out_dir)
-                elif spec.is_generator:
+                elif spec.family is Family.GENERATOR:
                     generated += _generator_rows(client, spec, out_dir)
                     if spec.conditioning and spec.conditioning.style_mixing:
                         _mixing_grid(client, spec, out_dir)

@@ -10,7 +10,7 @@ from pathlib import Path
 import vitrine
 from vitrine import paths
 from vitrine.catalog import SPECS
-from vitrine.serving.triton import EmbeddedTriton, ServerTls, serve_forever
+from vitrine.serving.triton import EXIT_TIMEOUT_SECONDS, EmbeddedTriton, ServerTls, serve_forever
 from vitrine.serving.watchdog import Watchdog
 
 __all__ = ["embedded_repository", "serve"]
@@ -51,7 +51,7 @@ def serve(
     repository: Path | None = None,
     tls: ServerTls | None = None,
     probe_interval: float | None = 2.0,
-    exit_timeout: int = 30,
+    exit_timeout: int = EXIT_TIMEOUT_SECONDS,
 ) -> int:
     """`vitrine serve`: the embedded repository on a real Triton server until stopped.
 

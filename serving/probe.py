@@ -204,11 +204,16 @@ def _first_step_probe(spec: ModelSpec) -> Probe:
 
 
 def step_probes(spec: ModelSpec) -> dict[str, Probe]:
-    """A real request (inputs, output check) for each step of ``spec``'s pipeline."""
-    first, core, encode = pipeline_steps(spec)
+    """A real request (inputs, output check) for each step of ``spec``'s pipeline: an
+    editor's full-size step takes what its core model takes."""
+    first, *middle, encode = pipeline_steps(spec)
+    image_out: Probe = (
+        _core_inputs(spec),
+        lambda result: result.as_numpy(spec.output.name).shape,
+    )
     return {
         first: _first_step_probe(spec),
-        core: (_core_inputs(spec), lambda result: result.as_numpy(spec.output.name).shape),
+        **{step: image_out for step in middle},
         encode: (
             _encode_inputs(_probe_image(spec)),
             lambda result: _decodes_to_image(result, ENCODED_OUTPUT),

@@ -7,6 +7,7 @@ stage's builder for the ``embedded`` target.
 
 from __future__ import annotations
 
+import compileall
 import contextlib
 import hashlib
 import importlib.util
@@ -37,12 +38,14 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ADMIN_HEADER",
+    "EXIT_TIMEOUT_SECONDS",
     "EmbeddedTriton",
     "ServerTls",
     "TritonInstall",
     "TritonNotInstalled",
     "TritonStartupError",
     "backend_directory",
+    "compile_models",
     "find_triton",
     "free_port",
     "serve_forever",
@@ -51,6 +54,10 @@ __all__ = [
 logger = logging.getLogger("vitrine.serving")
 
 _LOG_TAIL_LINES = 40
+
+EXIT_TIMEOUT_SECONDS = 30
+"""How long in-flight requests get to finish after SIGTERM (Triton's own default, and the Helm
+chart's): less was too short to drain four 512 x 512 x2 requests on two busy cores."""
 
 
 class TritonNotInstalled(RuntimeError):
@@ -144,6 +151,21 @@ def _link(link: Path, target: Path) -> None:
     os.replace(temporary, link)
 
 
+def compile_models(repository: Path) -> None:
+    """Write the bytecode of every ``model.py`` in ``repository`` that lacks a current one.
+
+    The stubs run this interpreter's Python version and import ``model.py`` with bytecode
+    writing on (their interpreter ignores ``PYTHONDONTWRITEBYTECODE``). A ``__pycache__``
+    written after the load makes Triton see the model's files as modified, and then the
+    watchdog's instance replacement turns into a full reload, which leaves the old
+    generation's stubs behind. Compiled beforehand, the stubs find the bytecode and write
+    nothing. Up-to-date files are left alone (servers may share a repository); a read-only
+    repository is skipped, and its stubs cannot write there either.
+    """
+    for source in sorted(repository.glob("*/*/model.py")):
+        compileall.compile_file(source, quiet=2)
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     """A TCP port on ``host`` that is unused right now (for tests and ad-hoc servers)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -199,7 +221,7 @@ class EmbeddedTriton:
         startup_timeout: float = 120.0,
         startup_attempts: int = 2,
         extra_args: Sequence[str] = (),
-        exit_timeout: int = 10,
+        exit_timeout: int = EXIT_TIMEOUT_SECONDS,
         tls: ServerTls | None = None,
         admin_key: str | None = None,
     ) -> None:
@@ -317,6 +339,7 @@ class EmbeddedTriton:
             raise RuntimeError(f"tritonserver already running (pid {self.pid})")
         install = find_triton()
         backend_dir = backend_directory(install)
+        compile_models(self.repository)
         for attempt in range(1, self.startup_attempts + 1):
             self._launch(install, backend_dir)
             try:

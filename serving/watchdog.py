@@ -1,19 +1,43 @@
-"""The watchdog of ``vitrine serve``: probe every pipeline, heal what is broken.
+"""The watchdog of ``vitrine serve``: find broken pipeline steps and give them new instances.
 
 This Triton build never restarts a dead python-backend stub, and its readiness flag stays
-true meanwhile. The watchdog sends a real request through every pipeline each
-``interval`` seconds. On a failure it finds the broken steps (one request per step) and
-reloads them through the model-repository API, which only it can reach (``admin_key``).
-If that does not heal the pipeline, or the server process is gone, it restarts the server.
+true meanwhile. Every ``census_interval`` seconds the watchdog counts each python step's
+stub processes (a step with a dead or stopped stub is broken), and every ``interval``
+seconds it also sends a real request through every pipeline (a failure names its dead step,
+else one request per step finds it), for faults that leave the processes be.
+
+A broken step gets new instances inside the loaded model: the watchdog loads the step's own
+config, with its instance groups' rate-limiter priority switched between 0 and 1, through the
+model-repository API that only it can reach (``admin_key``). Measured on this Triton build:
+
+- unloading and loading the step takes its ensembles away for about two seconds, and callers
+  get NOT_FOUND ("unknown model"), which no client should retry;
+- loading it with any other config change, or after its files changed, is a full reload:
+  the ensembles stay up, but when a stub of the old model had died Triton never retires the
+  old model, so its other stubs and threads live on beside the new ones (hence
+  :func:`~vitrine.serving.triton.compile_models`: the stubs would write ``__pycache__``);
+- a change to the instance groups alone (Triton compares them without name and count)
+  replaces the instances in place: the new stubs start while the old ones serve, the
+  ensembles stay loaded, and the old stubs, a dead or stopped one included, are finalized
+  before the load returns. The rate limiter reads priority 0 as 1, so the switch changes
+  which processes serve and nothing else.
+
+Callers meanwhile get answers from the healthy instances, or INTERNAL "Stub process ... is
+not healthy" from a dead or stopped one, which the client maps to the retryable
+``Unavailable``. Old-generation stubs still alive ``grace`` seconds after the load are ended
+with SIGKILL. If the step still fails, or the server process is gone, the server restarts.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import threading
 import time
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import tritonclient.grpc as grpcclient
@@ -21,11 +45,13 @@ from tritonclient.utils import InferenceServerException
 
 from vitrine.catalog import SPECS
 from vitrine.channel import channel_args
+from vitrine.pipeline import pipeline_steps
 from vitrine.serving.probe import probe_pipelines, probe_steps, step_probes
+from vitrine.serving.stubs import configured_stubs, end, stubs, unhealthy_models
 from vitrine.serving.triton import ADMIN_HEADER, EmbeddedTriton
 from vitrine.spec import ModelSpec
 
-__all__ = ["HealEvent", "Watchdog"]
+__all__ = ["HealEvent", "Watchdog", "next_generation", "served_specs"]
 
 logger = logging.getLogger("vitrine.serving.watchdog")
 
@@ -34,28 +60,41 @@ logger = logging.getLogger("vitrine.serving.watchdog")
 class HealEvent:
     """One detected failure and what healed it."""
 
-    detected_at: float  # time.time() of the failing probe
-    failing: tuple[str, ...]  # pipelines whose probe failed
-    action: str  # "reload" or "restart"
-    models: tuple[str, ...]  # models reloaded (empty for a restart)
+    detected_at: float  # time.time() when the broken check began healing
+    failing: tuple[str, ...]  # pipelines that failed their probe or use a broken step
+    action: str  # "reload" (new instances of the broken steps) or "restart"
+    models: tuple[str, ...]  # steps given new instances (empty for a restart)
     seconds: float  # from detection until every pipeline answered again
     healed: bool
+    ended: tuple[int, ...] = ()  # old-generation stubs the watchdog had to kill
 
 
 @dataclass
 class Watchdog:
-    """Probes ``server``'s pipelines in a background thread and heals failures."""
+    """Watches ``server``'s pipelines and stubs in a background thread and heals failures.
+
+    ``specs`` defaults to every spec whose pipeline is in the server's repository.
+    """
 
     server: EmbeddedTriton
-    interval: float = 2.0
-    timeout: float = 5.0
+    interval: float = 2.0  # seconds between pipeline probes
+    census_interval: float = 0.25  # seconds between stub counts (a scan of /proc)
+    timeout: float = 5.0  # per probe request
+    reload_timeout: float = 60.0  # per instance replacement; a longer one means a restart
+    grace: float = 3.0  # how long Triton may take to finalize the replaced stubs
+    specs: Sequence[ModelSpec] = ()
     events: list[HealEvent] = field(default_factory=list)
     healthy: bool = False
+    configured: dict[str, int] = field(init=False)  # stubs per python step, from the configs
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
+    def __post_init__(self) -> None:
+        self.specs = tuple(self.specs) or served_specs(self.server.repository)
+        self.configured = configured_stubs(self.server.repository)
+
     def start(self) -> None:
-        """Probe in a daemon thread until :meth:`stop`."""
+        """Check in a daemon thread until :meth:`stop`."""
         self._stop.clear()
         self._thread = threading.Thread(target=self._loop, name="vitrine-watchdog", daemon=True)
         self._thread.start()
@@ -66,11 +105,15 @@ class Watchdog:
             self._thread.join()
 
     def _loop(self) -> None:
-        while not self._stop.wait(self.interval):
+        next_probe = time.monotonic() + self.interval
+        while not self._stop.wait(self.census_interval):
+            probe = time.monotonic() >= next_probe
             try:
-                self.check_once()
+                self.check_once(probe=probe)
             except Exception:  # the watchdog itself must never die
                 logger.exception("watchdog check failed")
+            if probe:
+                next_probe = time.monotonic() + self.interval
 
     def _client(self) -> grpcclient.InferenceServerClient:
         tls = self.server.tls
@@ -88,36 +131,61 @@ class Watchdog:
             channel_args=channel_args(),
         )
 
-    def check_once(self) -> bool:
-        """Probe every pipeline once; heal if one fails. Returns pipeline health after."""
+    def check_once(self, *, probe: bool = True) -> bool:
+        """Count the stubs and, with ``probe``, probe every pipeline; heal what is broken.
+        Returns the pipelines' health after."""
+        running = self.server.is_running()
+        if running and not probe and not self._broken_stubs():
+            return self.healthy
         client = self._client()
         try:
-            failing = self._failing(client)
+            failing = self._failing(client, census=running)
             self.healthy = not failing or self._heal(client, failing)
         finally:
             client.close()
         return self.healthy
 
-    def _failing(self, client: grpcclient.InferenceServerClient) -> dict[str, str]:
-        """Specs (by name) whose pipeline probe failed, with the error each one got."""
-        results = probe_pipelines(client, self.timeout)
-        return {
-            spec.name: result.error or "failed"
-            for spec, result in zip(SPECS.values(), results, strict=True)
-            if not result.ok
-        }
+    def _broken_stubs(self, old: Collection[int] = ()) -> tuple[str, ...]:
+        """Steps with a dead or stopped stub process, the ``old`` generation's left out."""
+        running = [stub for stub in stubs(self.server.pid or 0) if stub.pid not in old]
+        return unhealthy_models(running, self.configured)
+
+    def _failing(
+        self, client: grpcclient.InferenceServerClient, *, census: bool = False
+    ) -> dict[str, str]:
+        """Specs (by name) whose pipeline fails, with why. With ``census`` the stubs are
+        counted before each probe, and a broken step ends the round at once: a probe that
+        meets a dead stub takes a second to fail, and a round of them would delay the heal."""
+        failing: dict[str, str] = {}
+        for spec in self.specs:
+            broken = self._broken_stubs() if census else ()
+            if broken:
+                return failing | {using.name: "broken stub" for using in self._using(broken)}
+            (result,) = probe_pipelines(client, self.timeout, [spec])
+            if not result.ok:
+                failing[spec.name] = result.error or "failed"
+        return failing
+
+    def _using(self, models: Iterable[str]) -> list[ModelSpec]:
+        models = set(models)
+        return [spec for spec in self.specs if models & set(pipeline_steps(spec))]
 
     def _heal(self, client: grpcclient.InferenceServerClient, failing: dict[str, str]) -> bool:
-        """Reload the broken steps, else restart; True when every pipeline answers again."""
+        """Replace the broken steps' instances, else restart; True when all is well again."""
         detected_at, started = time.time(), time.monotonic()
         names = tuple(SPECS[name].pipeline for name in failing)
-        errors = list(failing.values())
-        broken: tuple[str, ...] = ()
         if self.server.is_running() and self.server.admin_key is not None:
-            broken = _dead_stubs(errors) or self._broken_steps(client, [SPECS[n] for n in failing])
-            logger.warning("pipelines %s failing; reloading %s", names, broken)
-            if broken and self._reload(client, broken, names) and not self._failing(client):
-                self._record(detected_at, names, "reload", broken, started, healed=True)
+            models = (
+                self._broken_stubs()
+                or _dead_stubs(list(failing.values()))
+                or self._broken_steps(client, [SPECS[name] for name in failing])
+            )
+            logger.warning("pipelines %s failing; replacing the instances of %s", names, models)
+            old = self._replace(client, models) if models else None
+            if old is not None and not self._broken_stubs(old) and not self._failing(client):
+                seconds = time.monotonic() - started
+                ended = self._end_survivors(old)
+                self._record(detected_at, names, "reload", models, seconds, True, ended)
                 return True
         logger.warning("pipelines %s failing; restarting the server", names)
         self.server.restart()
@@ -126,7 +194,7 @@ class Watchdog:
             healed = not self._failing(fresh)
         finally:
             fresh.close()
-        self._record(detected_at, names, "restart", (), started, healed=healed)
+        self._record(detected_at, names, "restart", (), time.monotonic() - started, healed)
         return healed
 
     def _broken_steps(
@@ -137,23 +205,38 @@ class Watchdog:
         results = probe_steps(client, probes, self.timeout)
         return tuple(sorted(result.model for result in results if not result.ok))
 
-    def _reload(
-        self,
-        client: grpcclient.InferenceServerClient,
-        models: tuple[str, ...],
-        pipelines: tuple[str, ...],
-    ) -> bool:
+    def _replace(
+        self, client: grpcclient.InferenceServerClient, models: tuple[str, ...]
+    ) -> set[int] | None:
+        """New instances for each model; the old generation's stub pids, or None when
+        Triton refused or timed out."""
         headers: dict[str, Any] = {ADMIN_HEADER: self.server.admin_key}
-        try:
-            for model in models:
-                client.unload_model(model, headers=headers)
-                client.load_model(model, headers=headers)
-            for pipeline in pipelines:  # an ensemble whose step went away is reloaded too
-                client.load_model(pipeline, headers=headers)
-        except InferenceServerException as error:
-            logger.error("reload of %s failed: %s", models, error)
-            return False
-        return True
+        old: set[int] = set()
+        for model in models:
+            old |= {stub.pid for stub in stubs(self.server.pid or 0) if stub.model == model}
+            try:
+                served = client.get_model_config(model, as_json=True, client_timeout=self.timeout)
+                config = json.dumps(next_generation(served["config"]))
+                client.load_model(
+                    model, headers=headers, config=config, client_timeout=self.reload_timeout
+                )
+            except (InferenceServerException, ValueError) as error:
+                logger.error("replacing the instances of %s failed: %s", model, error)
+                return None  # the old instances may still be serving: the restart ends them
+        return old
+
+    def _end_survivors(self, old: set[int]) -> tuple[int, ...]:
+        """Give Triton ``grace`` seconds to finalize the ``old`` stubs, then kill the rest."""
+        deadline = time.monotonic() + self.grace
+        while True:
+            alive = tuple(stub.pid for stub in stubs(self.server.pid or 0) if stub.pid in old)
+            if not alive or time.monotonic() >= deadline:
+                break
+            time.sleep(0.1)
+        if alive:
+            logger.warning("ending old-generation stubs %s", alive)
+            end(alive)
+        return alive
 
     def _record(
         self,
@@ -161,13 +244,35 @@ class Watchdog:
         failing: tuple[str, ...],
         action: str,
         models: tuple[str, ...],
-        started: float,
-        *,
+        seconds: float,
         healed: bool,
+        ended: tuple[int, ...] = (),
     ) -> None:
-        event = HealEvent(detected_at, failing, action, models, time.monotonic() - started, healed)
+        event = HealEvent(detected_at, failing, action, models, seconds, healed, ended)
         self.events.append(event)
         logger.warning("heal: %s", event)
+
+
+def served_specs(repository: Path) -> tuple[ModelSpec, ...]:
+    """The specs whose pipeline ``repository`` holds."""
+    return tuple(spec for spec in SPECS.values() if (repository / spec.pipeline).is_dir())
+
+
+def next_generation(config: dict[str, Any]) -> dict[str, Any]:
+    """``config`` (Triton's JSON form) with every instance group's rate-limiter priority
+    switched between 0 and 1: the same config to Triton's scheduler, which reads 0 as 1, but
+    new instances to its model lifecycle. Other priorities are refused (vitrine sets none)."""
+    groups = config.get("instance_group") or []
+    if not groups:
+        raise ValueError(f"model {config.get('name')!r} has no instance group to replace")
+    replaced = []
+    for group in groups:
+        limiter = dict(group.get("rate_limiter") or {})
+        priority = int(limiter.get("priority", 0))
+        if priority not in (0, 1):
+            raise ValueError(f"rate-limiter priority {priority} would change scheduling")
+        replaced.append({**group, "rate_limiter": {**limiter, "priority": 1 - priority}})
+    return {**config, "instance_group": replaced}
 
 
 _DEAD_STUB = re.compile(r"Stub process '(?P<model>.+?)_\d+_\d+' is not healthy")

@@ -25,6 +25,7 @@ F-score (boundary pixels matched within ``BOUNDARY_TOLERANCE`` px).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
@@ -52,17 +53,23 @@ from vitrine.training.fashion import (
     product_alpha,
 )
 from vitrine.training.grids import labelled_row, stack_rows
+from vitrine.training.hooks import DemoCase, TaskHooks
 from vitrine.training.photos import TRAIN_PHOTOS, VALIDATION_PHOTOS, load_split, recolour
-from vitrine.training.uint8_wrapper import run_uint8, to_float_batch
+from vitrine.training.recipe import SingleNetworkRecipe
+from vitrine.training.uint8_wrapper import run_uint8, to_float, to_float_batch
 
 __all__ = [
     "EVAL_COUNT",
+    "HOOKS",
     "BackgroundRemovalRecipe",
+    "BackgroundSettings",
     "Composite",
     "boundary_f",
     "comparison_image",
+    "demo_case",
     "eval_composites",
     "evaluate_background",
+    "forward",
     "grabcut_mask",
     "iou",
     "on_white",
@@ -76,25 +83,28 @@ GRABCUT_ITERATIONS = 5
 BOUNDARY_TOLERANCE = 2
 METHODS = ("model", "grabcut")
 
-DEFAULT_RECIPE: dict[str, Any] = {
-    "shot_sides": [96, 320],  # range of each side of a shot, before the working-side resize
-    "product_scale": [0.4, 0.9],  # product side / shorter side of the shot
-    "centre_jitter": 0.12,  # product centre offset / side of the shot, either way
-    "neutral_probability": 0.0,  # a black, white or grey garment
-    "palette_probability": 0.8,  # else a uniformly random colour
-    "shadow_probability": 0.5,
-    "plain_background_probability": 0.05,
-    "background_blur_probability": 0.1,
-    "background_recolour_probability": 0.0,  # recoloured, then inverted half the time
-    "background_scale": [0.4, 1.2],
-    "background_turn_probability": 0.0,  # photo crops turned by a quarter, half or 3/4 turn
-    "distractor_probability": 0.0,  # backdrops with pasted photo cut-outs (not products)
-    "distractor_count": [1, 3],
-    "distractor_scale": [0.2, 0.8],  # cut-out side / shorter side of the shot
-    "flat_distractor_share": 0.0,  # cut-outs filled with a colour gradient, not a photo
-    "dice_weight": 1.0,
-    "eval_count": EVAL_COUNT,  # composites evaluated during training (fewer: faster smoke)
-}
+
+@dataclass(frozen=True)
+class BackgroundSettings:
+    """The ``[recipe]`` table of the background-removal config."""
+
+    shot_sides: tuple[int, int] = (96, 320)  # each side of a shot, before the working-side resize
+    product_scale: tuple[float, float] = (0.4, 0.9)  # product side / shorter side of the shot
+    centre_jitter: float = 0.12  # product centre offset / side of the shot, either way
+    neutral_probability: float = 0.0  # a black, white or grey garment
+    palette_probability: float = 0.8  # else a uniformly random colour
+    shadow_probability: float = 0.5
+    plain_background_probability: float = 0.05
+    background_blur_probability: float = 0.1
+    background_recolour_probability: float = 0.0  # recoloured, then inverted half the time
+    background_scale: tuple[float, float] = (0.4, 1.2)
+    background_turn_probability: float = 0.0  # photo crops turned by 1/4, 1/2 or 3/4 turn
+    distractor_probability: float = 0.0  # backdrops with pasted photo cut-outs (not products)
+    distractor_count: tuple[int, int] = (1, 3)
+    distractor_scale: tuple[float, float] = (0.2, 0.8)  # cut-out side / shorter side of shot
+    flat_distractor_share: float = 0.0  # cut-outs filled with a colour gradient, not a photo
+    dice_weight: float = 1.0
+    eval_count: int = EVAL_COUNT  # composites evaluated during training (fewer: faster smoke)
 
 
 @dataclass(frozen=True)
@@ -225,8 +235,10 @@ def _catalog_shot(
     return _composite(background(rng, shape), rgb, alpha, corner, shadow)
 
 
-class BackgroundRemovalRecipe:
+class BackgroundRemovalRecipe(SingleNetworkRecipe[BackgroundSettings]):
     """Batches of (shot, true alpha) at the working side; BCE plus soft Dice loss."""
+
+    settings_type = BackgroundSettings
 
     def __init__(self, spec: ModelSpec, config: TrainConfig) -> None:
         working_side = spec.arch_kwargs["working_side"]
@@ -235,9 +247,7 @@ class BackgroundRemovalRecipe:
                 f"patch_size {config.patch_size} must be the model's working_side "
                 f"{working_side}: whole shots are resized to the side the network works at"
             )
-        self.spec = spec
-        self.config = config
-        self.settings = {**DEFAULT_RECIPE, **config.recipe}
+        super().__init__(spec, config)
         self.photos = list(load_split("train").values())
         self.garments = load_fashion("train")[0]
 
@@ -250,7 +260,7 @@ class BackgroundRemovalRecipe:
             "backgrounds": "scikit-image 0.26 shipped photos",
             "train": list(TRAIN_PHOTOS),
             "validation": list(VALIDATION_PHOTOS),
-            "recipe": self.settings,
+            "recipe": dataclasses.asdict(self.settings),
             "evaluation": {
                 "count": EVAL_COUNT,
                 "seed": EVAL_SEED,
@@ -264,24 +274,24 @@ class BackgroundRemovalRecipe:
         """A random training-photo crop of ``shape``, sometimes turned, sometimes recoloured
         (or inverted)."""
         photo = self.photos[int(rng.integers(len(self.photos)))]
-        turned = rng.random() < self.settings["background_turn_probability"]
+        turned = rng.random() < self.settings.background_turn_probability
         quarters = int(rng.integers(1, 4)) if turned else 0
-        scale = tuple(self.settings["background_scale"])
+        scale = tuple(self.settings.background_scale)
         crop = _photo_crop(photo, shape[::-1] if quarters % 2 else shape, rng, scale)
         crop = np.ascontiguousarray(np.rot90(crop, quarters))
-        if rng.random() < self.settings["background_recolour_probability"]:
+        if rng.random() < self.settings.background_recolour_probability:
             crop = recolour(np.round(crop * 255.0).astype(np.uint8), rng) / np.float32(255.0)
             if rng.random() < 0.5:
                 crop = 1.0 - crop
         return crop
 
     def _background(self, rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
-        if rng.random() < self.settings["plain_background_probability"]:
+        if rng.random() < self.settings.plain_background_probability:
             return _plain_background(shape, rng)
         crop = self._background_photo(rng, shape)
-        if rng.random() < self.settings["distractor_probability"]:
+        if rng.random() < self.settings.distractor_probability:
             crop = self._with_distractors(crop, rng)
-        if rng.random() < self.settings["background_blur_probability"]:
+        if rng.random() < self.settings.background_blur_probability:
             crop = cv2.GaussianBlur(crop, (0, 0), float(rng.uniform(1.0, 4.0)))
         return crop
 
@@ -293,16 +303,14 @@ class BackgroundRemovalRecipe:
         plain colour gradient instead, as flat as a product, so that colour alone does not
         tell a product either."""
         shape = backdrop.shape[:2]
-        low, high = self.settings["distractor_count"]
+        low, high = self.settings.distractor_count
         for _ in range(int(rng.integers(low, high + 1))):
-            side = max(
-                8, round(min(shape) * float(rng.uniform(*self.settings["distractor_scale"])))
-            )
+            side = max(8, round(min(shape) * float(rng.uniform(*self.settings.distractor_scale))))
             if rng.random() < 0.5:
                 alpha = cv2.resize(product_alpha(self._garment(rng)), (side, side))
             else:
                 alpha = _ellipse(side, rng)
-            if rng.random() < self.settings["flat_distractor_share"]:
+            if rng.random() < self.settings.flat_distractor_share:
                 texture = _plain_background((side, side), rng)
             else:
                 texture = self._background_photo(rng, (side, side))
@@ -319,20 +327,20 @@ class BackgroundRemovalRecipe:
         return grey[:, ::-1] if rng.random() < 0.5 else grey
 
     def _colour(self, rng: np.random.Generator) -> RGB:
-        if rng.random() < self.settings["neutral_probability"]:
+        if rng.random() < self.settings.neutral_probability:
             return _neutral_colour(rng)
-        return _random_colour(rng, self.settings["palette_probability"])
+        return _random_colour(rng, self.settings.palette_probability)
 
     def sample(self, rng: np.random.Generator) -> Composite:
         """One training shot at its own random size."""
-        low, high = self.settings["shot_sides"]
+        low, high = self.settings.shot_sides
         shape = (int(rng.integers(low, high + 1)), int(rng.integers(low, high + 1)))
         return _catalog_shot(
             rng,
             shape,
-            scale=tuple(self.settings["product_scale"]),
-            jitter=self.settings["centre_jitter"],
-            shadow_probability=self.settings["shadow_probability"],
+            scale=tuple(self.settings.product_scale),
+            jitter=self.settings.centre_jitter,
+            shadow_probability=self.settings.shadow_probability,
             garment=self._garment,
             colour=self._colour,
             background=self._background,
@@ -364,11 +372,11 @@ class BackgroundRemovalRecipe:
         overlap = (alpha * target).sum(dim=(1, 2, 3))
         total = alpha.sum(dim=(1, 2, 3)) + target.sum(dim=(1, 2, 3))
         dice = 1.0 - (2.0 * overlap + 1.0) / (total + 1.0)
-        return bce + self.settings["dice_weight"] * dice.mean()
+        return bce + self.settings.dice_weight * dice.mean()
 
     def evaluate(self, model: nn.Module) -> dict[str, Any]:
         """Validation metrics of ``model`` and of GrabCut."""
-        return evaluate_background(model, self.settings["eval_count"])
+        return evaluate_background(model, self.settings.eval_count)
 
 
 @cache
@@ -511,3 +519,35 @@ def comparison_image(model: nn.Module, count: int = 6) -> Image.Image:
         }
         rows.append(labelled_row(panels))
     return stack_rows(rows)
+
+
+def forward(model: nn.Module, image: torch.Tensor, background: torch.Tensor) -> torch.Tensor:
+    """``model(x) -> alpha`` (N, 1, H, W); the ``background`` input (N, 4) = (r, g, b,
+    opaque) composites the product on that colour (opaque 255) or keeps the alpha channel
+    (opaque 0). The output has 4 channels (RGBA)."""
+    x = to_float(image)
+    colour = background[:, :3].float()[:, :, None, None] / 255.0  # (N, 3, 1, 1)
+    opaque = background[:, 3:].float()[:, :, None, None] / 255.0  # (N, 1, 1, 1)
+    alpha = model(x)
+    composite = x * alpha + colour * (1.0 - alpha)
+    rgb = opaque * composite + (1.0 - opaque) * x
+    return torch.cat([rgb, opaque + (1.0 - opaque) * alpha], dim=1)
+
+
+def demo_case(spec: ModelSpec, name: str, photo: np.ndarray) -> DemoCase:
+    """An evaluation composite (a test-split product on this photo) to put on white; the
+    rival is GrabCut from a centred rectangle, on white too."""
+    composite = eval_composites()[VALIDATION_PHOTOS.index(name)]
+    truth = np.asarray(on_white(composite.image, composite.alpha))
+    grabcut = grabcut_mask(composite.image).astype(np.float64)
+    baseline = np.asarray(on_white(composite.image, grabcut))
+    return DemoCase(composite.image, truth, "grabcut", baseline, {"background": "white"})
+
+
+HOOKS = TaskHooks(
+    forward=forward,
+    evaluate=lambda spec, model: evaluate_background(model),
+    comparison=lambda spec, model: comparison_image(model),
+    recipe=lambda spec: BackgroundRemovalRecipe,
+    demo=demo_case,
+)

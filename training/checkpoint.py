@@ -16,6 +16,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from vitrine.errors import ConfigError, MissingFile
 from vitrine.training.architectures import build_architecture
 from vitrine.training.config import TrainConfig
 
@@ -28,6 +29,7 @@ __all__ = [
     "load_optimizer",
     "save_rng_state",
     "load_rng_state",
+    "save_tensors",
 ]
 
 
@@ -47,7 +49,7 @@ def _sidecar(weights: Path) -> Path:
 def save_checkpoint(weights: Path, model: nn.Module, meta: dict[str, Any]) -> None:
     """Write ``weights`` (.safetensors) and its JSON sidecar atomically."""
     weights.parent.mkdir(parents=True, exist_ok=True)
-    state = {key: value.detach().contiguous() for key, value in model.state_dict().items()}
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     partial = weights.with_suffix(".partial")
     save_file(state, str(partial), metadata={"spec": str(meta.get("spec", ""))})
     partial.replace(weights)
@@ -60,7 +62,7 @@ def load_checkpoint(weights: Path) -> Checkpoint:
     """Rebuild the module described by the sidecar and load ``weights`` into it."""
     sidecar = _sidecar(weights)
     if not weights.is_file() or not sidecar.is_file():
-        raise FileNotFoundError(f"checkpoint needs both {weights} and {sidecar}")
+        raise MissingFile(f"checkpoint needs both {weights} and {sidecar}")
     meta = json.loads(sidecar.read_text())
     model = build_architecture(meta["architecture"], meta["arch_kwargs"])
     model.load_state_dict(load_file(str(weights)))
@@ -76,7 +78,7 @@ def resume_checkpoint(run_dir: Path, config: TrainConfig) -> Checkpoint | None:
         return None
     checkpoint = load_checkpoint(last)
     if checkpoint.meta["training"] != config.as_dict():
-        raise ValueError(f"{last} was written with another config; use a new --run-dir")
+        raise ConfigError(f"{last} was written with another config; use a new --run-dir")
     return checkpoint
 
 
@@ -86,7 +88,7 @@ def save_optimizer(path: Path, optimizer: torch.optim.Optimizer) -> None:
     tensors: dict[str, torch.Tensor] = {}
     for index, slots in state["state"].items():
         for key, value in slots.items():
-            tensors[f"{index}.{key}"] = torch.as_tensor(value).contiguous()
+            tensors[f"{index}.{key}"] = torch.as_tensor(value).cpu().contiguous()
     save_file(tensors, str(path))
     path.with_suffix(".json").write_text(json.dumps({"param_groups": state["param_groups"]}))
 
@@ -102,11 +104,24 @@ def load_optimizer(path: Path, optimizer: torch.optim.Optimizer) -> None:
     optimizer.load_state_dict({"state": state, "param_groups": groups})
 
 
+def save_tensors(path: Path, tensors: dict[str, torch.Tensor]) -> None:
+    """Named tensors (a module's state, a recipe's extra state) as safetensors, from any
+    device."""
+    save_file({key: value.detach().cpu().contiguous() for key, value in tensors.items()}, str(path))
+
+
 def save_rng_state(path: Path) -> None:
-    """torch's global random state (a loop drawing from it resumes exactly with it)."""
-    save_file({"torch": torch.get_rng_state()}, str(path))
+    """torch's random state, CPU and (once used) CUDA: a loop drawing from it resumes
+    exactly with it."""
+    generators = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_initialized():
+        generators["cuda"] = torch.cuda.get_rng_state()
+    save_file(generators, str(path))
 
 
 def load_rng_state(path: Path) -> None:
     """Restore what :func:`save_rng_state` wrote."""
-    torch.set_rng_state(load_file(str(path))["torch"])
+    generators = load_file(str(path))
+    torch.set_rng_state(generators["torch"])
+    if "cuda" in generators and torch.cuda.is_available():
+        torch.cuda.set_rng_state(generators["cuda"])

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import tomllib
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-import tomllib
+from vitrine.errors import ConfigError, MissingFile, UnknownName
 
 __all__ = ["CONFIG_DIR", "PRECISIONS", "TrainConfig", "load_config"]
 
@@ -35,7 +36,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
-            raise ValueError(f"precision {self.precision!r}: expected one of {PRECISIONS}")
+            raise ConfigError(f"precision {self.precision!r}: expected one of {PRECISIONS}")
 
     def as_dict(self) -> dict[str, Any]:
         """Plain dict, as written into the checkpoint sidecar."""
@@ -54,18 +55,18 @@ def load_config(name: str, preset: str) -> TrainConfig:
     """
     path = CONFIG_DIR / f"{name}.toml"
     if not path.is_file():
-        raise FileNotFoundError(f"no training config for {name!r} (expected {path})")
+        raise MissingFile(f"no training config for {name!r} (expected {path})")
     document = tomllib.loads(path.read_text())
     presets = document.get("presets", {})
     if preset not in presets:
-        raise ValueError(f"{path.name}: unknown preset {preset!r}; known: {sorted(presets)}")
+        raise UnknownName(f"{path.name}: unknown preset {preset!r}; known: {sorted(presets)}")
     overrides = dict(presets[preset])
     recipe = {**document.get("recipe", {}), **overrides.pop("recipe", {})}
     values = {**document["train"], **overrides, "preset": preset, "recipe": recipe}
     known = {field.name for field in fields(TrainConfig)}
     unknown = set(values) - known
     if unknown:
-        raise ValueError(f"{path.name}: unknown keys {sorted(unknown)}")
+        raise ConfigError(f"{path.name}: unknown keys {sorted(unknown)}")
     required = {
         field.name
         for field in fields(TrainConfig)
@@ -73,5 +74,5 @@ def load_config(name: str, preset: str) -> TrainConfig:
     }
     missing = required - set(values)
     if missing:
-        raise ValueError(f"{path.name}: missing keys {sorted(missing)}")
+        raise ConfigError(f"{path.name}: missing keys {sorted(missing)}")
     return TrainConfig(**values)

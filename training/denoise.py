@@ -12,6 +12,7 @@ photos, an oracle choice that favours the baselines.
 from __future__ import annotations
 
 import io
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
@@ -19,25 +20,32 @@ from typing import Any
 
 import cv2
 import numpy as np
+import torch
 from PIL import Image
 from skimage.restoration import denoise_bilateral, denoise_nl_means, estimate_sigma
 from torch import nn
 
-from vitrine.spec import Task
+from vitrine import paths
+from vitrine.spec import ModelSpec, Task
 from vitrine.training.grids import labelled_row, stack_rows
+from vitrine.training.hooks import DemoCase, TaskHooks
 from vitrine.training.metrics import psnr, ssim
 from vitrine.training.photos import VALIDATION_PHOTOS, load_split, recolour
 from vitrine.training.restoration import RestorationRecipe
-from vitrine.training.uint8_wrapper import run_uint8
+from vitrine.training.uint8_wrapper import blend, run_uint8, to_float
 
 __all__ = [
     "BASELINE_GRIDS",
     "EVAL_CASES",
+    "HOOKS",
     "DenoisingRecipe",
+    "DenoisingSettings",
     "Noise",
     "best_baseline",
     "comparison_image",
+    "demo_case",
     "evaluate_denoise",
+    "forward",
 ]
 
 FULL_STRENGTH = np.array([1.0], dtype=np.float32)
@@ -176,9 +184,19 @@ def _tuned_baselines() -> dict[str, dict[str, Any]]:
     return tuned
 
 
-class DenoisingRecipe(RestorationRecipe):
+@dataclass(frozen=True)
+class DenoisingSettings:
+    """The ``[recipe]`` table of a denoiser's training config."""
+
+    rescale: tuple[float, float] = (1.0, 1.0)  # shrink factor of a photo before cropping
+    recolour_probability: float = 0.0  # permute channels and remap each
+    log_sigma: bool = False  # sigma log-uniform rather than uniform
+
+
+class DenoisingRecipe(RestorationRecipe[DenoisingSettings]):
     """Gaussian noise (sigma 5-50) and/or JPEG artefacts on clean crops; L1 loss."""
 
+    settings_type = DenoisingSettings
     degradation = "Gaussian sigma 5-50 and/or JPEG quality 10-60, quantised to uint8"
     eval_cases = EVAL_CASES
 
@@ -186,25 +204,27 @@ class DenoisingRecipe(RestorationRecipe):
         """A crop of ``photo`` shrunk by a random factor in ``[recipe] rescale`` (finer
         detail per pixel), then recoloured (:func:`recolour`) with ``recolour_probability``:
         most TRAIN photos are grey, the photos a storefront cleans are not."""
-        low, high = self.config.recipe.get("rescale", (1.0, 1.0))
+        low, high = self.settings.rescale
         factor = max(float(rng.uniform(low, high)), self.config.patch_size / min(photo.shape[:2]))
         if factor < 1.0:
             size = (round(photo.shape[1] * factor), round(photo.shape[0] * factor))
             photo = cv2.resize(photo, size, interpolation=cv2.INTER_AREA)
         crop = super().crop(photo, rng)
-        if rng.random() < self.config.recipe.get("recolour_probability", 0.0):
+        if rng.random() < self.settings.recolour_probability:
             crop = recolour(crop, rng)
         return crop
 
     def degrade(self, crop: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """A random :class:`Noise` applied to ``crop``. With ``[recipe] log_sigma`` sigma is
         drawn log-uniformly (as many samples below 16 as above): uploads' noise is mostly low."""
-        log_sigma = self.config.recipe.get("log_sigma", False)
-        return Noise.random(rng, self.config.jpeg_probability, log_sigma=log_sigma).apply(crop, rng)
+        noise = Noise.random(rng, self.config.jpeg_probability, log_sigma=self.settings.log_sigma)
+        return noise.apply(crop, rng)
 
-    def evaluate(self, model: nn.Module) -> dict[str, Any]:
-        """Validation metrics of ``model`` and of the tuned classical denoisers."""
-        return evaluate_denoise(model)
+
+def forward(model: nn.Module, image: torch.Tensor, strength: torch.Tensor) -> torch.Tensor:
+    """``model(x) -> y``, served with ``strength`` (N, 1) blending ``x + s * (y - x)``."""
+    x = to_float(image)
+    return blend(x, model(x), strength)
 
 
 def _denoised(model: nn.Module, image: np.ndarray) -> np.ndarray:
@@ -257,3 +277,22 @@ def comparison_image(model: nn.Module) -> Image.Image:
         panels |= {"vitrine": _denoised(model, degraded), "clean": clean}
         rows.append(labelled_row({label: Image.fromarray(p) for label, p in panels.items()}))
     return stack_rows(rows)
+
+
+def demo_case(spec: ModelSpec, name: str, photo: np.ndarray) -> DemoCase:
+    """The photo with Gaussian noise (sigma 25); the rival is the best classical denoiser at
+    the setting ``vitrine eval`` tuned (read from the shipped weights' report)."""
+    upload = EVAL_CASES["sigma25"].apply(photo, np.random.default_rng(0))
+    report = json.loads(paths.weights_path(spec.weights_name).with_suffix(".json").read_text())
+    rival, setting = best_baseline(report["metrics"], "sigma25")
+    baseline = BASELINE_GRIDS[rival][0](upload, setting)
+    return DemoCase(upload, photo, rival, baseline, {"strength": "auto"})
+
+
+HOOKS = TaskHooks(
+    forward=forward,
+    evaluate=lambda spec, model: evaluate_denoise(model),
+    comparison=lambda spec, model: comparison_image(model),
+    recipe=lambda spec: DenoisingRecipe,
+    demo=demo_case,
+)

@@ -17,14 +17,25 @@ from skimage.color import deltaE_ciede2000, rgb2lab
 from skimage.exposure import equalize_adapthist
 from torch import nn
 
+from vitrine.spec import ModelSpec, Task
 from vitrine.training.degradations import degrade_upload
 from vitrine.training.grids import labelled_row, stack_rows
+from vitrine.training.hooks import DemoCase, TaskHooks
 from vitrine.training.metrics import psnr
 from vitrine.training.photos import load_split
+from vitrine.training.recipe import NoSettings
 from vitrine.training.restoration import RestorationRecipe
-from vitrine.training.uint8_wrapper import run_uint8
+from vitrine.training.uint8_wrapper import image_forward, run_uint8
 
-__all__ = ["EVAL_CASES", "Degradation", "EnhancementRecipe", "comparison_image", "evaluate_enhance"]
+__all__ = [
+    "EVAL_CASES",
+    "HOOKS",
+    "Degradation",
+    "EnhancementRecipe",
+    "comparison_image",
+    "demo_case",
+    "evaluate_enhance",
+]
 
 
 @dataclass(frozen=True)
@@ -91,7 +102,7 @@ def mean_delta_e(reference: np.ndarray, test: np.ndarray) -> float:
     return float(np.mean(deltaE_ciede2000(rgb2lab(reference), rgb2lab(test))))
 
 
-class EnhancementRecipe(RestorationRecipe):
+class EnhancementRecipe(RestorationRecipe[NoSettings]):
     """Bad exposure, low contrast and colour casts (then blur/JPEG) on clean crops; L1 loss."""
 
     degradation = "random gamma, gain, contrast and colour cast, then optional JPEG"
@@ -106,10 +117,6 @@ class EnhancementRecipe(RestorationRecipe):
             jpeg_probability=self.config.jpeg_probability,
         )
 
-    def evaluate(self, model: nn.Module) -> dict[str, Any]:
-        """Validation metrics of ``model`` and of the classical corrections."""
-        return evaluate_enhance(model)
-
 
 def evaluate_enhance(model: nn.Module) -> dict[str, Any]:
     """PSNR (RGB) and mean CIEDE2000 per case and photo; means and margins over baselines."""
@@ -119,7 +126,7 @@ def evaluate_enhance(model: nn.Module) -> dict[str, Any]:
         per_case[case] = {}
         for name, clean in load_split("validation").items():
             degraded = degradation.apply(clean)
-            outputs = {"model": run_uint8(model, degraded)}
+            outputs = {"model": run_uint8(model, degraded, task=Task.ENHANCE)}
             outputs |= {method: fix(degraded) for method, fix in BASELINES.items()}
             per_case[case][name] = {
                 method: {"psnr": psnr(clean, out), "delta_e": mean_delta_e(clean, out)}
@@ -151,6 +158,21 @@ def comparison_image(model: nn.Module) -> Image.Image:
         panels = {case: degraded} | {
             name: fix(degraded) for name, fix in BASELINES.items() if name != "input"
         }
-        panels |= {"vitrine": run_uint8(model, degraded), "original": clean}
+        panels |= {"vitrine": run_uint8(model, degraded, task=Task.ENHANCE), "original": clean}
         rows.append(labelled_row({label: Image.fromarray(p) for label, p in panels.items()}))
     return stack_rows(rows)
+
+
+def demo_case(spec: ModelSpec, name: str, photo: np.ndarray) -> DemoCase:
+    """The photo under-exposed, flattened and colour-cast (the "combined" evaluation case)."""
+    upload = EVAL_CASES["combined"].apply(photo)
+    return DemoCase(upload, photo, "autocontrast", BASELINES["autocontrast"](upload))
+
+
+HOOKS = TaskHooks(
+    forward=image_forward,
+    evaluate=lambda spec, model: evaluate_enhance(model),
+    comparison=lambda spec, model: comparison_image(model),
+    recipe=lambda spec: EnhancementRecipe,
+    demo=demo_case,
+)

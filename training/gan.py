@@ -3,25 +3,22 @@
 One step updates the discriminator on a real and a generated batch, then the generator
 through the updated discriminator (Adam, both rates decaying linearly at the end). The
 shipped generator is an exponential moving average (EMA) of the trained one, with its own
-BatchNorm statistics, which gives cleaner, steadier samples.
-
-``run_dir`` holds the resumable state: ``last.safetensors`` (+ .json) is the EMA generator
-(the final generator once all steps are done), ``last.generator.safetensors``,
-``last.discriminator.safetensors`` and both optimizers' state. A rerun after the last step
-only redoes the evaluation and the final save.
+BatchNorm statistics, which gives cleaner, steadier samples. Sample grids (a row per
+category, a column per colour, fixed latents) go to ``run_dir/samples`` every
+``eval_every`` steps.
 """
 
 from __future__ import annotations
 
 import copy
-import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
 from torch import nn
 
 from vitrine.sampling import sample_latents
@@ -30,25 +27,15 @@ from vitrine.training.architectures import build_architecture
 from vitrine.training.architectures.dcgan import ProjectionDiscriminator
 from vitrine.training.architectures.stylegan import StyleGenerator
 from vitrine.training.catalog_data import catalog_description, load_catalog
-from vitrine.training.checkpoint import (
-    load_optimizer,
-    load_rng_state,
-    resume_checkpoint,
-    save_checkpoint,
-    save_optimizer,
-    save_rng_state,
-)
 from vitrine.training.config import TrainConfig
-from vitrine.training.evaluate import evaluate_model
 from vitrine.training.generator_eval import sample_grid
-from vitrine.training.history import Panel, plot_history, step_log
-from vitrine.training.trainer import TrainResult, _meta
+from vitrine.training.history import Panel
+from vitrine.training.recipe import Autocast, Optimized, Recipe
 from vitrine.training.uint8_wrapper import to_float_batch
 
-__all__ = ["train_gan"]
+__all__ = ["GanRecipe", "GanSettings", "standing_statistics", "update_ema"]
 
 Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
-_LOSSES = Panel(("discriminator", "generator"), "hinge loss")
 
 
 class CatalogBatches:
@@ -118,15 +105,8 @@ def _hinge_step(
     return d_loss.item(), g_loss.item()
 
 
-def _decay(config: TrainConfig, step: int) -> float:
-    """Learning-rate factor: 1 for the first ``decay_start`` share of the steps, then
-    linear down to 0 at the last step."""
-    begin = config.recipe["decay_start"] * config.steps
-    return min(1.0, (config.steps - step) / max(1.0, config.steps - begin))
-
-
 @torch.no_grad()
-def _update_ema(ema: nn.Module, model: nn.Module, decay: float, step: int) -> None:
+def update_ema(ema: nn.Module, model: nn.Module, decay: float, step: int) -> None:
     """``ema`` <- d * ``ema`` + (1 - d) * ``model`` (parameters only), d warming up to
     ``decay`` as ``(1 + step) / (10 + step)`` so early weights are soon forgotten."""
     d = min(decay, (1.0 + step) / (10.0 + step))
@@ -135,14 +115,15 @@ def _update_ema(ema: nn.Module, model: nn.Module, decay: float, step: int) -> No
 
 
 @torch.no_grad()
-def _standing_statistics(generator: nn.Module, spec: ModelSpec, seed: int) -> None:
+def standing_statistics(generator: nn.Module, spec: ModelSpec, seed: int) -> None:
     """Set ``generator``'s BatchNorm statistics to those of its own outputs: 500 fixed
     latents, every label pair alike. An average of weights needs its own statistics."""
     assert spec.conditioning is not None
     pairs = len(spec.conditioning.categories) * len(spec.conditioning.colours)
     count = 5 * pairs
+    device = next(generator.parameters()).device
     latents = torch.from_numpy(sample_latents(seed, count, spec.conditioning.latent_dim))
-    pair = torch.arange(count) % pairs
+    latents, pair = latents.to(device), torch.arange(count, device=device) % pairs
     colours = len(spec.conditioning.colours)
     norms = [m for m in generator.modules() if isinstance(m, nn.BatchNorm2d)]
     momenta = [norm.momentum for norm in norms]
@@ -163,123 +144,103 @@ def _centre_styles(generator: StyleGenerator, spec: ModelSpec, seed: int) -> Non
     colours = len(spec.conditioning.colours)
     pairs = len(spec.conditioning.categories) * colours
     count = 256 * pairs
+    device = next(generator.parameters()).device
     latents = torch.from_numpy(sample_latents(seed, count, spec.conditioning.latent_dim))
-    pair = torch.arange(count) % pairs
+    latents, pair = latents.to(device), torch.arange(count, device=device) % pairs
     generator.centre_styles(latents, pair // colours, pair % colours)
 
 
-def _state_paths(run_dir: Path) -> dict[str, Path]:
-    names = ("generator", "discriminator", "generator.optim", "discriminator.optim", "rng")
-    return {name: run_dir / f"last.{name}.safetensors" for name in names}
+@dataclass(frozen=True)
+class GanSettings:
+    """The ``[recipe]`` table of a GAN generator's config."""
+
+    generator_learning_rate: float
+    discriminator_learning_rate: float
+    beta1: float  # Adam betas of both networks
+    beta2: float
+    decay_start: float  # share of the steps after which both rates fall linearly to 0
+    discriminator_features: int
+    ema_decay: float  # the shipped generator is this moving average of the trained one
+    diversity_weight: float  # bounded mode seeking (see _hinge_step)
+    diversity_target: float
 
 
-def _save_state(
-    run_dir: Path,
-    modules: tuple[nn.Module, nn.Module, nn.Module],
-    optimizers: tuple[torch.optim.Optimizer, torch.optim.Optimizer],
-    meta: dict[str, Any],
-) -> None:
-    """Everything a resume needs; the EMA generator's sidecar (written last) has the step."""
-    generator, discriminator, ema = modules
-    paths = _state_paths(run_dir)
-    for name, module in (("generator", generator), ("discriminator", discriminator)):
-        state = {key: value.contiguous() for key, value in module.state_dict().items()}
-        save_file(state, str(paths[name]))
-    save_optimizer(paths["generator.optim"], optimizers[0])
-    save_optimizer(paths["discriminator.optim"], optimizers[1])
-    save_rng_state(paths["rng"])  # StyleGAN's noise and style mixing draw from it
-    save_checkpoint(run_dir / "last.safetensors", ema, meta)
+class GanRecipe(Recipe[GanSettings]):
+    """A conditional generator (DCGAN or StyleGAN-lite) against a projection discriminator;
+    the served module is the generator's moving average."""
 
+    settings_type = GanSettings
+    losses = ("discriminator", "generator")
+    panels = (Panel(losses, "hinge loss"),)
+    generator: nn.Module
+    discriminator: ProjectionDiscriminator
+    ema: nn.Module
 
-def _resume(
-    run_dir: Path,
-    modules: tuple[nn.Module, nn.Module, nn.Module],
-    optimizers: tuple[torch.optim.Optimizer, torch.optim.Optimizer],
-    config: TrainConfig,
-) -> int:
-    """Load the state of ``run_dir`` if there is one; returns the step to start at."""
-    checkpoint = resume_checkpoint(run_dir, config)
-    if checkpoint is None:
-        return 0
-    generator, discriminator, ema = modules
-    paths = _state_paths(run_dir)
-    ema.load_state_dict(checkpoint.model.state_dict())
-    generator.load_state_dict(load_file(str(paths["generator"])))
-    discriminator.load_state_dict(load_file(str(paths["discriminator"])))
-    load_optimizer(paths["generator.optim"], optimizers[0])
-    load_optimizer(paths["discriminator.optim"], optimizers[1])
-    load_rng_state(paths["rng"])
-    return int(checkpoint.meta["steps"])
+    def __init__(self, spec: ModelSpec, config: TrainConfig) -> None:
+        super().__init__(spec, config)
+        self.data = CatalogBatches(config, spec.arch_kwargs["latent_dim"])
 
+    def build(self) -> None:
+        settings, kwargs = self.settings, self.spec.arch_kwargs
+        self.generator = build_architecture(self.spec.architecture, kwargs)
+        self.discriminator = ProjectionDiscriminator(
+            settings.discriminator_features, kwargs["categories"], kwargs["colours"]
+        )
+        self.ema = copy.deepcopy(self.generator).eval().requires_grad_(False)
 
-def train_gan(
-    spec: ModelSpec,
-    config: TrainConfig,
-    *,
-    run_dir: Path,
-    out_dir: Path,
-    resume: bool,
-    progress: bool,
-    stop_after: int | None,
-) -> TrainResult | None:
-    """Train generator ``spec`` with ``config`` (see ``vitrine.training.trainer.train``)."""
-    started = time.perf_counter()
-    recipe = config.recipe
-    torch.manual_seed(config.seed)
-    generator = build_architecture(spec.architecture, spec.arch_kwargs).train()
-    discriminator = ProjectionDiscriminator(
-        recipe["discriminator_features"],
-        spec.arch_kwargs["categories"],
-        spec.arch_kwargs["colours"],
-    )
-    ema = copy.deepcopy(generator).eval().requires_grad_(False)
-    betas = (recipe["beta1"], recipe["beta2"])
-    optimizers = (
-        torch.optim.Adam(generator.parameters(), recipe["generator_learning_rate"], betas=betas),
-        torch.optim.Adam(
-            discriminator.parameters(), recipe["discriminator_learning_rate"], betas=betas
-        ),
-    )
-    modules = (generator, discriminator, ema)
-    diversity = (recipe["diversity_weight"], recipe["diversity_target"])
-    rates = (recipe["generator_learning_rate"], recipe["discriminator_learning_rate"])
-    data = CatalogBatches(config, spec.arch_kwargs["latent_dim"])
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "samples").mkdir(exist_ok=True)
-    start = _resume(run_dir, modules, optimizers, config) if resume else 0
-    end = config.end_step(stop_after)
-    with step_log(
-        run_dir,
-        spec.name,
-        columns=_LOSSES.columns,
-        start=start,
-        total=config.steps,
-        progress=progress,
-    ) as log:
-        for step in range(start, end):
-            for optimizer, rate in zip(optimizers, rates, strict=True):
-                for group in optimizer.param_groups:
-                    group["lr"] = rate * _decay(config, step)
-            d_loss, g_loss = _hinge_step(
-                generator, discriminator, optimizers, data.batch(step), diversity
-            )
-            done = step + 1
-            _update_ema(ema, generator, recipe["ema_decay"], done)
-            log.record(done, {"discriminator": d_loss, "generator": g_loss})
-            sample = done % config.eval_every == 0
-            save = done % config.checkpoint_every == 0 or done == end
-            if sample or save:
-                _standing_statistics(ema, spec, config.seed + 1)
-            if sample:
-                sample_grid(spec, ema).save(run_dir / "samples" / f"step_{done:05d}.png")
-            if save:
-                log.flush()
-                _save_state(run_dir, modules, optimizers, _meta(spec, config, data, done))
-    plot_history(run_dir, spec.name, [_LOSSES])
-    if end < config.steps:
+    def networks(self) -> dict[str, nn.Module]:
+        return {"generator": self.generator, "discriminator": self.discriminator, "ema": self.ema}
+
+    def optimized(self) -> dict[str, Optimized]:
+        settings = self.settings
+        betas = (settings.beta1, settings.beta2)
+        return {
+            "generator": Optimized(
+                self.generator, self._decayed(settings.generator_learning_rate), betas
+            ),
+            "discriminator": Optimized(
+                self.discriminator, self._decayed(settings.discriminator_learning_rate), betas
+            ),
+        }
+
+    def _decayed(self, rate: float) -> Callable[[int], float]:
+        """``rate`` for the first ``decay_start`` share of the steps, then linear to 0."""
+        steps = self.config.steps
+        begin = self.settings.decay_start * steps
+        return lambda step: rate * min(1.0, (steps - step) / max(1.0, steps - begin))
+
+    @property
+    def served(self) -> nn.Module:
+        return self.ema
+
+    def batch(self, step: int) -> Batch:
+        return self.data.batch(step)
+
+    def data_description(self) -> dict[str, Any]:
+        return self.data.data_description()
+
+    def train_step(
+        self,
+        batch: Batch,
+        step: int,
+        optimizers: Mapping[str, torch.optim.Optimizer],
+        autocast: Autocast,
+    ) -> dict[str, float]:
+        pair = (optimizers["generator"], optimizers["discriminator"])
+        diversity = (self.settings.diversity_weight, self.settings.diversity_target)
+        with autocast():
+            d_loss, g_loss = _hinge_step(self.generator, self.discriminator, pair, batch, diversity)
+        return {"discriminator": d_loss, "generator": g_loss}
+
+    def after_step(self, done: int) -> None:
+        update_ema(self.ema, self.generator, self.settings.ema_decay, done)
+
+    def prepare_served(self) -> None:
+        standing_statistics(self.ema, self.spec, self.config.seed + 1)
+
+    def observe(self, model: nn.Module, run_dir: Path, done: int) -> str | None:
+        """A sample grid in ``run_dir/samples``."""
+        folder = run_dir / "samples"
+        folder.mkdir(exist_ok=True)
+        sample_grid(self.spec, model).save(folder / f"step_{done:05d}.png")
         return None
-    metrics = evaluate_model(spec, ema)
-    meta = _meta(spec, config, data, config.steps) | {"metrics": metrics}
-    weights = out_dir / f"{spec.name}.safetensors"
-    save_checkpoint(weights, ema, meta)
-    return TrainResult(weights=weights, metrics=metrics, seconds=time.perf_counter() - started)

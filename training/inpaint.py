@@ -11,10 +11,8 @@ hole itself.
 Loss: L1 over hole pixels (weight ``hole_weight``) plus L1 over valid pixels (weight
 ``valid_weight``, which only keeps the correction quiet outside the hole; serving passes
 those pixels through), plus ``adversarial_weight`` times a hinge GAN loss from a
-spectral-norm PatchGAN discriminator on the composited image. The recipe owns the
-discriminator and its Adam optimizer and updates it inside ``loss()``, before the
-generator loss, on the detached fake. Its state is not checkpointed: a resumed run starts
-with a fresh discriminator.
+spectral-norm PatchGAN discriminator on the composited image, updated first in each step
+on the detached fake (its state is checkpointed with the run's).
 
 Evaluation: the VALIDATION photos (chelsea, coffee, coins), each with one fixed mask per
 kind (``EVAL_MASK_SEEDS``), drawn at full resolution by the same generators as training.
@@ -28,6 +26,8 @@ Metrics: PSNR and SSIM over hole pixels only (``hole_psnr``: RGB MSE over the ho
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
@@ -41,21 +41,29 @@ from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
 from vitrine.spec import ModelSpec, Task
+from vitrine.training.architectures import build_architecture
 from vitrine.training.config import TrainConfig
 from vitrine.training.degradations import random_crop_flip
 from vitrine.training.grids import labelled_row, stack_rows
+from vitrine.training.history import Panel
+from vitrine.training.hooks import DemoCase, TaskHooks
 from vitrine.training.masks import MASK_KINDS, mixed_mask
 from vitrine.training.metrics import psnr, ssim
 from vitrine.training.photos import TRAIN_PHOTOS, VALIDATION_PHOTOS, load_split
-from vitrine.training.uint8_wrapper import run_uint8, to_float_batch
+from vitrine.training.recipe import Autocast, Optimized, Recipe, constant_rate, cosine_rate
+from vitrine.training.uint8_wrapper import run_uint8, to_float, to_float_batch
 
 __all__ = [
     "BASELINE_RADII",
     "EVAL_MASK_SEEDS",
+    "HOOKS",
     "InpaintingRecipe",
+    "InpaintingSettings",
     "comparison_image",
+    "demo_case",
     "eval_mask",
     "evaluate_inpaint",
+    "forward",
     "inpaint_baseline",
     "tune_baseline_radii",
 ]
@@ -228,27 +236,57 @@ def _set_requires_grad(module: nn.Module, flag: bool) -> None:
         parameter.requires_grad_(flag)
 
 
-class InpaintingRecipe:
+@dataclass(frozen=True)
+class InpaintingSettings:
+    """The ``[recipe]`` table of the inpainting config."""
+
+    hole_weight: float  # L1 over hole pixels
+    valid_weight: float  # L1 over valid pixels (passed through when served)
+    adversarial_weight: float  # hinge GAN loss of the PatchGAN
+    discriminator_features: int
+    discriminator_learning_rate: float  # constant; Adam betas 0.5, 0.999
+    mask_canvas: tuple[int, int]  # [min, max] side of the canvas masks are drawn on
+
+
+class InpaintingRecipe(Recipe[InpaintingSettings]):
     """Batches of (clean, hole) float crops; hole-weighted L1 plus a PatchGAN hinge loss.
 
-    ``[recipe]`` settings: ``hole_weight``, ``valid_weight``, ``adversarial_weight``,
-    ``discriminator_features``, ``discriminator_learning_rate``, ``mask_canvas`` (the
-    [min, max] side of the canvas masks are drawn on).
+    Each step updates the discriminator on the detached composite first, then the network
+    (the cosine schedule) on its loss through the updated discriminator.
     """
 
+    settings_type = InpaintingSettings
+    losses = ("loss", "discriminator")
+    panels = (
+        Panel(("loss",), "network loss", log_scale=True),
+        Panel(("discriminator",), "discriminator hinge loss"),
+    )
+    model: nn.Module
+    discriminator: PatchDiscriminator
+
     def __init__(self, spec: ModelSpec, config: TrainConfig) -> None:
-        self.spec = spec
-        self.config = config
-        self.settings = config.recipe
+        super().__init__(spec, config)
         self.photos = list(load_split("train").values())
+
+    def build(self) -> None:
         with torch.random.fork_rng():  # keep the model's initialisation independent of it
-            torch.manual_seed(config.seed + 1)
-            self.discriminator = PatchDiscriminator(int(self.settings["discriminator_features"]))
-        self.discriminator_optimizer = torch.optim.Adam(
-            self.discriminator.parameters(),
-            lr=float(self.settings["discriminator_learning_rate"]),
-            betas=(0.5, 0.999),
-        )
+            torch.manual_seed(self.config.seed + 1)
+            self.discriminator = PatchDiscriminator(self.settings.discriminator_features)
+        self.model = build_architecture(self.spec.architecture, self.spec.arch_kwargs)
+
+    def networks(self) -> dict[str, nn.Module]:
+        return {"model": self.model, "discriminator": self.discriminator}
+
+    def optimized(self) -> dict[str, Optimized]:
+        rate = constant_rate(self.settings.discriminator_learning_rate)
+        return {
+            "model": Optimized(self.model, cosine_rate(self.config)),
+            "discriminator": Optimized(self.discriminator, rate, betas=(0.5, 0.999)),
+        }
+
+    @property
+    def served(self) -> nn.Module:
+        return self.model
 
     def data_description(self) -> dict[str, Any]:
         """What the model was trained and validated on, for the checkpoint sidecar."""
@@ -257,7 +295,7 @@ class InpaintingRecipe:
             "train": list(TRAIN_PHOTOS),
             "validation": list(VALIDATION_PHOTOS),
             "masks": "masks.mixed_mask: brush strokes, boxes or watermark text, drawn on a "
-            f"canvas of {self.settings['mask_canvas']} px a side, cut to the crop",
+            f"canvas of {list(self.settings.mask_canvas)} px a side, cut to the crop",
             "evaluation_mask_seeds": dict(EVAL_MASK_SEEDS),
             "baseline_radii": dict(BASELINE_RADII),
         }
@@ -275,7 +313,7 @@ class InpaintingRecipe:
 
     def _hole(self, size: int, rng: np.random.Generator) -> np.ndarray:
         """A (size, size) window of a mask drawn on a larger canvas, with 2-60 % hole."""
-        low, high = self.settings["mask_canvas"]
+        low, high = self.settings.mask_canvas
         for _ in range(8):
             side = max(size, int(rng.integers(low, high + 1)))
             canvas = mixed_mask((side, side), rng)
@@ -286,34 +324,77 @@ class InpaintingRecipe:
         return mixed_mask((size, size), rng)  # rare: no window had a usable hole
 
     def _discriminator_step(
-        self, clean: torch.Tensor, composite: torch.Tensor, hole: torch.Tensor
-    ) -> None:
+        self,
+        clean: torch.Tensor,
+        composite: torch.Tensor,
+        hole: torch.Tensor,
+        optimizer: torch.optim.Optimizer,
+    ) -> float:
         """One hinge-loss update of the discriminator on real and (detached) fake images."""
         _set_requires_grad(self.discriminator, True)
         real = self.discriminator(clean, hole)
         fake = self.discriminator(composite.detach(), hole)
         loss = F.relu(1.0 - real).mean() + F.relu(1.0 + fake).mean()
-        self.discriminator_optimizer.zero_grad(set_to_none=True)
+        optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        self.discriminator_optimizer.step()
+        optimizer.step()
         _set_requires_grad(self.discriminator, False)
+        return loss.item()
 
-    def loss(self, model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
-        """Generator loss; updates the discriminator first (on the detached output)."""
+    def train_step(
+        self,
+        batch: tuple[torch.Tensor, torch.Tensor],
+        step: int,
+        optimizers: Mapping[str, torch.optim.Optimizer],
+        autocast: Autocast,
+    ) -> dict[str, float]:
+        """The discriminator's update, then the network's."""
         clean, hole = batch
-        output = model(clean, hole)
-        composite = clean * (1.0 - hole) + output * hole
-        self._discriminator_step(clean, composite, hole)
-        error = (output - clean).abs().mean(dim=1, keepdim=True)
-        hole_l1 = (error * hole).sum() / hole.sum().clamp(min=1.0)
-        valid_l1 = (error * (1.0 - hole)).sum() / (1.0 - hole).sum().clamp(min=1.0)
-        adversarial = -self.discriminator(composite, hole).mean()
-        return (
-            float(self.settings["hole_weight"]) * hole_l1
-            + float(self.settings["valid_weight"]) * valid_l1
-            + float(self.settings["adversarial_weight"]) * adversarial
-        )
+        settings = self.settings
+        with autocast():
+            output = self.model(clean, hole)
+            composite = clean * (1.0 - hole) + output * hole
+            d_loss = self._discriminator_step(clean, composite, hole, optimizers["discriminator"])
+            error = (output - clean).abs().mean(dim=1, keepdim=True)
+            hole_l1 = (error * hole).sum() / hole.sum().clamp(min=1.0)
+            valid_l1 = (error * (1.0 - hole)).sum() / (1.0 - hole).sum().clamp(min=1.0)
+            adversarial = -self.discriminator(composite, hole).mean()
+            loss = (
+                float(settings.hole_weight) * hole_l1
+                + float(settings.valid_weight) * valid_l1
+                + float(settings.adversarial_weight) * adversarial
+            )
+        optimizer = optimizers["model"]
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        return {"loss": loss.item(), "discriminator": d_loss}
 
-    def evaluate(self, model: nn.Module) -> dict[str, Any]:
-        """Validation metrics of ``model`` and of the classical inpainting baselines."""
-        return evaluate_inpaint(model)
+
+def forward(model: nn.Module, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """``model(x, hole) -> y`` with ``hole`` (N, 1, H, W) in {0, 1} from the uint8 mask
+    (N, H, W, 1); pixels outside the hole are passed through exactly."""
+    x = to_float(image)
+    hole = (to_float(mask) > 0.5).float()  # (N, 1, H, W)
+    return x * (1.0 - hole) + model(x, hole) * hole
+
+
+def demo_case(spec: ModelSpec, name: str, photo: np.ndarray) -> DemoCase:
+    """The photo (cropped to the limits) under a white watermark; the mask covers it and the
+    rival is ``cv2.inpaint`` (Telea) at the radius tuned for the evaluation."""
+    clean = photo[: spec.limits.max_side, : spec.limits.max_side]
+    mask = eval_mask(name, "watermark", clean.shape[:2])
+    upload = clean.copy()
+    upload[mask > 0] = 255
+    radius = BASELINE_RADII["telea"]
+    baseline = inpaint_baseline("telea", upload, mask, radius)
+    return DemoCase(upload, clean, f"telea r={radius}", baseline, {"mask": mask})
+
+
+HOOKS = TaskHooks(
+    forward=forward,
+    evaluate=lambda spec, model: evaluate_inpaint(model),
+    comparison=lambda spec, model: comparison_image(model),
+    recipe=lambda spec: InpaintingRecipe,
+    demo=demo_case,
+)

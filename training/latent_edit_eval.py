@@ -21,11 +21,12 @@ from torch import nn
 
 from vitrine.spec import ModelSpec, Task
 from vitrine.training.catalog_data import CatalogSet, load_catalog
+from vitrine.training.hooks import TaskHooks
 from vitrine.training.judge import judge_images, load_judge
 from vitrine.training.metrics import psnr
-from vitrine.training.uint8_wrapper import Uint8ImageModel
+from vitrine.training.uint8_wrapper import Uint8ImageModel, to_float
 
-__all__ = ["VARIATION_SPREAD", "comparison_image", "evaluate_latent_edit"]
+__all__ = ["HOOKS", "VARIATION_SPREAD", "comparison_image", "evaluate_latent_edit", "forward"]
 
 EVAL_IMAGES = 1000
 VARIATION_SPREAD = 1.0
@@ -34,6 +35,20 @@ _SEED = 20261207
 _BATCH = 250
 _GRID_ROWS = 8
 _GRID_STEPS = 5  # interpolation columns, both ends included
+
+
+def forward(model: nn.Module, image: torch.Tensor, *options: torch.Tensor) -> torch.Tensor:
+    """A VAE's ``model.encode(x, category, colour) -> (mean, log_variance)`` and ``model(latent,
+    category, colour) -> y``: the inputs ``other`` (a second image), ``category``, ``color``
+    (N, 1), ``blend``, ``noise`` (N, Z) and ``spread`` decode ``lerp(mean(x), mean(other),
+    blend) + spread * noise``."""
+    x = to_float(image)
+    other, category, colour, blend, noise, spread = options
+    labels = (category[:, 0].long(), colour[:, 0].long())
+    mean, _ = model.encode(x, *labels)
+    towards, _ = model.encode(to_float(other), *labels)
+    latent = mean + blend * (towards - mean) + spread * noise
+    return model(latent, *labels)
 
 
 def _edit(
@@ -147,3 +162,10 @@ def comparison_image(spec: ModelSpec, model: nn.Module) -> Image.Image:
     )
     image = Image.fromarray(grid)
     return image.resize((image.width * 2, image.height * 2), Image.Resampling.NEAREST)
+
+
+HOOKS = TaskHooks(
+    forward=forward,
+    evaluate=evaluate_latent_edit,
+    comparison=comparison_image,
+)

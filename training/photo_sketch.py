@@ -14,7 +14,8 @@ line drawings (the grey photo, inverted Sobel edges), and the cycle reconstructi
 
 from __future__ import annotations
 
-import time
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,23 +23,17 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
-from safetensors.torch import load_file, save_file
 from scipy.ndimage import gaussian_filter
 from torch import nn
 
 from vitrine.spec import ModelSpec, Task
 from vitrine.training.architectures import build_architecture
 from vitrine.training.architectures.cyclegan import CycleTranslator, PatchCritic
-from vitrine.training.checkpoint import (
-    load_optimizer,
-    resume_checkpoint,
-    save_checkpoint,
-    save_optimizer,
-)
 from vitrine.training.config import TrainConfig
 from vitrine.training.degradations import random_crop_flip
 from vitrine.training.grids import labelled_row, stack_rows
-from vitrine.training.history import Panel, plot_history, step_log
+from vitrine.training.history import Panel
+from vitrine.training.hooks import DemoCase, TaskHooks
 from vitrine.training.metrics import luminance, luminance_edges, psnr
 from vitrine.training.photos import (
     COLOUR_TRAIN_PHOTOS,
@@ -47,14 +42,19 @@ from vitrine.training.photos import (
     centre_crop,
     load_split,
 )
-from vitrine.training.uint8_wrapper import run_uint8, to_float_batch
+from vitrine.training.recipe import Autocast, Optimized, Recipe
+from vitrine.training.uint8_wrapper import run_uint8, to_float, to_float_batch
 
 __all__ = [
+    "HOOKS",
+    "CycleGanRecipe",
+    "CycleGanSettings",
     "comparison_image",
+    "demo_case",
     "evaluate_translation",
+    "forward",
     "pencil_sketch",
     "sobel_sketch",
-    "train_cyclegan",
 ]
 
 PHOTO, SKETCH = 0, 1  # the ``direction`` index that makes each domain: to sketch, to photo
@@ -63,7 +63,6 @@ _SKETCH_NAMES = tuple(name for name in TRAIN_PHOTOS if name not in _PHOTO_NAMES)
 _EVAL_SIDE = 256
 _PANEL = 160
 _BUFFER = 50
-_LOSSES = Panel(("generators", "critics"), "LSGAN loss")
 
 
 def pencil_sketch(photo: np.ndarray) -> np.ndarray:
@@ -79,6 +78,14 @@ class _History:
 
     def __init__(self) -> None:
         self.images: list[torch.Tensor] = []
+
+    def state(self) -> torch.Tensor:
+        """The kept fakes as one (K, C, H, W) tensor (K may be 0)."""
+        return torch.stack(self.images) if self.images else torch.zeros(0)
+
+    def load(self, images: torch.Tensor, device: torch.device) -> None:
+        """Restore what :meth:`state` returned."""
+        self.images = [image.to(device) for image in images] if images.numel() else []
 
     def __call__(self, fakes: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
         shown = []
@@ -128,148 +135,122 @@ def _lsgan(scores: torch.Tensor, real: bool) -> torch.Tensor:
     return (scores - (1.0 if real else 0.0)).square().mean()
 
 
-def _step(
-    translator: CycleTranslator,
-    critics: nn.ModuleDict,
-    optimizers: tuple[torch.optim.Optimizer, torch.optim.Optimizer],
-    batch: tuple[torch.Tensor, torch.Tensor, np.random.Generator],
-    histories: tuple[_History, _History],
-    weights: tuple[float, float],
-) -> tuple[float, float]:
-    """One generator update, then one critic update; returns both losses."""
-    photos, sketches, rng = batch
-    cycle_weight, identity_weight = weights
-    g_optimizer, d_optimizer = optimizers
-    fake_sketches, fake_photos = translator.to_sketch(photos), translator.to_photo(sketches)
-    critics.requires_grad_(False)
-    adversarial = _lsgan(critics["sketch"](fake_sketches), True)
-    adversarial = adversarial + _lsgan(critics["photo"](fake_photos), True)
-    cycle = F.l1_loss(translator.to_photo(fake_sketches), photos)
-    cycle = cycle + F.l1_loss(translator.to_sketch(fake_photos), sketches)
-    identity = F.l1_loss(translator.to_sketch(sketches), sketches)
-    identity = identity + F.l1_loss(translator.to_photo(photos), photos)
-    g_loss = adversarial + cycle_weight * cycle + identity_weight * identity
-    g_optimizer.zero_grad(set_to_none=True)
-    g_loss.backward()
-    g_optimizer.step()
-    critics.requires_grad_(True)
-    d_loss = torch.zeros(())
-    for name, real, fake, history in (
-        ("sketch", sketches, fake_sketches, histories[0]),
-        ("photo", photos, fake_photos, histories[1]),
-    ):
-        shown = history(fake, rng)
-        d_loss = d_loss + 0.5 * (
-            _lsgan(critics[name](real), True) + _lsgan(critics[name](shown), False)
-        )
-    d_optimizer.zero_grad(set_to_none=True)
-    d_loss.backward()
-    d_optimizer.step()
-    return float(g_loss.item()), float(d_loss.item())
+@dataclass(frozen=True)
+class CycleGanSettings:
+    """The ``[recipe]`` table of the CycleGAN config: the loss weights."""
+
+    cycle_weight: float
+    identity_weight: float
 
 
-def _meta(spec: ModelSpec, config: TrainConfig, step: int) -> dict[str, Any]:
-    from vitrine.training.trainer import _meta as trainer_meta  # trainer imports this module
+class CycleGanRecipe(Recipe[CycleGanSettings]):
+    """The photo <-> sketch CycleGAN: two generators (one translator module) and two critics.
 
-    return trainer_meta(spec, config, _Data, step)  # type: ignore[arg-type]
-
-
-def train_cyclegan(
-    spec: ModelSpec,
-    config: TrainConfig,
-    *,
-    run_dir: Path,
-    out_dir: Path,
-    resume: bool,
-    progress: bool,
-    stop_after: int | None,
-) -> Any:
-    """Train ``spec``'s translator with ``config`` (see ``vitrine.training.trainer.train``).
-
-    ``run_dir`` keeps ``last.safetensors`` (the translator, with its sidecar), the critics
-    and both optimizers; a resumed run starts with empty fake histories.
+    Both networks' rates hold at ``learning_rate`` for the first half, then fall linearly to
+    0 (Adam betas 0.5, 0.999). The fake histories are saved with the run, so a paused run
+    resumes exactly.
     """
-    from vitrine.training.trainer import TrainResult  # trainer imports this module
 
-    started = time.perf_counter()
-    recipe = config.recipe
-    torch.manual_seed(config.seed)
-    translator = build_architecture(spec.architecture, spec.arch_kwargs).train()
-    assert isinstance(translator, CycleTranslator)
-    critics = nn.ModuleDict({"photo": PatchCritic(), "sketch": PatchCritic()})
-    betas = (0.5, 0.999)
-    optimizers = (
-        torch.optim.Adam(translator.parameters(), config.learning_rate, betas=betas),
-        torch.optim.Adam(critics.parameters(), config.learning_rate, betas=betas),
-    )
-    data = _Data(config)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    start = _resume(run_dir, translator, critics, optimizers, config) if resume else 0
-    histories = (_History(), _History())
-    weights = (recipe["cycle_weight"], recipe["identity_weight"])
-    end = config.end_step(stop_after)
-    with step_log(
-        run_dir,
-        spec.name,
-        columns=_LOSSES.columns,
-        start=start,
-        total=config.steps,
-        progress=progress,
-    ) as log:
-        for step in range(start, end):
-            rate = config.learning_rate * min(1.0, 2.0 * (config.steps - step) / config.steps)
-            for optimizer in optimizers:
-                for group in optimizer.param_groups:
-                    group["lr"] = rate  # constant, then linear to 0 over the second half
-            g_loss, d_loss = _step(
-                translator, critics, optimizers, data.batch(step), histories, weights
+    settings_type = CycleGanSettings
+    losses = ("generators", "critics")
+    panels = (Panel(losses, "LSGAN loss"),)
+    translator: CycleTranslator
+    critics: nn.ModuleDict
+
+    def __init__(self, spec: ModelSpec, config: TrainConfig) -> None:
+        super().__init__(spec, config)
+        self.data = _Data(config)
+        self.histories = (_History(), _History())
+
+    def build(self) -> None:
+        translator = build_architecture(self.spec.architecture, self.spec.arch_kwargs)
+        assert isinstance(translator, CycleTranslator)
+        self.translator = translator
+        self.critics = nn.ModuleDict({"photo": PatchCritic(), "sketch": PatchCritic()})
+
+    def networks(self) -> dict[str, nn.Module]:
+        return {"translator": self.translator, "critics": self.critics}
+
+    def optimized(self) -> dict[str, Optimized]:
+        def rate(step: int) -> float:  # constant, then linear to 0 over the second half
+            steps = self.config.steps
+            return self.config.learning_rate * min(1.0, 2.0 * (steps - step) / steps)
+
+        betas = (0.5, 0.999)
+        return {
+            "translator": Optimized(self.translator, rate, betas),
+            "critics": Optimized(self.critics, rate, betas),
+        }
+
+    @property
+    def served(self) -> nn.Module:
+        return self.translator
+
+    def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor, np.random.Generator]:
+        return self.data.batch(step)
+
+    def data_description(self) -> dict[str, Any]:
+        return self.data.data_description()
+
+    def train_step(
+        self,
+        batch: tuple[torch.Tensor, torch.Tensor, np.random.Generator],
+        step: int,
+        optimizers: Mapping[str, torch.optim.Optimizer],
+        autocast: Autocast,
+    ) -> dict[str, float]:
+        """One generator update, then one critic update."""
+        photos, sketches, rng = batch
+        translator, critics = self.translator, self.critics
+        with autocast():
+            fake_sketches, fake_photos = translator.to_sketch(photos), translator.to_photo(sketches)
+            critics.requires_grad_(False)
+            adversarial = _lsgan(critics["sketch"](fake_sketches), True)
+            adversarial = adversarial + _lsgan(critics["photo"](fake_photos), True)
+            cycle = F.l1_loss(translator.to_photo(fake_sketches), photos)
+            cycle = cycle + F.l1_loss(translator.to_sketch(fake_photos), sketches)
+            identity = F.l1_loss(translator.to_sketch(sketches), sketches)
+            identity = identity + F.l1_loss(translator.to_photo(photos), photos)
+            g_loss = (
+                adversarial
+                + self.settings.cycle_weight * cycle
+                + self.settings.identity_weight * identity
             )
-            done = step + 1
-            log.record(done, {"generators": g_loss, "critics": d_loss})
-            if done % config.checkpoint_every == 0 or done == end:
-                log.flush()
-                _save(run_dir, translator, critics, optimizers, _meta(spec, config, done))
-    plot_history(run_dir, spec.name, [_LOSSES])
-    if end < config.steps:
+        optimizers["translator"].zero_grad(set_to_none=True)
+        g_loss.backward()
+        optimizers["translator"].step()
+        critics.requires_grad_(True)
+        with autocast():
+            d_loss = torch.zeros((), device=photos.device)
+            for name, real, fake, history in (
+                ("sketch", sketches, fake_sketches, self.histories[0]),
+                ("photo", photos, fake_photos, self.histories[1]),
+            ):
+                shown = history(fake, rng)
+                d_loss = d_loss + 0.5 * (
+                    _lsgan(critics[name](real), True) + _lsgan(critics[name](shown), False)
+                )
+        optimizers["critics"].zero_grad(set_to_none=True)
+        d_loss.backward()
+        optimizers["critics"].step()
+        return {"generators": float(g_loss.item()), "critics": float(d_loss.item())}
+
+    def observe(self, model: nn.Module, run_dir: Path, done: int) -> str | None:
+        """Nothing during training: the evaluation runs once, at the end."""
         return None
-    translator.eval()
-    metrics = evaluate_translation(translator)
-    weights_path = out_dir / f"{spec.name}.safetensors"
-    save_checkpoint(
-        weights_path, translator, _meta(spec, config, config.steps) | {"metrics": metrics}
-    )
-    return TrainResult(weights=weights_path, metrics=metrics, seconds=time.perf_counter() - started)
+
+    def extra_state(self) -> dict[str, torch.Tensor]:
+        return {f"history.{i}": history.state() for i, history in enumerate(self.histories)}
+
+    def load_extra_state(self, tensors: dict[str, torch.Tensor]) -> None:
+        device = next(self.translator.parameters()).device
+        for i, history in enumerate(self.histories):
+            history.load(tensors[f"history.{i}"], device)
 
 
-def _save(
-    run_dir: Path,
-    translator: nn.Module,
-    critics: nn.Module,
-    optimizers: tuple[torch.optim.Optimizer, torch.optim.Optimizer],
-    meta: dict[str, Any],
-) -> None:
-    state = {key: value.contiguous() for key, value in critics.state_dict().items()}
-    save_file(state, str(run_dir / "last.critics.safetensors"))
-    save_optimizer(run_dir / "last.translator.optim.safetensors", optimizers[0])
-    save_optimizer(run_dir / "last.critics.optim.safetensors", optimizers[1])
-    save_checkpoint(run_dir / "last.safetensors", translator, meta)  # last: holds the step
-
-
-def _resume(
-    run_dir: Path,
-    translator: nn.Module,
-    critics: nn.Module,
-    optimizers: tuple[torch.optim.Optimizer, torch.optim.Optimizer],
-    config: TrainConfig,
-) -> int:
-    checkpoint = resume_checkpoint(run_dir, config)
-    if checkpoint is None:
-        return 0
-    translator.load_state_dict(checkpoint.model.state_dict())
-    critics.load_state_dict(load_file(str(run_dir / "last.critics.safetensors")))
-    load_optimizer(run_dir / "last.translator.optim.safetensors", optimizers[0])
-    load_optimizer(run_dir / "last.critics.optim.safetensors", optimizers[1])
-    return int(checkpoint.meta["steps"])
+def forward(model: nn.Module, image: torch.Tensor, direction: torch.Tensor) -> torch.Tensor:
+    """``model(x, direction) -> y`` with ``direction`` (N,) int64, served as int32 (N, 1)."""
+    return model(to_float(image), direction[:, 0].long())
 
 
 def translate(model: nn.Module, image: np.ndarray, direction: int) -> np.ndarray:
@@ -340,3 +321,21 @@ def comparison_image(model: nn.Module) -> Image.Image:
         resized = {k: Image.fromarray(v).resize((_PANEL, _PANEL)) for k, v in panels.items()}
         rows.append(labelled_row(resized))
     return stack_rows(rows)
+
+
+def demo_case(spec: ModelSpec, name: str, photo: np.ndarray) -> DemoCase:
+    """The photo (cropped to the limits) to a pencil sketch; the reference is its procedural
+    sketch (which training never paired with it) and the rival its inverted Sobel edges."""
+    clean = photo[: spec.limits.max_side, : spec.limits.max_side]
+    sketch = pencil_sketch(clean)
+    edges = sobel_sketch(clean)
+    return DemoCase(clean, sketch, "sobel edges", edges, {"direction": "photo_to_sketch"})
+
+
+HOOKS = TaskHooks(
+    forward=forward,
+    evaluate=lambda spec, model: evaluate_translation(model),
+    comparison=lambda spec, model: comparison_image(model),
+    recipe=lambda spec: CycleGanRecipe,
+    demo=demo_case,
+)

@@ -8,7 +8,7 @@ described in the checkpoint sidecar, its evaluation cases and its evaluation.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -18,20 +18,22 @@ from vitrine.spec import ModelSpec
 from vitrine.training.config import TrainConfig
 from vitrine.training.degradations import random_crop_flip
 from vitrine.training.photos import TRAIN_PHOTOS, VALIDATION_PHOTOS, load_split
+from vitrine.training.recipe import SingleNetworkRecipe
 from vitrine.training.uint8_wrapper import to_float_batch
 
 __all__ = ["RestorationRecipe"]
 
+S = TypeVar("S")
 
-class RestorationRecipe:
+
+class RestorationRecipe(SingleNetworkRecipe[S]):
     """Batches of (degraded, clean) float crops; L1 loss. Subclasses define the degradation."""
 
     degradation: str  # how crops are degraded, in words (sidecar)
     eval_cases: Mapping[str, object]  # the evaluation's fixed degradations (dataclasses)
 
     def __init__(self, spec: ModelSpec, config: TrainConfig) -> None:
-        self.spec = spec
-        self.config = config
+        super().__init__(spec, config)
         self.photos = list(load_split("train").values())
 
     def crop(self, photo: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -40,10 +42,6 @@ class RestorationRecipe:
 
     def degrade(self, crop: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """The uint8 upload made from a clean uint8 crop."""
-        raise NotImplementedError
-
-    def evaluate(self, model: nn.Module) -> dict[str, Any]:
-        """Validation metrics of ``model`` and of the task's classical baselines."""
         raise NotImplementedError
 
     def data_description(self) -> dict[str, Any]:
@@ -67,8 +65,7 @@ class RestorationRecipe:
             clean.append(crop)
         return to_float_batch(np.stack(degraded)), to_float_batch(np.stack(clean))
 
-    @staticmethod
-    def loss(model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    def loss(self, model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         """L1 between the restored and the clean crops."""
         degraded, clean = batch
         return (model(degraded).float() - clean).abs().mean()

@@ -15,6 +15,7 @@ no photo). Per style:
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -24,27 +25,50 @@ from skimage.exposure import match_histograms
 from skimage.metrics import structural_similarity
 from torch import nn
 
+from vitrine.products import CAMPAIGN_STYLES
 from vitrine.spec import ModelSpec, Task
 from vitrine.training.config import TrainConfig
 from vitrine.training.degradations import random_crop_flip
 from vitrine.training.grids import labelled_row, stack_rows
+from vitrine.training.hooks import DemoCase, TaskHooks
 from vitrine.training.metrics import luminance_edges
 from vitrine.training.photos import TRAIN_PHOTOS, VALIDATION_PHOTOS, centre_crop, load_split
+from vitrine.training.recipe import SingleNetworkRecipe
 from vitrine.training.styles import STYLE_NAMES, STYLE_SIDE, style_image
 from vitrine.training.texture_features import CONTENT_LAYER, TextureFeatures, gram
-from vitrine.training.uint8_wrapper import run_uint8, to_float_batch
+from vitrine.training.uint8_wrapper import blend, run_uint8, to_float, to_float_batch
 
-__all__ = ["StylizeRecipe", "comparison_image", "evaluate_stylize", "histogram_match"]
+__all__ = [
+    "HOOKS",
+    "StylizeRecipe",
+    "StylizeSettings",
+    "comparison_image",
+    "demo_case",
+    "evaluate_stylize",
+    "forward",
+    "histogram_match",
+]
 
 _EVAL_SIDE = STYLE_SIDE  # validation photos are centre-cropped to a style-sized square
 _PANEL = 192  # px of one panel in the comparison image
 
 
-class StylizeRecipe:
+@dataclass(frozen=True)
+class StylizeSettings:
+    """The ``[recipe]`` table of the style-transfer config: the loss weights."""
+
+    content_weight: float  # MSE of the texture network's content layer, photo vs output
+    style_weight: float  # squared Gram distance, summed over the layers
+    tv_weight: float  # total variation
+
+
+class StylizeRecipe(SingleNetworkRecipe[StylizeSettings]):
     """Batches of (photo crops, style indices); content + style + total-variation loss."""
 
+    settings_type = StylizeSettings
+
     def __init__(self, spec: ModelSpec, config: TrainConfig) -> None:
-        self.config = config
+        super().__init__(spec, config)
         self.photos = list(load_split("train").values())
         self.features = TextureFeatures()
         styles = to_float_batch(np.stack([style_image(name) for name in STYLE_NAMES]))
@@ -67,7 +91,7 @@ class StylizeRecipe:
         """Weighted content (feature MSE), style (Gram MSE, every layer) and TV losses."""
         photos, styles = batch
         output = model(photos, styles)
-        recipe = self.config.recipe
+        settings = self.settings
         out_layers = self.features(output)
         with torch.no_grad():
             content = self.features(photos)[CONTENT_LAYER]
@@ -79,14 +103,10 @@ class StylizeRecipe:
         tv = (output[..., 1:, :] - output[..., :-1, :]).abs().mean()
         tv = tv + (output[..., 1:] - output[..., :-1]).abs().mean()
         return (
-            recipe["content_weight"] * content_loss
-            + recipe["style_weight"] * style_loss
-            + recipe["tv_weight"] * tv
+            settings.content_weight * content_loss
+            + settings.style_weight * style_loss
+            + settings.tv_weight * tv
         )
-
-    def evaluate(self, model: nn.Module) -> dict[str, Any]:
-        """Validation metrics of ``model`` and of both baselines."""
-        return evaluate_stylize(model)
 
     def data_description(self) -> dict[str, Any]:
         """What the model was trained and validated on, for the checkpoint sidecar."""
@@ -97,6 +117,15 @@ class StylizeRecipe:
             "styles": list(STYLE_NAMES),
             "style_side": STYLE_SIDE,
         }
+
+
+def forward(
+    model: nn.Module, image: torch.Tensor, style: torch.Tensor, strength: torch.Tensor
+) -> torch.Tensor:
+    """``model(x, style) -> y`` with ``style`` (N,) int64; served, the ``style`` input is int32
+    (N, 1) and ``strength`` (N, 1) blends ``x + s * (y - x)``."""
+    x = to_float(image)
+    return blend(x, model(x, style[:, 0].long()), strength)
 
 
 def content_ssim(reference: np.ndarray, output: np.ndarray) -> float:
@@ -184,3 +213,22 @@ def comparison_image(model: nn.Module) -> Image.Image:
             )
         )
     return stack_rows(rows)
+
+
+def demo_case(spec: ModelSpec, name: str, photo: np.ndarray) -> DemoCase:
+    """The photo (cropped to the limits) in one campaign look per photo; the rival is
+    histogram matching to that style's image. There is no ground truth: the reference is
+    the photo itself."""
+    clean = photo[: spec.limits.max_side, : spec.limits.max_side]
+    style = CAMPAIGN_STYLES[VALIDATION_PHOTOS.index(name) % len(CAMPAIGN_STYLES)]
+    baseline = histogram_match(clean, style_image(style))
+    return DemoCase(clean, clean, f"histogram match ({style})", baseline, {"style": style})
+
+
+HOOKS = TaskHooks(
+    forward=forward,
+    evaluate=lambda spec, model: evaluate_stylize(model),
+    comparison=lambda spec, model: comparison_image(model),
+    recipe=lambda spec: StylizeRecipe,
+    demo=demo_case,
+)

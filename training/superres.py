@@ -13,26 +13,27 @@ from vitrine.spec import ModelSpec
 from vitrine.training.config import TrainConfig
 from vitrine.training.degradations import degrade_upload, downscale, random_crop_flip
 from vitrine.training.grids import labelled_row, stack_rows
+from vitrine.training.hooks import DemoCase, TaskHooks
 from vitrine.training.metrics import quality_report
 from vitrine.training.photos import TRAIN_PHOTOS, VALIDATION_PHOTOS, load_split
-from vitrine.training.uint8_wrapper import run_uint8, to_float_batch
+from vitrine.training.recipe import NoSettings, SingleNetworkRecipe
+from vitrine.training.uint8_wrapper import image_forward, run_uint8, to_float_batch
 
-__all__ = ["SuperResolutionRecipe", "comparison_image", "evaluate_superres"]
+__all__ = ["HOOKS", "SuperResolutionRecipe", "comparison_image", "demo_case", "evaluate_superres"]
 
 _CROP = 96  # low-resolution side of each comparison crop (smaller photos: as large as fits)
 
 _BASELINES = {"bicubic": Image.Resampling.BICUBIC, "lanczos": Image.Resampling.LANCZOS}
 
 
-class SuperResolutionRecipe:
+class SuperResolutionRecipe(SingleNetworkRecipe[NoSettings]):
     """Batches of (low-res, high-res) float patches; Charbonnier loss."""
 
     def __init__(self, spec: ModelSpec, config: TrainConfig) -> None:
         self.scale = spec.output_scale
         if config.patch_size % self.scale:
             raise ValueError(f"patch_size {config.patch_size} is not divisible by {self.scale}")
-        self.spec = spec
-        self.config = config
+        super().__init__(spec, config)
         self.photos = list(load_split("train").values())
         weights = np.array([photo.shape[0] * photo.shape[1] for photo in self.photos], float)
         self.photo_probabilities = weights / weights.sum()  # sample pixels uniformly
@@ -63,15 +64,10 @@ class SuperResolutionRecipe:
             high.append(patch)
         return to_float_batch(np.stack(low)), to_float_batch(np.stack(high))
 
-    @staticmethod
-    def loss(model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    def loss(self, model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         """Charbonnier (smooth L1) loss between upscaled and original patches."""
         low, high = batch
         return torch.sqrt((model(low) - high) ** 2 + 1e-6).mean()
-
-    def evaluate(self, model: nn.Module) -> dict[str, Any]:
-        """Validation metrics of ``model`` and of the classical baselines."""
-        return evaluate_superres(model, self.scale)
 
 
 def _crop_to_multiple(image: np.ndarray, scale: int) -> np.ndarray:
@@ -127,3 +123,24 @@ def comparison_image(model: nn.Module, scale: int) -> Image.Image:
         }
         rows.append(labelled_row(panels))
     return stack_rows(rows)
+
+
+def demo_case(spec: ModelSpec, name: str, photo: np.ndarray) -> DemoCase:
+    """The photo cropped to fit the limits, downscaled as a low-resolution upload."""
+    scale = spec.output_scale
+    side = spec.limits.max_side * scale
+    height = min(photo.shape[0], side) // scale * scale
+    width = min(photo.shape[1], side) // scale * scale
+    original = photo[:height, :width]
+    upload = downscale(original, scale)
+    bicubic = Image.fromarray(upload).resize((width, height), Image.Resampling.BICUBIC)
+    return DemoCase(upload, original, "bicubic", np.asarray(bicubic))
+
+
+HOOKS = TaskHooks(
+    forward=image_forward,
+    evaluate=lambda spec, model: evaluate_superres(model, spec.output_scale),
+    comparison=lambda spec, model: comparison_image(model, spec.output_scale),
+    recipe=lambda spec: SuperResolutionRecipe,
+    demo=demo_case,
+)

@@ -1,75 +1,62 @@
 """The training loop shared by every model: seeded, resumable, with a progress bar.
 
-A config with ``precision = "bfloat16"`` runs each loss under CPU autocast to bfloat16 with
-the network in channels-last layout: oneDNN then runs the convolutions on the CPU's
-bfloat16 instructions (AMX or AVX-512 BF16), 2-4x faster than float32 there. Weights,
-optimizer state and losses stay float32, and every evaluation runs the float32 network in
-its default layout, as it is saved and exported. A CPU without those instructions (AVX2
-only) emulates them, far slower than float32 (a denoise step of 4 x 128 x 128 pixels took
-41 s against 1.1 s), so the loop warns; the checkpoint records the CPU's capability, since
-results depend on the kernels that ran.
+The task's recipe (``vitrine.training.recipe``) says what its networks are and what one
+step does; this loop owns everything else, the same way for every model:
 
-Batches depend on the step alone, so a worker thread makes the next one while the current
-step runs: on a machine with a core to spare, data no longer adds to the step time.
+* **device**: ``cpu``, ``cuda`` or ``auto`` (CUDA where available). The networks and each
+  batch move there; evaluation runs on a float32 copy on the CPU, as export and the CPU
+  server see the weights.
+* **precision**: with ``precision = "bfloat16"`` each step's forward passes run under
+  bfloat16 autocast with the trained networks in channels-last layout; weights, optimiser
+  state and losses stay float32. On a CPU this needs bfloat16 instructions (AMX or AVX-512
+  BF16): without them autocast emulates bfloat16, far slower than float32 (a denoise step of
+  4 x 128 x 128 pixels took 41 s against 1.1 s), so the loop warns. The checkpoint records
+  the CPU's capability, since results depend on the kernels that ran.
+* **optimisers**: Adam per trained network, with the recipe's betas and learning-rate
+  schedule and the config's decoupled weight decay.
+* **prefetch**: batches depend on the step alone, so a worker thread makes the next one
+  while the current step runs.
+* **progress, history and checkpoints**: ``history.csv`` and the bar, ``loss.png``, and
+  every ``checkpoint_every`` steps the state of every network, optimiser, torch's random
+  generators and the recipe's own extra state, so a paused run resumes exactly.
 """
 
 from __future__ import annotations
 
-import math
+import copy
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import torch
+from safetensors.torch import load_file
 from torch import nn
 
+from vitrine.errors import ConfigError, UnknownName
 from vitrine.provenance import git_commit
-from vitrine.spec import ModelSpec, Task
-from vitrine.training.architectures import build_architecture
-from vitrine.training.background import BackgroundRemovalRecipe
+from vitrine.spec import ModelSpec
 from vitrine.training.checkpoint import (
     load_optimizer,
+    load_rng_state,
     resume_checkpoint,
     save_checkpoint,
     save_optimizer,
+    save_rng_state,
+    save_tensors,
 )
 from vitrine.training.config import TrainConfig, load_config
-from vitrine.training.denoise import DenoisingRecipe
-from vitrine.training.enhance import EnhancementRecipe
-from vitrine.training.history import Panel, plot_history, step_log
-from vitrine.training.inpaint import InpaintingRecipe
-from vitrine.training.stylize import StylizeRecipe
-from vitrine.training.superres import SuperResolutionRecipe
+from vitrine.training.history import plot_history, step_log
+from vitrine.training.hooks import task_hooks
+from vitrine.training.recipe import Recipe
 
-__all__ = ["RECIPES", "TrainResult", "native_bfloat16", "train"]
+__all__ = ["DEVICES", "TrainResult", "native_bfloat16", "resolve_device", "train"]
 
-_LOSS_PANEL = Panel(("loss",), "training loss", log_scale=True)
-
-
-class Recipe(Protocol):
-    """What the loop needs from a task: batches, a loss, an evaluation, a data description."""
-
-    def batch(self, step: int) -> Any: ...
-
-    def loss(self, model: nn.Module, batch: Any) -> torch.Tensor: ...
-
-    def evaluate(self, model: nn.Module) -> dict[str, Any]: ...
-
-    def data_description(self) -> dict[str, Any]: ...
-
-
-RECIPES: dict[Task, Callable[[ModelSpec, TrainConfig], Recipe]] = {
-    Task.SUPER_RESOLVE: SuperResolutionRecipe,
-    Task.ENHANCE: EnhancementRecipe,
-    Task.INPAINT: InpaintingRecipe,
-    Task.REMOVE_BACKGROUND: BackgroundRemovalRecipe,
-    Task.DENOISE: DenoisingRecipe,
-    Task.STYLIZE: StylizeRecipe,
-}
+DEVICES = ("auto", "cpu", "cuda")
 
 
 @dataclass(frozen=True)
@@ -81,15 +68,42 @@ class TrainResult:
     seconds: float
 
 
-def _learning_rate(config: TrainConfig, step: int) -> float:
-    """Cosine decay from ``learning_rate`` to ``min_learning_rate``."""
-    progress = step / max(1, config.steps - 1)
-    span = config.learning_rate - config.min_learning_rate
-    return config.min_learning_rate + 0.5 * span * (1.0 + math.cos(math.pi * progress))
+def resolve_device(name: str) -> torch.device:
+    """``cpu``, ``cuda``, or for ``auto`` CUDA where torch sees a GPU, else the CPU."""
+    if name not in DEVICES:
+        raise UnknownName(f"device {name!r}: expected one of {DEVICES}")
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(
+            f"device 'cuda' asked for, but torch {torch.__version__} sees no CUDA GPU"
+        )
+    return torch.device(name)
 
 
-def _meta(spec: ModelSpec, config: TrainConfig, recipe: Recipe, step: int) -> dict[str, Any]:
-    return {
+def native_bfloat16() -> bool:
+    """Whether this CPU has bfloat16 instructions (AMX or AVX-512 BF16) for oneDNN to use."""
+    return bool(torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported())
+
+
+def _warn_if_emulated(spec: ModelSpec, config: TrainConfig, device: torch.device) -> None:
+    """Warn when a bfloat16 config meets a CPU that can only emulate bfloat16."""
+    if device.type == "cpu" and config.precision == "bfloat16" and not native_bfloat16():
+        warnings.warn(
+            f"{spec.name}: precision 'bfloat16' on a CPU without bfloat16 instructions "
+            f"({torch.backends.cpu.get_cpu_capability()}, no AMX or AVX-512 BF16): autocast "
+            "emulates them, tens of times slower than float32. Expect the run to take far "
+            'longer than the config says; precision = "float32" is faster here but does '
+            "not reproduce the shipped weights.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+
+
+def _meta(
+    spec: ModelSpec, config: TrainConfig, recipe: Recipe[Any], step: int, device: torch.device
+) -> dict[str, Any]:
+    meta = {
         "spec": spec.name,
         "task": spec.task.value,
         "architecture": spec.architecture,
@@ -103,74 +117,98 @@ def _meta(spec: ModelSpec, config: TrainConfig, recipe: Recipe, step: int) -> di
         "torch_version": torch.__version__,
         "torch_threads": torch.get_num_threads(),  # results are bitwise-reproducible per count
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),  # and per kernel set
+        "device": device.type,
     }
+    if device.type == "cuda":
+        meta["gpu"] = torch.cuda.get_device_name(device)
+    return meta
 
 
-def _resume(
-    run_dir: Path, model: nn.Module, optimizer: torch.optim.Optimizer, config: TrainConfig
-) -> int:
-    """Load the last checkpoint of ``run_dir`` if there is one; returns the step to start at."""
-    checkpoint = resume_checkpoint(run_dir, config)
-    if checkpoint is None:
-        return 0
-    model.load_state_dict(checkpoint.model.state_dict())
-    load_optimizer(run_dir / "last.optim.safetensors", optimizer)
-    return int(checkpoint.meta["steps"])
+def _autocast(config: TrainConfig, device: torch.device) -> AbstractContextManager[Any]:
+    """The context each step's forward passes run in: bfloat16 autocast where configured."""
+    enabled = config.precision == "bfloat16"
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled)
 
 
-def _mixed_precision(config: TrainConfig) -> torch.autocast:
-    """The context each loss runs in: bfloat16 autocast when the config asks for it."""
-    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.precision == "bfloat16")
+def _train_mode(networks: Mapping[str, nn.Module], config: TrainConfig) -> None:
+    """The trained networks in training mode and the layout their steps run fastest in
+    (channels-last for bfloat16)."""
+    for network in networks.values():
+        if config.precision == "bfloat16":
+            network.to(memory_format=torch.channels_last)
+        network.train()
 
 
-def native_bfloat16() -> bool:
-    """Whether this CPU has bfloat16 instructions (AMX or AVX-512 BF16) for oneDNN to use."""
-    return bool(torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported())
+def _for_evaluation(model: nn.Module, device: torch.device) -> nn.Module:
+    """``model`` in eval mode and the default layout, as saved and exported; a CPU copy when
+    it trains elsewhere (evaluation and its baselines run on the CPU)."""
+    if device.type != "cpu":
+        model = copy.deepcopy(model).cpu()
+    return model.to(memory_format=torch.contiguous_format).eval()
 
 
-def _warn_if_emulated(spec: ModelSpec, config: TrainConfig) -> None:
-    """Warn when a bfloat16 config meets a CPU that can only emulate bfloat16."""
-    if config.precision == "bfloat16" and not native_bfloat16():
-        warnings.warn(
-            f"{spec.name}: precision 'bfloat16' on a CPU without bfloat16 instructions "
-            f"({torch.backends.cpu.get_cpu_capability()}, no AMX or AVX-512 BF16): autocast "
-            "emulates them, tens of times slower than float32. Expect the run to take far "
-            'longer than the config says; precision = "float32" is faster here but does '
-            "not reproduce the shipped weights.",
-            RuntimeWarning,
-            stacklevel=3,
-        )
+def _to_device(batch: Any, device: torch.device) -> Any:
+    """``batch`` with every tensor in it (nested in tuples, lists or dicts) on ``device``."""
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, tuple | list):
+        return type(batch)(_to_device(item, device) for item in batch)
+    if isinstance(batch, dict):
+        return {key: _to_device(value, device) for key, value in batch.items()}
+    return batch
 
 
-def _training_layout(model: nn.Module, config: TrainConfig) -> nn.Module:
-    """``model`` in the layout its training steps run fastest in (channels-last for bfloat16)."""
-    if config.precision == "bfloat16":
-        return model.to(memory_format=torch.channels_last)
-    return model
+class _RunState:
+    """The files of ``run_dir`` that a resume needs. ``last.safetensors`` (+ .json, holding
+    the step) is the served module and is written last; beside it each other network, each
+    optimiser, torch's random state and the recipe's extra state."""
+
+    def __init__(self, run_dir: Path, recipe: Recipe[Any]) -> None:
+        self.run_dir = run_dir
+        self.recipe = recipe
+
+    def _path(self, name: str) -> Path:
+        return self.run_dir / f"last.{name}.safetensors"
+
+    def _other_networks(self) -> Iterator[tuple[str, nn.Module]]:
+        served = self.recipe.served
+        return ((n, m) for n, m in self.recipe.networks().items() if m is not served)
+
+    def save(self, optimizers: Mapping[str, torch.optim.Optimizer], meta: dict[str, Any]) -> None:
+        for name, network in self._other_networks():
+            save_tensors(self._path(name), network.state_dict())
+        for name, optimizer in optimizers.items():
+            save_optimizer(self._path(f"{name}.optim"), optimizer)
+        save_rng_state(self._path("rng"))
+        extra = self.recipe.extra_state()
+        if extra:
+            save_tensors(self._path("extra"), extra)
+        save_checkpoint(self.run_dir / "last.safetensors", self.recipe.served, meta)
+
+    def resume(
+        self, optimizers: Mapping[str, torch.optim.Optimizer], config: TrainConfig
+    ) -> tuple[int, float]:
+        """Load the state of ``run_dir`` if there is one: (the step to start at, the seconds
+        the run has trained so far)."""
+        checkpoint = resume_checkpoint(self.run_dir, config)
+        if checkpoint is None:
+            return 0, 0.0
+        self.recipe.served.load_state_dict(checkpoint.model.state_dict())
+        for name, network in self._other_networks():
+            network.load_state_dict(load_file(str(self._path(name))))
+        for name, optimizer in optimizers.items():
+            load_optimizer(self._path(f"{name}.optim"), optimizer)
+        load_rng_state(self._path("rng"))
+        if self._path("extra").is_file():
+            self.recipe.load_extra_state(load_file(str(self._path("extra"))))
+        return int(checkpoint.meta["steps"]), float(checkpoint.meta.get("wall_seconds", 0.0))
 
 
-def _evaluated(recipe: Recipe, model: nn.Module) -> dict[str, Any]:
-    """``recipe``'s evaluation of ``model`` in eval mode and the default layout (as saved)."""
-    return recipe.evaluate(model.to(memory_format=torch.contiguous_format).eval())
-
-
-def _own_loop(spec: ModelSpec) -> Callable[..., TrainResult | None] | None:
-    """The training loop of a model that needs more than one network and optimizer (the
-    VAE, the GANs, the CycleGAN); None for the recipes this module's loop runs."""
-    # imported here: each of those modules imports this one
-    if spec.architecture == "cvae":
-        from vitrine.training.vae import train_vae
-
-        return train_vae
-    if spec.task is Task.TRANSLATE:
-        from vitrine.training.photo_sketch import train_cyclegan
-
-        return train_cyclegan
-    if spec.is_generator:
-        from vitrine.training.gan import train_gan
-
-        return train_gan
-    return None
+def _recipe(spec: ModelSpec, config: TrainConfig) -> Recipe[Any]:
+    chooser = task_hooks(spec.task).recipe
+    if chooser is None:
+        raise ConfigError(f"{spec.name}: task {spec.task.value!r} has no training recipe")
+    return chooser(spec)(spec, config)
 
 
 def train(
@@ -182,93 +220,91 @@ def train(
     resume: bool = True,
     progress: bool = True,
     stop_after: int | None = None,
+    device: str = "cpu",
 ) -> TrainResult | None:
-    """Train ``spec`` with its config ``preset``; the final checkpoint goes to ``out_dir``.
+    """Train ``spec`` with its config ``preset`` on ``device``; the final checkpoint goes to
+    ``out_dir``.
 
     ``stop_after`` pauses once that many steps are done (state saved in ``run_dir``, result
     None); a later call with ``resume`` carries on exactly where it stopped.
     """
     if spec.weights_from:
-        raise ValueError(
+        raise ConfigError(
             f"{spec.name} serves the checkpoint of {spec.weights_from}: "
             f"train that (vitrine train {spec.weights_from})"
         )
     started = time.perf_counter()
     config = load_config(spec.name, preset)
-    loop = _own_loop(spec)
-    if loop is not None:
-        if config.precision != "float32":
-            raise ValueError(f"{spec.name}: precision {config.precision!r} needs the shared loop")
-        if config.weight_decay:
-            raise ValueError(f"{spec.name}: weight_decay needs the shared loop")
-        return loop(
-            spec,
-            config,
-            run_dir=run_dir,
-            out_dir=out_dir,
-            resume=resume,
-            progress=progress,
-            stop_after=stop_after,
-        )
-    _warn_if_emulated(spec, config)
+    target = resolve_device(device)
+    _warn_if_emulated(spec, config, target)
     torch.manual_seed(config.seed)
-    recipe: Recipe = RECIPES[spec.task](spec, config)
-    model = _training_layout(build_architecture(spec.architecture, spec.arch_kwargs), config)
-    model.train()
-    optimizer = torch.optim.Adam(
-        model.parameters(),
-        lr=config.learning_rate,
-        weight_decay=config.weight_decay,
-        decoupled_weight_decay=True,
-    )
+    recipe = _recipe(spec, config)
+    recipe.build()
+    for network in recipe.networks().values():
+        network.to(target)
+    trained = recipe.optimized()
+    networks = {name: entry.network for name, entry in trained.items()}
+    _train_mode(networks, config)
+    optimizers = {
+        name: torch.optim.Adam(
+            entry.network.parameters(),
+            lr=entry.learning_rate(0),
+            betas=entry.betas,
+            weight_decay=config.weight_decay,
+            decoupled_weight_decay=True,
+        )
+        for name, entry in trained.items()
+    }
     run_dir.mkdir(parents=True, exist_ok=True)
-    start = _resume(run_dir, model, optimizer, config) if resume else 0
+    state = _RunState(run_dir, recipe)
+    start, trained_before = state.resume(optimizers, config) if resume else (0, 0.0)
+
+    def meta(step: int) -> dict[str, Any]:
+        seconds = trained_before + time.perf_counter() - started
+        return _meta(spec, config, recipe, step, target) | {"wall_seconds": round(seconds, 1)}
+
     end = config.end_step(stop_after)
     with (
         step_log(
             run_dir,
             spec.name,
-            columns=("loss",),
+            columns=recipe.losses,
             start=start,
             total=config.steps,
             progress=progress,
+            shown=recipe.shown,
         ) as log,
         ThreadPoolExecutor(max_workers=1) as prefetch,
     ):
         upcoming = prefetch.submit(recipe.batch, start)
         for step in range(start, end):
-            for group in optimizer.param_groups:
-                group["lr"] = _learning_rate(config, step)
-            batch = upcoming.result()
+            for name, entry in trained.items():
+                for group in optimizers[name].param_groups:
+                    group["lr"] = entry.learning_rate(step)
+            batch = _to_device(upcoming.result(), target)
             if step + 1 < end:  # the next batch is made while this step runs
                 upcoming = prefetch.submit(recipe.batch, step + 1)
-            with _mixed_precision(config):
-                loss = recipe.loss(model, batch)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            losses = recipe.train_step(batch, step, optimizers, lambda: _autocast(config, target))
             done = step + 1
-            log.record(done, {"loss": loss.item()})
-            if done % config.eval_every == 0 and done < config.steps:
-                metrics = _evaluated(recipe, model)
-                _training_layout(model, config).train()
-                log.note(f"step {done}: {_summary(metrics)}")
-            if done % config.checkpoint_every == 0 or done == end:
+            recipe.after_step(done)
+            log.record(done, losses)
+            observe = done % config.eval_every == 0 and done < config.steps
+            save = done % config.checkpoint_every == 0 or done == end
+            if observe or save:
+                recipe.prepare_served()
+            if observe:
+                note = recipe.observe(_for_evaluation(recipe.served, target), run_dir, done)
+                _train_mode(networks, config)
+                if note:
+                    log.note(note)
+            if save:
                 log.flush()
-                save_checkpoint(
-                    run_dir / "last.safetensors", model, _meta(spec, config, recipe, done)
-                )
-                save_optimizer(run_dir / "last.optim.safetensors", optimizer)
-    plot_history(run_dir, spec.name, [_LOSS_PANEL])
+                state.save(optimizers, meta(done))
+    plot_history(run_dir, spec.name, recipe.panels)
     if end < config.steps:
         return None
-    metrics = _evaluated(recipe, model)
-    meta = _meta(spec, config, recipe, config.steps) | {"metrics": metrics}
+    served = _for_evaluation(recipe.served, target)
+    metrics = recipe.evaluate(served)
     weights = out_dir / f"{spec.name}.safetensors"
-    save_checkpoint(weights, model, meta)
+    save_checkpoint(weights, served, meta(config.steps) | {"metrics": metrics})
     return TrainResult(weights=weights, metrics=metrics, seconds=time.perf_counter() - started)
-
-
-def _summary(metrics: dict[str, Any]) -> str:
-    margins = metrics.get("margins", {})
-    return ", ".join(f"{key} {value:+.3f}" for key, value in margins.items())

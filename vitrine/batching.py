@@ -89,7 +89,8 @@ def int_parameter(
 def limits_from_parameters(
     params: Mapping[str, str], *, required: bool = True
 ) -> ImageLimits | None:
-    """``ImageLimits`` from the ``min_side``/``max_side`` parameters.
+    """``ImageLimits`` from the ``min_side``/``max_side`` (and optional ``max_pixels``)
+    parameters.
 
     With ``required=False`` both may be absent (None is returned); one without the other is
     always an error.
@@ -101,7 +102,8 @@ def limits_from_parameters(
     max_side = int_parameter(params, "max_side", minimum=1)
     if min_side > max_side:
         raise ValueError(f"min_side ({min_side}) exceeds max_side ({max_side})")
-    return ImageLimits(min_side=min_side, max_side=max_side)
+    max_pixels = int_parameter(params, "max_pixels", 0, minimum=0)
+    return ImageLimits(min_side=min_side, max_side=max_side, max_pixels=max_pixels)
 
 
 def tensor_configs(model_config: Mapping[str, Any], key: str) -> tuple[TensorConfig, ...]:
@@ -127,7 +129,8 @@ def check_tensor(
 ) -> str | None:
     """Why ``array`` (batch first) does not fit ``config``, or None when it does.
 
-    ``limits`` bounds every dynamic (-1) axis: the spatial sides of an image tensor.
+    ``limits`` bounds every dynamic (-1) axis (the spatial sides of an image tensor) and,
+    for an image, its pixel count.
     """
     if array.dtype != config.dtype:
         return f"input {config.name!r} must be {config.dtype}, got {array.dtype}"
@@ -145,6 +148,11 @@ def check_tensor(
             return (
                 f"input {config.name!r} has sides {'x'.join(map(str, sides))}; each must be "
                 f"within [{limits.min_side}, {limits.max_side}]"
+            )
+        if len(sides) == 2 and sides[0] * sides[1] > limits.max_pixels:
+            return (
+                f"input {config.name!r} is {sides[1]}x{sides[0]} "
+                f"({sides[0] * sides[1] / 1e6:.1f} MP): exceeds {limits.max_pixels / 1e6:.1f} MP"
             )
     return None
 

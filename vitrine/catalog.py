@@ -6,11 +6,13 @@ import dataclasses
 from collections.abc import Iterable
 from typing import Any
 
+from vitrine.errors import UnknownName
 from vitrine.products import CAMPAIGN_STYLES, CATALOG_COLOURS, CATEGORIES, TRANSLATIONS
 from vitrine.spec import (
     BatchingPolicy,
     Conditioning,
     ImageLimits,
+    LargeImages,
     ModelSpec,
     Option,
     OptionKind,
@@ -18,11 +20,31 @@ from vitrine.spec import (
     ShapeProfile,
     Task,
     TensorSpec,
+    Tiling,
 )
 
 __all__ = ["SPECS", "get_spec", "specs_for_method"]
 
 _IMAGE_AXES = ("height", "width", None)
+
+UPLOAD_MAX_SIDE = 6000
+"""The longest side of a photo an editor takes (phone and studio cameras: 3,000-6,000 px)."""
+UPLOAD_MAX_PIXELS = 25_000_000
+"""The most pixels of a photo an editor takes (25 MP)."""
+OUTPUT_MAX_SIDE = 8192
+"""The longest side of any editor's output."""
+OUTPUT_MAX_PIXELS = 8192 * 8192
+"""The most pixels of any editor's output (64 MP)."""
+
+
+def _upload_limits(min_side: int, scale: int = 1) -> ImageLimits:
+    """What an editor's pipeline takes: photos up to the upload limits whose output, ``scale``
+    times larger each way, stays within the output limits."""
+    return ImageLimits(
+        min_side=min_side,
+        max_side=min(UPLOAD_MAX_SIDE, OUTPUT_MAX_SIDE // scale),
+        max_pixels=min(UPLOAD_MAX_PIXELS, OUTPUT_MAX_PIXELS // scale**2),
+    )
 
 
 def _image_tensor(name: str, prefix: str = "", channels: int = 3) -> TensorSpec:
@@ -39,9 +61,12 @@ def _editor(
     min_side: int,
     max_side: int,
     opt_side: int,
+    large: LargeImages | None,
     **fields: Any,
 ) -> ModelSpec:
-    """A same-size image editor: image (+ options) in, image of the same size out."""
+    """A same-size image editor: image (+ options) in, image of the same size out. Its core
+    model takes ``min_side`` to ``max_side``; its pipeline real photos, run as ``large``
+    says (None: the pipeline takes what the core takes)."""
     return ModelSpec(
         name=name,
         task=task,
@@ -52,11 +77,12 @@ def _editor(
             opt=(4, opt_side, opt_side, 3),
             max=(8, max_side, max_side, 3),
         ),
-        limits=ImageLimits(min_side=min_side, max_side=max_side),
+        limits=_upload_limits(min_side) if large else ImageLimits(min_side, max_side),
         client_method=task.value,
         selector=None,
         options=options,
         loadtest_side=opt_side,
+        large=large,
         **fields,
     )
 
@@ -75,7 +101,7 @@ def _superres(scale: int, max_side: int, min_gain_db: float) -> ModelSpec:
             opt=(4, max_side // 4, max_side // 4, 3),
             max=(8, max_side, max_side, 3),
         ),
-        limits=ImageLimits(min_side=8, max_side=max_side),
+        limits=_upload_limits(8, scale),
         # FP16 measured at most 1 level off, >= 62.0 dB; gate: +1 level, -3 dB (rounded down)
         precision=PrecisionPolicy(
             fp32_layers=("to_subpixels",),  # the output layer
@@ -87,6 +113,7 @@ def _superres(scale: int, max_side: int, min_gain_db: float) -> ModelSpec:
         output_scale=scale,
         quality_targets={"psnr_y_over_bicubic_db": min_gain_db},
         loadtest_side=max_side // 4,
+        large=LargeImages(Tiling.TILES, tile=max_side // 2, margin=8),  # a 5x5 and two 3x3
     )
 
 
@@ -100,7 +127,7 @@ def _enhance() -> ModelSpec:
         inputs=(_image_tensor("image"),),
         outputs=(_image_tensor("result"),),
         profile=ShapeProfile(min=(1, 16, 16, 3), opt=(4, 256, 256, 3), max=(8, 1024, 1024, 3)),
-        limits=ImageLimits(min_side=16, max_side=1024),
+        limits=_upload_limits(16),
         # FP16 measured at most 1 level off, >= 61.4 dB; gate: +1 level, -3 dB (rounded down)
         precision=PrecisionPolicy(
             fp32_layers=("head",),  # the curve parameters
@@ -112,6 +139,7 @@ def _enhance() -> ModelSpec:
         # "beats every baseline" on mean PSNR and mean CIEDE2000 (lower is better)
         quality_targets={"psnr_over_best_baseline_db": 0.01, "delta_e_below_best_baseline": 0.01},
         loadtest_side=256,
+        large=LargeImages(Tiling.CURVES, tile=256),  # the probe: 4 x the 64 px thumbnail
     )
 
 
@@ -122,10 +150,11 @@ def _denoise() -> ModelSpec:
         description="blind denoising (Gaussian noise, JPEG artefacts): residual U-Net",
         architecture="residual_unet",
         arch_kwargs={"features": 32, "levels": 4},
-        options=(Option("strength", OptionKind.STRENGTH),),
+        options=(Option("strength", OptionKind.STRENGTH, auto=True),),  # the network is blind
         min_side=16,
         max_side=1024,
         opt_side=256,
+        large=LargeImages(Tiling.TILES, tile=512, margin=96),
         # FP16 measured at most 1 level off, >= 62.3 dB; gate: +1 level, -3 dB (rounded down)
         precision=PrecisionPolicy(
             fp32_layers=("tail",),  # the predicted noise
@@ -147,6 +176,7 @@ def _inpaint() -> ModelSpec:
         min_side=32,
         max_side=512,
         opt_side=256,
+        large=LargeImages(Tiling.HOLES, tile=512, margin=64),
         # FP16 measured at most 1 level off, >= 71.7 dB; gate: +1 level, -3 dB (rounded down)
         precision=PrecisionPolicy(fp16_max_abs_error_uint8=2, fp16_min_psnr_db=68.0),
         quality_targets={"hole_psnr_over_best_baseline_db": 1.5},
@@ -165,6 +195,7 @@ def _remove_background() -> ModelSpec:
         min_side=32,
         max_side=1024,
         opt_side=256,
+        large=LargeImages(Tiling.MATTE, tile=1024),
         # FP16 measured at most 1 level off, >= 68.2 dB; gate: +1 level, -3 dB (rounded down)
         precision=PrecisionPolicy(fp16_max_abs_error_uint8=2, fp16_min_psnr_db=65.0),
         quality_targets={"iou": 0.90, "iou_over_grabcut": 0.15},
@@ -185,6 +216,7 @@ def _stylize() -> ModelSpec:
         min_side=32,
         max_side=512,
         opt_side=256,
+        large=LargeImages(Tiling.TILES, tile=512, margin=64, blend=True),  # instance norm
         # FP16 measured at most 1 level off, >= 61.4 dB; gate: +1 level, -3 dB (rounded down)
         precision=PrecisionPolicy(
             fp32_layers=("tail",),  # the output layer
@@ -210,6 +242,7 @@ def _translate() -> ModelSpec:
         min_side=32,
         max_side=512,
         opt_side=256,
+        large=LargeImages(Tiling.TILES, tile=512, margin=64, blend=True),  # instance norm
         # FP16 measured at most 1 level off, >= 61.0 dB; gate: +1 level, -3 dB (rounded down)
         precision=PrecisionPolicy(
             fp32_layers=("tail",),  # the output layers
@@ -331,6 +364,7 @@ def _vae_edit() -> ModelSpec:
         min_side=side,
         max_side=side,
         opt_side=side,
+        large=None,
         # FP16 measured at most 2 levels off, >= 61.8 dB; gate: +1 level, -3 dB (rounded down)
         precision=PrecisionPolicy(
             fp32_layers=("to_rgb",),  # the decoder's output layer
@@ -406,7 +440,7 @@ def get_spec(name: str) -> ModelSpec:
     try:
         return SPECS[name]
     except KeyError:
-        raise KeyError(f"unknown model {name!r}; known: {', '.join(sorted(SPECS))}") from None
+        raise UnknownName(f"unknown model {name!r}; known: {', '.join(sorted(SPECS))}") from None
 
 
 def specs_for_method(method: str) -> dict[object, ModelSpec]:

@@ -13,8 +13,10 @@ from pathlib import Path
 
 from vitrine import paths
 from vitrine.catalog import SPECS, get_spec
+from vitrine.errors import ConfigError, UserError
 from vitrine.loadtest.cli import add_loadtest_commands
-from vitrine.spec import Task
+from vitrine.serving.triton import EXIT_TIMEOUT_SECONDS
+from vitrine.tasks import handler
 
 __all__ = ["main"]
 
@@ -83,6 +85,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         out_dir=args.out or run_dir,
         resume=not args.restart,
         stop_after=args.stop_after,
+        device=args.device,
     )
     if result is None:
         print(f"paused after {args.stop_after} steps; run again to resume from {run_dir}")
@@ -105,11 +108,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         spec, args.weights or paths.weights_path(spec.weights_name), out_dir
     )
     columns, rows = as_rows(report)
-    data = {
-        Task.GENERATE: "judged samples vs the real catalog",
-        Task.LATENT_EDIT: "held-out catalog images",
-    }.get(spec.task, "the validation photos")
-    table = Table(title=f"{spec.name}: mean over {data}")
+    table = Table(title=f"{spec.name}: mean over {handler(spec.task).evaluated_on}")
     for column in columns:
         table.add_column(column)
     for row in rows:
@@ -181,9 +180,9 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     from vitrine.serving.triton import ServerTls
 
     if (args.tls_cert is None) != (args.tls_key is None):
-        raise ValueError("--tls-cert and --tls-key go together")
+        raise ConfigError("--tls-cert and --tls-key go together")
     if args.tls_client_ca is not None and args.tls_cert is None:
-        raise ValueError("--tls-client-ca (mutual TLS) needs --tls-cert and --tls-key")
+        raise ConfigError("--tls-client-ca (mutual TLS) needs --tls-cert and --tls-key")
     tls = ServerTls(args.tls_cert, args.tls_key, args.tls_client_ca) if args.tls_cert else None
     return serve(
         host=args.host,
@@ -195,6 +194,17 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         probe_interval=None if args.no_watchdog else args.probe_interval,
         exit_timeout=args.exit_timeout,
     )
+
+
+def _cmd_regenerate(args: argparse.Namespace) -> int:
+    from vitrine.regenerate import regenerate
+
+    stale = regenerate(check=args.check)
+    for path in stale:
+        print(f"{'stale' if args.check else 'wrote'}: {path}")
+    if not stale:
+        print("every derived file is up to date")
+    return 1 if args.check and stale else 0
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -223,7 +233,7 @@ def _parser() -> argparse.ArgumentParser:
 
     command("list", _cmd_list, "list the models of the catalog")
 
-    train = command("train", _cmd_train, "train a model on CPU (resumes from --run-dir)")
+    train = command("train", _cmd_train, "train a model (resumes from --run-dir)")
     _model_argument(train, trained=True)
     train.add_argument("--preset", default="full", help="preset of training/configs/<model>.toml")
     train.add_argument(
@@ -232,6 +242,12 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--out", type=Path, help="final checkpoint folder (e.g. weights)")
     train.add_argument("--restart", action="store_true", help="ignore an earlier run's state")
     train.add_argument("--threads", type=int, help="torch intra-op threads")
+    train.add_argument(
+        "--device",
+        choices=("auto", "cpu", "cuda"),
+        default="cpu",
+        help="cpu (default; reproduces the shipped weights), cuda, or auto (cuda if present)",
+    )
     train.add_argument("--stop-after", type=int, help="pause after this many steps (resumable)")
 
     evaluate = command(
@@ -281,13 +297,23 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--exit-timeout",
         type=int,
-        default=30,
-        help="seconds in-flight requests get to finish after SIGTERM (default 30)",
+        default=EXIT_TIMEOUT_SECONDS,
+        help="seconds in-flight requests get to finish after SIGTERM (default %(default)s)",
     )
     serve.add_argument(
         "--no-watchdog",
         action="store_true",
         help="no probes, no healing, model control mode none",
+    )
+
+    regenerate = command(
+        "regenerate",
+        _cmd_regenerate,
+        "rewrite every file derived from the specs: the gpu model repository, the blocking "
+        "client, the Helm model lists, the model cards and the README's results table",
+    )
+    regenerate.add_argument(
+        "--check", action="store_true", help="write nothing; list stale files and exit 1"
     )
 
     demo = command("demo", _cmd_demo, "serve, call every pipeline, write outputs and a report")
@@ -308,7 +334,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"error: {error.name} is missing: pip install 'vitrine[{extra}]'", file=sys.stderr)
         return 2
-    except (FileNotFoundError, KeyError, ValueError) as error:
+    except UserError as error:  # anything else is a bug: its traceback stays
         print(f"error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -5,9 +5,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["cache_dir", "reports_dir", "weights_dir", "weights_path"]
+__all__ = ["cache_dir", "reports_dir", "source_root", "weights_dir", "weights_path"]
 
 _SOURCE_ROOT = Path(__file__).resolve().parent.parent
+
+
+def source_root() -> Path:
+    """The source tree (the checkout holding ``README.md``, ``weights/`` and ``reports/``)."""
+    return _SOURCE_ROOT
 
 
 def weights_dir() -> Path:

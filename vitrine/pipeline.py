@@ -73,11 +73,15 @@ def pipeline_inputs(spec: ModelSpec) -> tuple[TensorSpec, ...]:
     return (*decode_inputs(spec), *PIPELINE_INPUTS[1:])
 
 
-def pipeline_steps(spec: ModelSpec) -> tuple[str, str, str]:
-    """Triton models of ``spec``'s ensemble, in order: its decode step (editors) or sample
-    step (generators), its core model, the shared encode step."""
-    first = spec.sample_model if spec.is_generator else spec.decode_model
-    return (first, spec.core_model, ENCODE_MODEL)
+def pipeline_steps(spec: ModelSpec) -> tuple[str, ...]:
+    """Triton models of ``spec``'s ensemble, in order: its decode step (editors, latent
+    edits) or sample step (generators), an editor's full-size step, the model running the
+    core model (itself otherwise), the shared encode step."""
+    if spec.is_generator:
+        return (spec.sample_model, spec.core_model, ENCODE_MODEL)
+    if spec.large is None:
+        return (spec.decode_model, spec.core_model, ENCODE_MODEL)
+    return (spec.decode_model, spec.fullsize_model, spec.core_model, ENCODE_MODEL)
 
 
 GENERATE_INPUTS: Final = (

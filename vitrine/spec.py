@@ -12,10 +12,13 @@ from enum import Enum
 from types import MappingProxyType
 from typing import Any
 
+from vitrine.tasks import TASKS, Family, Task
+
 __all__ = [
     "BatchingPolicy",
     "Conditioning",
     "ImageLimits",
+    "LargeImages",
     "ModelSpec",
     "Option",
     "OptionKind",
@@ -23,21 +26,8 @@ __all__ = [
     "ShapeProfile",
     "Task",
     "TensorSpec",
+    "Tiling",
 ]
-
-
-class Task(str, Enum):
-    """What a model does; picks the client method family and the data pipeline."""
-
-    SUPER_RESOLVE = "super_resolve"
-    ENHANCE = "enhance"
-    DENOISE = "denoise"
-    INPAINT = "inpaint"
-    REMOVE_BACKGROUND = "remove_background"
-    GENERATE = "generate"
-    LATENT_EDIT = "latent_edit"  # encode catalog images, move in latent space, decode
-    STYLIZE = "stylize"
-    TRANSLATE = "translate"  # photo <-> sketch
 
 
 @dataclass(frozen=True)
@@ -94,19 +84,23 @@ class Option:
     """One request option: ``name`` is the client keyword and the pipeline input name.
 
     ``choices`` are a LABEL's names (index ``i`` is label ``i``); ``size`` is the length of
-    a SEED's noise vector.
+    a SEED's noise vector; ``auto`` lets a client pass a STRENGTH as ``"auto"`` (full
+    strength), for a model that finds the right amount itself.
     """
 
     name: str
     kind: OptionKind
     choices: tuple[str, ...] = ()
     size: int = 0
+    auto: bool = False
 
     def __post_init__(self) -> None:
         if (self.kind is OptionKind.LABEL) != bool(self.choices):
             raise ValueError(f"option {self.name!r}: exactly the labels have choices")
         if (self.kind is OptionKind.SEED) != (self.size > 0):
             raise ValueError(f"option {self.name!r}: exactly the seeds have a noise size")
+        if self.auto and self.kind is not OptionKind.STRENGTH:
+            raise ValueError(f"option {self.name!r}: only a strength can be 'auto'")
 
     @property
     def wire(self) -> TensorSpec:
@@ -169,15 +163,67 @@ class ShapeProfile:
 
 @dataclass(frozen=True)
 class ImageLimits:
-    """What the decode step accepts: each side within ``[min_side, max_side]``."""
+    """Image sizes accepted: each side within ``[min_side, max_side]`` and at most
+    ``max_pixels`` in all (default ``max_side`` squared). Checked from an upload's header,
+    before any pixel is decoded."""
 
     min_side: int
     max_side: int
+    max_pixels: int = 0  # 0: max_side ** 2
 
-    @property
-    def max_pixels(self) -> int:
-        """Largest pixel count accepted; checked before any pixel is decoded."""
-        return self.max_side * self.max_side
+    def __post_init__(self) -> None:
+        if not 1 <= self.min_side <= self.max_side:
+            raise ValueError(f"limits: need 1 <= min_side <= max_side, got {self}")
+        if not self.max_pixels:
+            object.__setattr__(self, "max_pixels", self.max_side * self.max_side)
+        if not self.min_side**2 <= self.max_pixels <= self.max_side**2:
+            raise ValueError(f"limits: max_pixels outside [min_side², max_side²], got {self}")
+
+    def problem(self, width: int, height: int) -> str | None:
+        """Which limit a ``width`` x ``height`` image exceeds, in words; None if it fits."""
+        megapixels = width * height / 1e6
+        if max(width, height) > self.max_side:
+            return (
+                f"image is {width}x{height}: its long side {max(width, height)} px exceeds the "
+                f"limit of {self.max_side} px"
+            )
+        if min(width, height) < self.min_side:
+            return (
+                f"image is {width}x{height}: its short side {min(width, height)} px is below "
+                f"the minimum of {self.min_side} px"
+            )
+        if width * height > self.max_pixels:
+            return (
+                f"image is {width}x{height} ({megapixels:.1f} MP): exceeds the limit of "
+                f"{self.max_pixels / 1e6:.1f} MP"
+            )
+        return None
+
+
+class Tiling(str, Enum):
+    """How an editor's pipeline runs an image larger than its core model takes at once."""
+
+    TILES = "tiles"  # overlapping tiles as batches; each keeps its centre (margin: context)
+    CURVES = "curves"  # global curves measured once on a probe image, applied per channel
+    HOLES = "holes"  # only the mask's holes, each cropped with a margin of context
+    MATTE = "matte"  # alpha at a working size, upsampled by a guided filter on the photo
+
+
+@dataclass(frozen=True)
+class LargeImages:
+    """An editor's plan for photos up to its upload limits (``vitrine.tiling``).
+
+    ``tile`` is the side of the core-model calls (tiles, holes, the matte's working side);
+    ``margin`` the context each tile or hole carries on every side, at least the network's
+    receptive field where it has a finite one (a contract test measures it). A network whose
+    output depends on statistics of the whole image (instance norm) cannot be tiled exactly:
+    ``blend`` feathers its tiles together instead.
+    """
+
+    tiling: Tiling
+    tile: int
+    margin: int = 0
+    blend: bool = False  # TILES: the network has global statistics; feather the margins
 
 
 @dataclass(frozen=True)
@@ -207,7 +253,9 @@ class ModelSpec:
 
     ``selector`` is the client keyword argument and value that route a call of
     ``client_method`` to this model, e.g. ``("scale", 2)``; ``output_scale`` is how many
-    times larger than the input each output side is. ``quality_targets`` are the
+    times larger than the input each output side is. ``limits`` are what a pipeline call
+    accepts (an editor's reach real photos; ``large`` says how they run), ``core_limits``
+    what the core model takes at once. ``quality_targets`` are the
     minimum margins ``vitrine eval`` must report for the shipped weights (a test holds them).
     """
 
@@ -232,6 +280,7 @@ class ModelSpec:
     options: tuple[Option, ...] = ()  # request inputs besides the image, in core-input order
     conditioning: Conditioning | None = None  # generators only: latent + labels -> images
     weights_from: str | None = None  # serves another spec's trained checkpoint (no own run)
+    large: LargeImages | None = None  # editors: how uploads beyond the core's sides run
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "arch_kwargs", MappingProxyType(dict(self.arch_kwargs)))
@@ -242,6 +291,28 @@ class ModelSpec:
             raise ValueError(f"{self.name}: exactly the generators have a conditioning")
         if self.conditioning is None and self.inputs[1:] != tuple(o.core for o in self.options):
             raise ValueError(f"{self.name}: inputs must be the image, then each option's tensor")
+        if self.large is not None and not self.is_editor:
+            raise ValueError(f"{self.name}: only an editor has a large-image plan")
+        if self.large is not None and self.large.tile > self.core_limits.max_side:
+            raise ValueError(f"{self.name}: tile {self.large.tile} exceeds the core's sides")
+
+    @property
+    def family(self) -> Family:
+        """The shape of this model's requests (its task's family)."""
+        return TASKS[self.task].family
+
+    @property
+    def is_editor(self) -> bool:
+        """Whether requests carry a photo to edit (the editor family)."""
+        return self.family is Family.EDITOR
+
+    @property
+    def core_limits(self) -> ImageLimits:
+        """The image sides the core model takes in one call (its profile's range): the raw
+        path's limits, and the most a pipeline sends it at once. A generator's: its side."""
+        if self.is_generator:
+            return self.limits
+        return ImageLimits(min_side=self.profile.min[1], max_side=self.profile.max[1])
 
     @property
     def is_generator(self) -> bool:
@@ -267,6 +338,12 @@ class ModelSpec:
     def decode_model(self) -> str:
         """Triton name of this pipeline's decode step (it carries the size limits)."""
         return f"{self.name}_decode"
+
+    @property
+    def fullsize_model(self) -> str:
+        """Triton name of an editor pipeline's step between decode and encode: the photo
+        through the core model in pieces (``large``), whatever its size."""
+        return f"{self.name}_fullsize"
 
     @property
     def sample_model(self) -> str:

@@ -65,12 +65,14 @@ def test_profile_and_limits_agree(spec: ModelSpec) -> None:
         assert spec.profile.max[0] == spec.batching.max_batch_size == conditioning.max_count
         assert spec.output.dims == (conditioning.side, conditioning.side, 3)
         return
+    core = spec.core_limits
     for _, shape in spec.profile.items():
-        assert all(spec.limits.min_side <= side <= spec.limits.max_side for side in shape[1:3])
-    assert spec.profile.min[1] == spec.limits.min_side
-    assert spec.profile.max[1] == spec.limits.max_side
+        assert all(core.min_side <= side <= core.max_side for side in shape[1:3])
+    assert (spec.profile.min[1], spec.profile.max[1]) == (core.min_side, core.max_side)
+    assert spec.limits.min_side == core.min_side and spec.limits.max_side >= core.max_side
 
 
+@pytest.mark.expensive
 @ALL_SPECS
 def test_onnx_export_names_axes_and_parity(spec: ModelSpec, tmp_path: Path) -> None:
     model = _model(spec)
@@ -119,6 +121,7 @@ def test_client_method_routes_by_selector(spec: ModelSpec, client_class: type) -
         assert option.name in inspect.signature(raw).parameters
 
 
+@pytest.mark.expensive
 @ALL_SPECS
 def test_parity_gate_catches_a_wrong_export(spec: ModelSpec, tmp_path: Path) -> None:
     model = _model(spec)

@@ -133,9 +133,24 @@ def test_probes(render: Render, values_file: str) -> None:
     assert command == check["command"] == ["python", "-m", "vitrine.serving.probe"]
     assert url == f"--url=127.0.0.1:{_arg(triton, '--grpc-port')}"
     per_request = int(timeout.removeprefix("--timeout="))
-    assert per_request * len(values["models"]) < readiness["timeoutSeconds"]
+    assert per_request == check["secondsPerPipeline"]
+    assert readiness["timeoutSeconds"] == per_request * len(values["models"]) + 1
+    assert readiness["timeoutSeconds"] <= readiness["periodSeconds"]
     env = {e["name"]: e["value"] for e in triton["env"]}
     assert env["VITRINE_PIPELINES"].split() == [m["pipeline"] for m in values["models"]]
+
+
+def test_readiness_timeout_grows_with_the_model_count(render: Render, helm: Path) -> None:
+    """Derived, never tuned by hand: seconds per pipeline x models + 1, within the period."""
+    for values_file in ("values.yaml", "values-dev.yaml"):
+        values = load_values(values_file)
+        seconds = values["probes"]["readiness"]["pipelineCheck"]["secondsPerPipeline"]
+        readiness = _triton(render(values_file))["readinessProbe"]
+        assert readiness["timeoutSeconds"] == seconds * len(values["models"]) + 1, values_file
+    slow = ["probes.readiness.pipelineCheck.secondsPerPipeline=2"]  # 12 x 2 + 1 > 15
+    done = run_helm(helm, *template_args("values.yaml", slow))
+    assert done.returncode != 0
+    assert "exceeds periodSeconds 15; raise periodSeconds or serve fewer models" in done.stderr
 
 
 def test_readiness_falls_back_to_triton_ready(render: Render) -> None:

@@ -120,7 +120,7 @@ PIPELINE_CASES = {
     "truncated": (_png(32, 32)[:60], {}, "decode"),  # a size every editor takes
     "empty": (b"", {}, "empty"),
     "gif": (_png(16, 16, "GIF"), {}, "gif"),
-    "bomb": (_png_claiming(40000, 40000), {}, "too large"),
+    "bomb": (_png_claiming(40000, 40000), {}, "exceeds the limit"),
     "too small": (_png(4, 4), {}, "4x4"),
     "bad format": (_png(32, 32), {"fmt": b"bmp"}, "format"),
     "bad quality": (_png(32, 32), {"quality": 0}, "quality"),
@@ -231,7 +231,7 @@ def test_core_model_rejects_wrong_dtype_rank_and_size(
 
 
 def test_client_raises_invalid_request_for_server_rejections(client: VitrineClient) -> None:
-    with pytest.raises(InvalidRequest, match="too large") as caught:
+    with pytest.raises(InvalidRequest, match="exceeds the limit") as caught:
         client.super_resolve(_png_claiming(40000, 40000), scale=2)
     assert caught.value.status == "INVALID_ARGUMENT"
     assert client.super_resolve(_png(10, 10), scale=2).image.size == (20, 20)

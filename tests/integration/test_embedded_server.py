@@ -55,6 +55,7 @@ IDENTITY = dataclasses.replace(
     SPEC,
     name=CORE_MODEL,
     limits=ImageLimits(min_side=8, max_side=64),
+    large=None,  # its pipeline takes what its core takes
     batching=BatchingPolicy(
         max_batch_size=8, preferred_batch_sizes=(8,), max_queue_delay_us=200_000
     ),

@@ -52,3 +52,23 @@ def test_missing_weights_is_a_clear_error(
 ) -> None:
     assert main(["eval", "superres_x2", "--weights", str(tmp_path / "none.safetensors")]) == 2
     assert "checkpoint needs both" in capsys.readouterr().err
+
+
+def test_a_users_error_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["train", "superres_x2", "--preset", "huge", "--run-dir", str(tmp_path)])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: superres_x2.toml: unknown preset 'huge'; known: [")
+    assert "Traceback" not in err
+
+
+def test_a_bug_keeps_its_traceback(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only the project's own error types are shortened: a KeyError from a bug propagates."""
+    from vitrine import cli
+
+    def broken(args: object) -> int:
+        raise KeyError("a bug, not the user's mistake")
+
+    monkeypatch.setattr(cli, "_cmd_list", broken)
+    with pytest.raises(KeyError, match="a bug"):
+        main(["list"])

@@ -9,6 +9,7 @@ import io
 import socket
 import subprocess
 import sys
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -70,7 +71,7 @@ def test_public_names() -> None:
             assert value.__module__.startswith("vitrine.client.")
 
 
-def test_import_pulls_no_heavy_or_server_modules() -> None:
+def test_import_pulls_no_heavy_or_server_modules(tmp_path: Path) -> None:
     code = (
         "import sys, vitrine.client\n"
         "bad = [m for m in sys.modules if m.split('.')[0] in "
@@ -79,7 +80,7 @@ def test_import_pulls_no_heavy_or_server_modules() -> None:
         "print(bad)\n"
         "sys.exit(1 if bad else 0)\n"
     )
-    subprocess.run([sys.executable, "-c", code], check=True)
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=tmp_path)  # the installed one
 
 
 def test_sync_and_async_share_signatures() -> None:

@@ -99,8 +99,8 @@ def test_encode_rejects_other_types(bad: object) -> None:
 @pytest.mark.parametrize(
     ("size", "message"),
     [
-        ((7, 16), "image width 7 is outside superres_x2's limits 8..512"),
-        ((16, 513), "image height 513 is outside superres_x2's limits 8..512"),
+        ((7, 16), "image width 7 is outside superres_x2's limits 8..4096"),
+        ((16, 4097), "image height 4097 is outside superres_x2's limits 8..4096"),
     ],
 )
 def test_encode_checks_sides(size: tuple[int, int], message: str) -> None:
@@ -109,10 +109,19 @@ def test_encode_checks_sides(size: tuple[int, int], message: str) -> None:
 
 
 def test_check_sides_bounds_inclusive() -> None:
-    check_sides(8, 512, SPEC)
-    check_sides(256, 256, get_spec("superres_x4"))
-    with pytest.raises(InvalidRequest, match="superres_x4's limits 8..256"):
-        check_sides(257, 8, get_spec("superres_x4"))
+    check_sides(8, 4096, SPEC)
+    check_sides(2048, 2048, get_spec("superres_x4"))  # its output: 8192 x 8192, 64 MP
+    with pytest.raises(InvalidRequest, match="superres_x4's limits 8..2048"):
+        check_sides(2049, 8, get_spec("superres_x4"))
+    check_sides(512, 8, SPEC, raw=True)  # the core model's own sides
+    with pytest.raises(InvalidRequest, match="superres_x2's limits 8..512"):
+        check_sides(513, 8, SPEC, raw=True)
+
+
+def test_the_pixel_limit_names_itself() -> None:
+    """A photo within the side limits can still exceed the pixel count: 5000 x 5001."""
+    with pytest.raises(InvalidRequest, match=r"25.0 MP\): exceeds the limit of 25.0 MP"):
+        check_sides(5001, 5000, get_spec("denoise"))
 
 
 @pytest.mark.parametrize("fmt", ["PNG", "JPEG", "WEBP"])

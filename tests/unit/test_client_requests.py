@@ -22,12 +22,8 @@ from vitrine.client import (
     VitrineClient,
 )
 from vitrine.client._requests import (
-    plan_stylize,
-    plan_stylize_array,
-    plan_super_resolve,
-    plan_super_resolve_array,
-    plan_translate,
-    plan_translate_array,
+    plan_edit,
+    plan_edit_array,
     resolve_spec,
 )
 from vitrine.options import BACKGROUND_NAMES
@@ -40,6 +36,29 @@ from vitrine.pipeline import (
     PIPELINE_OUTPUTS,
     QUALITY_INPUT,
 )
+
+
+def _planner(method: str) -> Any:
+    """``plan_edit`` of ``method``, with its option keywords (the selector included) and
+    ``output_format``/``quality`` as the client method takes them."""
+
+    def plan(image: Any, **kwargs: Any) -> Any:
+        output = {key: kwargs.pop(key) for key in ("output_format", "quality")}
+        return plan_edit(method, image, options=kwargs, **output)
+
+    return plan
+
+
+def _array_planner(method: str) -> Any:
+    return lambda pixels, **options: plan_edit_array(method, pixels, options=options)
+
+
+_plan_super_resolve = _planner("super_resolve")
+_plan_super_resolve_array = _array_planner("super_resolve")
+_plan_stylize = _planner("stylize")
+_plan_stylize_array = _array_planner("stylize")
+_plan_translate = _planner("translate")
+_plan_translate_array = _array_planner("translate")
 
 
 def _content(infer_input: Any) -> np.ndarray:
@@ -102,29 +121,39 @@ def test_direction_literal_matches_the_spec(client: type, method: str) -> None:
 
 def test_translate_plans_check_the_direction_before_sending() -> None:
     image = np.zeros((40, 48, 3), np.uint8)
-    plan = plan_translate(image, direction="photo_to_sketch", output_format="png", quality=90)
+    plan = _plan_translate(image, direction="photo_to_sketch", output_format="png", quality=90)
     assert plan.model == "translate_pipeline" and plan.inputs[1].name() == "direction"
-    raw = plan_translate_array(image, direction="sketch_to_photo")
+    raw = _plan_translate_array(image, direction="sketch_to_photo")
     assert raw.model == "translate" and [i.name() for i in raw.inputs] == ["image", "direction"]
     with pytest.raises(InvalidRequest, match="direction must be one of photo_to_sketch"):
-        plan_translate(image, direction="photo_to_oil", output_format="png", quality=90)
+        _plan_translate(image, direction="photo_to_oil", output_format="png", quality=90)
 
 
 def test_stylize_plans_check_style_and_strength_before_sending() -> None:
     image = np.zeros((40, 48, 3), np.uint8)
-    plan = plan_stylize(image, style="mosaic", strength=0.5, output_format="png", quality=90)
+    plan = _plan_stylize(image, style="mosaic", strength=0.5, output_format="png", quality=90)
     assert plan.model == "stylize_pipeline"
     assert [i.name() for i in plan.inputs][1:3] == ["style", "strength"]
-    raw = plan_stylize_array(image, style="grass", strength=1.0)
+    raw = _plan_stylize_array(image, style="grass", strength=1.0)
     assert raw.model == "stylize" and [i.name() for i in raw.inputs] == [
         "image",
         "style",
         "strength",
     ]
     with pytest.raises(InvalidRequest, match="style must be one of brick, grass"):
-        plan_stylize(image, style="oil", strength=1.0, output_format="png", quality=90)
+        _plan_stylize(image, style="oil", strength=1.0, output_format="png", quality=90)
     with pytest.raises(InvalidRequest, match=r"strength must be within \[0, 1\]"):
-        plan_stylize_array(image, style="grass", strength=1.5)
+        _plan_stylize_array(image, style="grass", strength=1.5)
+
+
+def test_only_a_strength_the_spec_marks_auto_takes_auto() -> None:
+    image = np.zeros((40, 48, 3), np.uint8)
+    raw = plan_edit_array("denoise", image, options={"strength": "auto"})
+    assert raw.inputs[1].name() == "strength"
+    with pytest.raises(InvalidRequest, match=r"strength must be a number in \[0, 1\], got 'auto'$"):
+        plan_edit_array("stylize", image, options={"style": "grass", "strength": "auto"})
+    with pytest.raises(InvalidRequest, match=r"got 'full' \(or 'auto'\)$"):
+        plan_edit_array("denoise", image, options={"strength": "full"})
 
 
 def test_pipeline_tensor_names_come_from_pipeline_module() -> None:
@@ -154,7 +183,7 @@ def test_resolve_spec_unknown_names_allowed(scale: object) -> None:
 @pytest.mark.parametrize("scale", [2, 4])
 def test_plan_super_resolve_builds_pipeline_request(scale: int) -> None:
     data = _png()
-    plan = plan_super_resolve(data, scale=scale, output_format="webp", quality=80)
+    plan = _plan_super_resolve(data, scale=scale, output_format="webp", quality=80)
     assert plan.model == f"superres_x{scale}_pipeline" == get_spec(f"superres_x{scale}").pipeline
     shapes = {i.name(): (i.datatype(), i.shape()) for i in plan.inputs}
     assert shapes == {
@@ -169,7 +198,7 @@ def test_plan_super_resolve_builds_pipeline_request(scale: int) -> None:
 
 def test_plan_super_resolve_encodes_pil_to_png() -> None:
     image = Image.new("RGB", (30, 10), (1, 2, 3))
-    plan = plan_super_resolve(image, scale=2, output_format="png", quality=95)
+    plan = _plan_super_resolve(image, scale=2, output_format="png", quality=95)
     sent = Image.open(io.BytesIO(_content(plan.inputs[0])[0, 0]))
     assert sent.format == "PNG" and sent.size == (30, 10)
 
@@ -189,19 +218,19 @@ def test_plan_super_resolve_encodes_pil_to_png() -> None:
 def test_plan_super_resolve_rejects(kwargs: dict[str, Any], message: str) -> None:
     args: dict[str, Any] = {"scale": 2, "output_format": "png", "quality": 95, **kwargs}
     with pytest.raises(InvalidRequest, match=re.escape(message)):
-        plan_super_resolve(_png(), **args)
+        _plan_super_resolve(_png(), **args)
 
 
 def test_plan_super_resolve_checks_limits_of_chosen_scale() -> None:
-    image = Image.new("RGB", (300, 300))
-    plan_super_resolve(image, scale=2, output_format="png", quality=95)
-    with pytest.raises(InvalidRequest, match="superres_x4's limits 8..256"):
-        plan_super_resolve(image, scale=4, output_format="png", quality=95)
+    image = Image.new("RGB", (3000, 2000))
+    _plan_super_resolve(image, scale=2, output_format="jpeg", quality=95)
+    with pytest.raises(InvalidRequest, match="superres_x4's limits 8..2048"):
+        _plan_super_resolve(image, scale=4, output_format="jpeg", quality=95)
 
 
 def test_parse_image_result() -> None:
     data = _png((20, 12))
-    plan = plan_super_resolve(_png(), scale=2, output_format="png", quality=95)
+    plan = _plan_super_resolve(_png(), scale=2, output_format="png", quality=95)
     result = plan.parse(_result({"result_bytes": np.array([[data]], dtype=object)}), 12.5)
     assert isinstance(result, ImageResult)
     assert result.data == data and result.format == "png"
@@ -222,7 +251,7 @@ def test_parse_image_result() -> None:
     ],
 )
 def test_parse_image_result_malformed(outputs: dict[str, np.ndarray], message: str) -> None:
-    plan = plan_super_resolve(_png(), scale=2, output_format="png", quality=95)
+    plan = _plan_super_resolve(_png(), scale=2, output_format="png", quality=95)
     with pytest.raises(ServerError, match=message):
         plan.parse(_result(outputs), 1.0)
 
@@ -233,7 +262,7 @@ def test_parse_image_result_malformed(outputs: dict[str, np.ndarray], message: s
 @pytest.mark.parametrize("shape", [(10, 12, 3), (3, 10, 12, 3)])
 def test_plan_super_resolve_array_request(shape: tuple[int, ...]) -> None:
     pixels = np.arange(np.prod(shape), dtype=np.uint64).astype(np.uint8).reshape(shape)
-    plan = plan_super_resolve_array(pixels, scale=4)
+    plan = _plan_super_resolve_array(pixels, scale=4)
     assert plan.model == "superres_x4"
     (infer_input,) = plan.inputs
     batch_shape = [1, *shape] if len(shape) == 3 else list(shape)
@@ -249,7 +278,7 @@ def test_plan_super_resolve_array_request(shape: tuple[int, ...]) -> None:
 @pytest.mark.parametrize("shape", [(10, 12, 3), (2, 10, 12, 3)])
 def test_parse_array_result_keeps_rank(shape: tuple[int, ...]) -> None:
     pixels = np.zeros(shape, np.uint8)
-    plan = plan_super_resolve_array(pixels, scale=2)
+    plan = _plan_super_resolve_array(pixels, scale=2)
     out = np.ones((shape[0] if len(shape) == 4 else 1, 20, 24, 3), np.uint8)
     result = plan.parse(_result({"result": out}, version="1"), 4.0)
     assert isinstance(result, ArrayResult)
@@ -261,7 +290,7 @@ def test_parse_array_result_keeps_rank(shape: tuple[int, ...]) -> None:
     "out", [np.ones((1, 20, 20, 3), np.uint8), np.ones((1, 20, 24, 3), np.float32)]
 )
 def test_parse_array_result_wrong_output(out: np.ndarray) -> None:
-    plan = plan_super_resolve_array(np.zeros((10, 12, 3), np.uint8), scale=2)
+    plan = _plan_super_resolve_array(np.zeros((10, 12, 3), np.uint8), scale=2)
     with pytest.raises(ServerError, match=r"expected uint8 \(1, 20, 24, 3\)"):
         plan.parse(_result({"result": out}), 1.0)
 
@@ -287,7 +316,7 @@ def test_parse_array_result_wrong_output(out: np.ndarray) -> None:
 )
 def test_plan_super_resolve_array_rejects(pixels: Any, scale: int, message: str) -> None:
     with pytest.raises(InvalidRequest, match=re.escape(message)):
-        plan_super_resolve_array(pixels, scale=scale)
+        _plan_super_resolve_array(pixels, scale=scale)
 
 
 @pytest.mark.parametrize(
@@ -297,7 +326,7 @@ def test_plan_super_resolve_array_rejects(pixels: Any, scale: int, message: str)
 def test_plan_super_resolve_array_accepts_limits(shape: tuple[int, ...], scale: int) -> None:
     """The largest batch and the smallest and largest sides go to the core model as given."""
     pixels = np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8)
-    plan = plan_super_resolve_array(pixels, scale=scale)
+    plan = _plan_super_resolve_array(pixels, scale=scale)
     assert plan.model == f"superres_x{scale}"
     (infer_input,) = plan.inputs
     assert infer_input.shape() == ([1, *shape] if len(shape) == 3 else list(shape))

@@ -13,13 +13,14 @@ from torch import nn
 from vitrine.catalog import GENERATOR_TARGETS, get_spec
 from vitrine.spec import Task
 from vitrine.training.catalog_data import load_catalog
-from vitrine.training.evaluate import EVALUATIONS, as_rows
+from vitrine.training.evaluate import as_rows
 from vitrine.training.generator_eval import (
     evaluate_generator,
     feature_fid,
     frechet_distance,
     sample_grid,
 )
+from vitrine.training.hooks import task_hooks
 
 SPEC = get_spec("dcgan")
 CONDITIONING = SPEC.conditioning
@@ -143,9 +144,9 @@ def test_untrained_generator_fails_every_target(
 
 
 def test_evaluation_is_deterministic_and_registered(untrained_report: dict[str, Any]) -> None:
-    report, grid_of = EVALUATIONS[Task.GENERATE]
-    assert report(SPEC, UntrainedGenerator().eval()) == untrained_report
-    grid = grid_of(SPEC, UntrainedGenerator().eval())
-    assert grid is not None and grid_of is sample_grid
+    hooks = task_hooks(Task.GENERATE)
+    assert hooks.evaluate(SPEC, UntrainedGenerator().eval()) == untrained_report
+    grid = hooks.comparison(SPEC, UntrainedGenerator().eval())
+    assert grid is not None and hooks.comparison is sample_grid
     rows, columns = len(CONDITIONING.categories), len(CONDITIONING.colours)
     assert grid.size == (76 + columns * 64, 16 + rows * 64)

@@ -38,7 +38,7 @@ from vitrine.loadtest.mix import parse_mix
 from vitrine.loadtest.payloads import catalog_samples, encode, photo_inputs, prepare
 from vitrine.options import seed_value
 from vitrine.sampling import sample
-from vitrine.spec import Task
+from vitrine.tasks import Family
 
 
 def _cell(system: str, level: int, rps: float, p50: float, threads: int | None = None) -> Cell:
@@ -120,9 +120,10 @@ def test_measure_stops_after_max_requests() -> None:
     assert figures["requests"] == 20 and figures["wall_s"] < 30.0
 
 
-def test_every_spec_task_has_an_adapter_and_default_sizes_fit() -> None:
-    specs, skipped = bench_specs(BenchConfig())
-    assert {spec.task for spec in specs} <= set(ADAPTERS) and not skipped
+def test_every_family_has_an_adapter_and_default_sizes_fit() -> None:
+    assert set(ADAPTERS) == set(Family)
+    assert bench_specs(BenchConfig()) == list(SPECS.values())
+    assert bench_specs(BenchConfig(models=("denoise",))) == [SPECS["denoise"]]
     for spec in SPECS.values():
         sizes = default_sizes(spec)
         if spec.limits.min_side == spec.limits.max_side:  # a generator's side, vae_edit's 32
@@ -146,14 +147,14 @@ def test_adapters_leave_out_exactly_the_systems_they_call_unsupported(
     monkeypatch.setattr(bench, "_client", lambda address: _Recorder())
     monkeypatch.setattr(bench, "_session", _Sessions().open)
     env = Environment(tmp_path, "grpc:1", None, BenchConfig())
-    for spec in bench_specs(BenchConfig())[0]:
-        adapter = ADAPTERS[spec.task]
+    for spec in bench_specs(BenchConfig()):
+        adapter = ADAPTERS[spec.family]
         workers = adapter.workers(spec, default_sizes(spec)[0], env, threads=1)
         assert set(workers) == set(SYSTEMS) - set(adapter.unsupported), spec.name
         # raw calls ``<client_method>_array``: unsupported exactly where the client lacks it
         has_raw = hasattr(VitrineClient, f"{spec.client_method}_array")
         assert ("raw" in adapter.unsupported) != has_raw, spec.name
-    assert set(ADAPTERS[Task.LATENT_EDIT].unsupported) == {"raw", "peer"}
+    assert set(ADAPTERS[Family.LATENT_EDIT].unsupported) == {"raw", "peer"}
 
 
 def test_unsupported_systems_are_noted_only_when_chosen() -> None:

@@ -10,7 +10,7 @@ from PIL import Image
 
 from vitrine.catalog import SPECS
 from vitrine.client import InvalidRequest
-from vitrine.client._options import background_text, mask_pixels, strength_number
+from vitrine.client._options import background_text, mask_pixels
 from vitrine.imaging import InvalidImage, encode_image
 from vitrine.options import (
     BACKGROUND_NAMES,
@@ -122,7 +122,6 @@ def test_example_options_are_valid_on_both_paths(spec: ModelSpec) -> None:
 
 
 def test_client_conversions() -> None:
-    assert strength_number("auto") == 1.0 and strength_number(0.3) == pytest.approx(0.3)
     assert background_text((255, 0, 16)) == "#ff0010"
     assert background_text("transparent") == "transparent"
     for bad in ((256, 0, 0), (1, 2), (1.0, 2, 3), "red"):

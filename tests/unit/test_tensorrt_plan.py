@@ -78,7 +78,8 @@ def test_plan_profiles_match_the_spec_and_the_triton_config(
     assert profile.min[0] == 1 and profile.max[0] == config.max_batch_size
     assert profile.opt[0] in config.dynamic_batching.preferred_batch_size
     if not spec.is_generator:  # image sides; a generator's first input is its latent
-        assert profile.min[1] <= spec.limits.min_side and profile.max[1] >= spec.limits.max_side
+        core = spec.core_limits
+        assert profile.min[1] <= core.min_side and profile.max[1] >= core.max_side
     assert plan.fp16 is spec.precision.fp16 and plan.precision_constraints == "obey"
 
 

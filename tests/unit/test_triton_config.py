@@ -49,6 +49,7 @@ def test_embedded_core_carries_onnx_file_threads_and_limits() -> None:
         "intra_op_threads": "2",
         "min_side": "8",
         "max_side": "512",
+        "max_pixels": str(512 * 512),
     }
     assert config.instance_group[0].count == 2
 
@@ -61,7 +62,7 @@ def test_decode_step_carries_the_size_limits() -> None:
 
 def test_pipeline_steps_in_order() -> None:
     steps = [step.model_name for step in pipeline_config(SPEC).ensemble_scheduling.step]
-    assert steps == [SPEC.decode_model, SPEC.core_model, ENCODE_MODEL]
+    assert steps == [SPEC.decode_model, SPEC.fullsize_model, ENCODE_MODEL]
 
 
 # --- generators ----------------------------------------------------------------------------

@@ -25,11 +25,12 @@ from torch import nn
 __all__ = ["MatteUNet", "area_resize", "area_weights"]
 
 
-def area_weights(source: int, target: int) -> torch.Tensor:
-    """(target, source) weights of an area resize along one axis: row ``i`` averages the
-    source pixels under target pixel ``i``, each weighted by how much of it is covered."""
-    pixels = torch.arange(source, dtype=torch.float32)[None]
-    start = torch.arange(target, dtype=torch.float32)[:, None] * (source / target)
+def area_weights(source: int, target: int, device: torch.device | None = None) -> torch.Tensor:
+    """(target, source) weights of an area resize along one axis, on ``device``: row ``i``
+    averages the source pixels under target pixel ``i``, each weighted by how much of it is
+    covered."""
+    pixels = torch.arange(source, dtype=torch.float32, device=device)[None]
+    start = torch.arange(target, dtype=torch.float32, device=device)[:, None] * (source / target)
     end = start + source / target
     cover = (torch.minimum(pixels + 1.0, end) - torch.maximum(pixels, start)).clamp(min=0.0)
     return cover / cover.sum(dim=1, keepdim=True)
@@ -37,8 +38,8 @@ def area_weights(source: int, target: int) -> torch.Tensor:
 
 def area_resize(image: torch.Tensor, height: int, width: int) -> torch.Tensor:
     """``image`` (..., H, W) area-resized to (..., height, width)."""
-    rows = area_weights(image.shape[-2], height)
-    columns = area_weights(image.shape[-1], width)
+    rows = area_weights(image.shape[-2], height, image.device)
+    columns = area_weights(image.shape[-1], width, image.device)
     return rows @ image @ columns.transpose(0, 1)
 
 

@@ -122,7 +122,13 @@ app.kubernetes.io/component: test-client
 {{- with $tolerations }}{{ toYaml . }}{{ end }}
 {{- end }}
 
-{{/* Seconds per probe request: the pipelines are probed one after another within the probe's timeout. */}}
-{{- define "vitrine.probeRequestTimeout" -}}
-{{- div (sub .Values.probes.readiness.timeoutSeconds 1) (len .Values.models) | max 1 }}
+{{/* The pipeline readiness probe's timeout: the pipelines are probed one after another, each
+within secondsPerPipeline, so it grows with the model count (plus a second to start). */}}
+{{- define "vitrine.readinessTimeout" -}}
+{{- $readiness := .Values.probes.readiness }}
+{{- $timeout := add 1 (mul $readiness.pipelineCheck.secondsPerPipeline (len .Values.models)) }}
+{{- if gt $timeout (int $readiness.periodSeconds) }}
+{{- fail (printf "probes.readiness: %d models x %d s per pipeline + 1 = %d s exceeds periodSeconds %d; raise periodSeconds or serve fewer models" (len .Values.models) (int $readiness.pipelineCheck.secondsPerPipeline) $timeout (int $readiness.periodSeconds)) }}
+{{- end }}
+{{- $timeout }}
 {{- end }}
