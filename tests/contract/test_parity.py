@@ -25,6 +25,8 @@ from vitrine.catalog import SPECS
 from vitrine.export.artifacts import ParityError, export_checkpoint
 from vitrine.spec import ModelSpec
 
+pytestmark = pytest.mark.expensive  # exports every model's shipped weights
+
 ALL_SPECS = pytest.mark.parametrize("spec", SPECS.values(), ids=lambda spec: spec.name)
 FP16_SPECS = pytest.mark.parametrize(
     "spec", [spec for spec in SPECS.values() if spec.precision.fp16], ids=lambda spec: spec.name

@@ -47,6 +47,7 @@ def _measured_margins(name: str) -> dict[str, float]:
     return dict(evaluate_model(spec, checkpoint.model)["margins"])
 
 
+@pytest.mark.expensive
 @ALL_SPECS
 def test_sidecar_metrics_are_current(spec: ModelSpec) -> None:
     measured, recorded = _measured_margins(spec.name), _recorded_margins(spec)
@@ -96,6 +97,7 @@ def test_every_model_declares_a_quality_target(spec: ModelSpec) -> None:
     assert spec.quality_targets, f"{spec.name} declares no quality target"
 
 
+@pytest.mark.expensive
 @pytest.mark.parametrize(("spec", "target"), _target_cases())
 def test_shipped_weights_hold_their_quality_targets(spec: ModelSpec, target: str) -> None:
     """Judged on the fresh measurement, never on the sidecar's stored numbers."""
