@@ -164,7 +164,11 @@ def parity_report(
             half, half_finite = fp16.run(feeds)
             entry["onnx_fp16_vs_fp32"] = compare_uint8(actual, half) | {"finite": half_finite}
             psnr = entry["onnx_fp16_vs_fp32"]["psnr_db"]
-            entry["passed"] &= half_finite and (psnr is None or psnr >= policy.fp16_min_psnr_db)
+            entry["passed"] &= (
+                half_finite
+                and (psnr is None or psnr >= policy.fp16_min_psnr_db)
+                and entry["onnx_fp16_vs_fp32"]["max_abs_error"] <= policy.fp16_max_abs_error_uint8
+            )
         entries.append(entry)
     return {
         "model": spec.name,
@@ -172,6 +176,7 @@ def parity_report(
         "gates": {
             "max_abs_error_uint8": policy.max_abs_error_uint8,
             "fp16_min_psnr_db": policy.fp16_min_psnr_db,
+            "fp16_max_abs_error_uint8": policy.fp16_max_abs_error_uint8,
         },
         "onnxruntime": ort.__version__,
         "torch": torch.__version__,

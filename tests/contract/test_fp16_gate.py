@@ -20,6 +20,8 @@ from vitrine.export.tensorrt import GateFailed, cpu_fp16_gate, gate_shapes
 from vitrine.spec import ModelSpec
 from vitrine.training.checkpoint import load_checkpoint
 
+pytestmark = pytest.mark.expensive  # exports and converts every model's shipped weights
+
 ALL_SPECS = pytest.mark.parametrize("spec", SPECS.values(), ids=lambda spec: spec.name)
 
 

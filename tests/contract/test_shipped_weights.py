@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 
 import pytest
@@ -37,41 +38,68 @@ def _recorded_margins(spec: ModelSpec) -> dict[str, float]:
     return dict(load_checkpoint(paths.weights_path(spec.name)).meta["metrics"]["margins"])
 
 
-KNOWN_MISSES: dict[str, str] = {
-    "denoise": "issue 3: +1.0 dB over tuned NL-means at sigma 25 is not reached (README)",
-    "inpaint": "issue 3: +1.5 dB hole PSNR over cv2.inpaint is not reached (README)",
-    "dcgan": "issue 4: category consistency 0.90 and FID <= 3x floor are not reached (README)",
-    "vae": "issue 4: category consistency 0.90 and FID <= 3x floor are not reached (README)",
-    "stylegan": "issue 4: category consistency 0.90 and FID <= 3x floor are not reached (README)",
-}
-"""Specs whose shipped weights miss a quality target, with where it is reported. Their target
-test is a strict xfail: it fails the day the target is met, so this list stays true."""
+@functools.cache
+def _measured_margins(name: str) -> dict[str, float]:
+    """The margins of the shipped weights as ``vitrine eval`` measures them now: one
+    evaluation per model and test session, shared by its staleness and target tests."""
+    spec = SPECS[name]
+    checkpoint = load_checkpoint(paths.weights_path(spec.weights_name))
+    return dict(evaluate_model(spec, checkpoint.model)["margins"])
 
 
-def _target_case(spec: ModelSpec) -> object:
-    reason = KNOWN_MISSES.get(spec.name)
-    marks = [pytest.mark.xfail(reason=reason, strict=True)] if reason else []
-    return pytest.param(spec, id=spec.name, marks=marks)
-
-
+@pytest.mark.expensive
 @ALL_SPECS
 def test_sidecar_metrics_are_current(spec: ModelSpec) -> None:
-    checkpoint = load_checkpoint(paths.weights_path(spec.weights_name))
-    report = evaluate_model(spec, checkpoint.model)
-    recorded = _recorded_margins(spec)
-    assert set(recorded) == set(report["margins"]) >= set(spec.quality_targets)
-    for key, value in report["margins"].items():
+    measured, recorded = _measured_margins(spec.name), _recorded_margins(spec)
+    assert set(recorded) == set(measured) >= set(spec.quality_targets)
+    for key, value in measured.items():
         assert value == pytest.approx(recorded[key], abs=0.02), "the sidecar's metrics are stale"
 
 
-@pytest.mark.parametrize("spec", [_target_case(spec) for spec in SPECS.values()])
-def test_shipped_weights_hold_their_quality_targets(spec: ModelSpec) -> None:
-    """Against the sidecar's metrics, which the test above re-measures."""
-    margins = _recorded_margins(spec)
+KNOWN_MISSES: dict[tuple[str, str], str] = {
+    ("denoise", "psnr_over_best_baseline_db_sigma25"): (
+        "issue 3: +1.0 dB over tuned NL-means at sigma 25 is not reached (README)"
+    ),
+    ("inpaint", "hole_psnr_over_best_baseline_db"): (
+        "issue 3: +1.5 dB hole PSNR over cv2.inpaint is not reached (README)"
+    ),
+    **{
+        (name, target): f"issue 4: {what} is not reached (README)"
+        for name in ("dcgan", "vae", "stylegan")
+        for target, what in (
+            ("category_consistency", "category consistency 0.90"),
+            ("fid_floor_headroom", "FID <= 3x floor"),
+        )
+    },
+}
+"""Quality targets the shipped weights miss, with where it is reported. Each is a strict
+xfail: it fails the day the target is met, so this list stays true; every other target of
+the same model is a plain test."""
+
+
+def _target_cases() -> list[object]:
+    cases = []
+    for spec in SPECS.values():
+        for target in spec.quality_targets:
+            reason = KNOWN_MISSES.get((spec.name, target))
+            marks = [pytest.mark.xfail(reason=reason, strict=True)] if reason else []
+            cases.append(pytest.param(spec, target, id=f"{spec.name}-{target}", marks=marks))
+    return cases
+
+
+def test_every_known_miss_names_a_declared_target() -> None:
+    declared = {(spec.name, target) for spec in SPECS.values() for target in spec.quality_targets}
+    assert set(KNOWN_MISSES) <= declared
+
+
+@ALL_SPECS
+def test_every_model_declares_a_quality_target(spec: ModelSpec) -> None:
     assert spec.quality_targets, f"{spec.name} declares no quality target"
-    missed = {
-        key: f"{margins[key]:+.3f} < {minimum}"
-        for key, minimum in spec.quality_targets.items()
-        if margins[key] < minimum
-    }
-    assert not missed, f"{spec.name} misses {missed}"
+
+
+@pytest.mark.expensive
+@pytest.mark.parametrize(("spec", "target"), _target_cases())
+def test_shipped_weights_hold_their_quality_targets(spec: ModelSpec, target: str) -> None:
+    """Judged on the fresh measurement, never on the sidecar's stored numbers."""
+    measured, minimum = _measured_margins(spec.name)[target], spec.quality_targets[target]
+    assert measured >= minimum, f"{spec.name} misses {target}: {measured:+.4f} < {minimum}"

@@ -19,19 +19,13 @@ MONITORING_API = "monitoring.coreos.com/v1"
 Render = Callable[..., list[dict[str, Any]]]
 
 
-def find_or_install_helm() -> Path | None:
-    """`make setup` puts helm beside the venv's python; install it there if it is missing."""
+def find_helm() -> Path | None:
+    """The helm that `make setup` installs beside the venv's python, else one on PATH."""
     venv_helm = Path(sys.executable).parent / "helm"
     if venv_helm.is_file():
         return venv_helm
     found = shutil.which("helm")
-    if found:
-        return Path(found)
-    installer = ROOT / "helm" / "install_helm.py"
-    done = subprocess.run(
-        [sys.executable, str(installer), str(venv_helm)], capture_output=True, text=True
-    )
-    return venv_helm if done.returncode == 0 and venv_helm.is_file() else None
+    return Path(found) if found else None
 
 
 def run_helm(helm: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -18,8 +18,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
+import tritonclient.grpc as grpcclient
 from PIL import Image
+from tritonclient.grpc import model_config_pb2
 
 from vitrine.catalog import get_spec
 from vitrine.export.triton_config import (
@@ -38,35 +41,12 @@ from vitrine.pipeline import (
     FORMAT_INPUT,
     QUALITY_INPUT,
 )
-from vitrine.serving import (
-    EmbeddedTriton,
-    TritonNotInstalled,
-    TritonStartupError,
-    backend_directory,
-    find_triton,
-    free_port,
-)
+from vitrine.serving import EmbeddedTriton, TritonStartupError, backend_directory, free_port
 from vitrine.spec import BatchingPolicy, ImageLimits, ShapeProfile
-
-grpcclient = pytest.importorskip("tritonclient.grpc")
-model_config_pb2 = pytest.importorskip("tritonclient.grpc.model_config_pb2")
 
 PYTHON_MODELS = Path(__file__).resolve().parents[2] / "export" / "python_models"
 SPEC = get_spec("superres_x2")
 CORE_MODEL = "identity_core"  # onnx_runner over a tiny Identity graph
-
-
-def _triton_available() -> bool:
-    try:
-        find_triton()
-    except TritonNotInstalled:
-        return False
-    return True
-
-
-needs_triton = pytest.mark.skipif(
-    not _triton_available(), reason="nvidia-pytriton (pip install 'vitrine[serve]') is missing"
-)
 
 
 # -- repository ------------------------------------------------------------------------------
@@ -83,6 +63,20 @@ IDENTITY = dataclasses.replace(
 )
 
 
+BATCH = 5
+BATCHED_DECODE = "batched_decode"
+"""The real decode step under a config that holds requests until ``BATCH`` of them form one
+batch (the long queue delay is only a hang guard), so a test knows what Triton batched."""
+
+
+def _batched_decode() -> model_config_pb2.ModelConfig:
+    config = decode_config(SPEC)
+    config.name = BATCHED_DECODE
+    config.dynamic_batching.preferred_batch_size[:] = [BATCH]
+    config.dynamic_batching.max_queue_delay_microseconds = 30_000_000
+    return config
+
+
 def _write(repository: Path, config: model_config_pb2.ModelConfig, source: str) -> Path:
     version = repository / config.name / "1"
     version.mkdir(parents=True)
@@ -94,11 +88,11 @@ def _write(repository: Path, config: model_config_pb2.ModelConfig, source: str) 
 def build_repository(repository: Path) -> None:
     """The real decode and encode steps of the catalog, and an identity core model."""
     _write(repository, decode_config(SPEC), "decode.py")
+    _write(repository, _batched_decode(), "decode.py")
     encode = encode_config(
         SPEC.batching.max_batch_size, max_queue_size=SPEC.batching.max_queue_size
     )
     _write(repository, encode, "encode.py")
-    onnx = pytest.importorskip("onnx")
     helper = onnx.helper
     image = helper.make_tensor_value_info("image", onnx.TensorProto.UINT8, ["n", "h", "w", 3])
     result = helper.make_tensor_value_info("result", onnx.TensorProto.UINT8, ["n", "h", "w", 3])
@@ -113,8 +107,6 @@ def build_repository(repository: Path) -> None:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedTriton]:
-    if not _triton_available():
-        pytest.skip("nvidia-pytriton (pip install 'vitrine[serve]') is missing")
     root = tmp_path_factory.mktemp("triton")
     repository = root / "repository"
     build_repository(repository)
@@ -178,6 +170,31 @@ def _encode(
 
 def _pixels(height: int, width: int, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
+
+
+def _statistics(client: grpcclient.InferenceServerClient, model: str) -> tuple[int, int]:
+    """Triton's (executions, inferences) of ``model``: batches run, and requests in them.
+    (A python model's error response counts as an inference like any other.)"""
+    (stats,) = client.get_inference_statistics(model, as_json=True)["model_stats"]
+    return int(stats.get("execution_count", 0)), int(stats.get("inference_count", 0))
+
+
+def _sent_together(
+    client: grpcclient.InferenceServerClient, model: str, requests: list[list[object]]
+) -> list[tuple[object, object]]:
+    """(result, error) of each request, all sent before any answer is awaited."""
+    answers: queue.Queue[tuple[int, object, object]] = queue.Queue()
+    for index, inputs in enumerate(requests):
+        client.async_infer(
+            model,
+            inputs,
+            callback=lambda result, error, index=index: answers.put((index, result, error)),
+        )
+    received = dict(
+        (index, (result, error))
+        for index, result, error in (answers.get(timeout=60) for _ in requests)
+    )
+    return [received[index] for index in range(len(requests))]
 
 
 # -- tests -----------------------------------------------------------------------------------
@@ -258,21 +275,42 @@ def test_encode_bad_format_is_invalid_argument(client: grpcclient.InferenceServe
 def test_onnx_runner_batches_concurrent_requests(
     client: grpcclient.InferenceServerClient,
 ) -> None:
-    results: queue.Queue[tuple[int, object, object]] = queue.Queue()
-    sent = {}
     shapes = [(16, 16), (16, 16), (24, 8), (16, 16), (24, 8)]
-    for index, (height, width) in enumerate(shapes):
-        pixels = _pixels(height, width, index)[None]
-        sent[index] = pixels
-        client.async_infer(
-            CORE_MODEL,
-            [_array_input("image", pixels, "UINT8")],
-            callback=lambda result, error, index=index: results.put((index, result, error)),
-        )
-    for _ in shapes:
-        index, result, error = results.get(timeout=30)
+    sent = [_pixels(height, width, index)[None] for index, (height, width) in enumerate(shapes)]
+    before = _statistics(client, CORE_MODEL)
+    answers = _sent_together(
+        client, CORE_MODEL, [[_array_input("image", pixels, "UINT8")] for pixels in sent]
+    )
+    for pixels, (result, error) in zip(sent, answers, strict=True):
         assert error is None, error
-        np.testing.assert_array_equal(result.as_numpy("result"), sent[index])  # type: ignore[union-attr]
+        np.testing.assert_array_equal(result.as_numpy("result"), pixels)  # type: ignore[attr-defined]
+    after = _statistics(client, CORE_MODEL)
+    executions, inferences = (now - then for now, then in zip(after, before, strict=True))
+    assert inferences == len(shapes)
+    assert executions < len(shapes), "Triton ran every request alone: no batch formed"
+
+
+@pytest.mark.integration
+def test_a_bad_request_fails_alone_and_the_rest_of_its_batch_is_served(
+    client: grpcclient.InferenceServerClient,
+) -> None:
+    images = [_pixels(16, 20, seed) for seed in range(BATCH - 1)]
+    payloads = [_png(image) for image in images]
+    payloads.insert(2, b"definitely not an image")
+    before = _statistics(client, BATCHED_DECODE)
+    answers = _sent_together(
+        client, BATCHED_DECODE, [[_bytes_input(ENCODED_INPUT, [payload])] for payload in payloads]
+    )
+    executions, inferences = (
+        now - then for now, then in zip(_statistics(client, BATCHED_DECODE), before, strict=True)
+    )
+    _, error = answers.pop(2)
+    assert isinstance(error, grpcclient.InferenceServerException), error
+    assert "INVALID_ARGUMENT" in str(error.status()) and "could not decode" in error.message()
+    for image, (result, error) in zip(images, answers, strict=True):
+        assert error is None, f"a good request of the batch failed: {error}"
+        np.testing.assert_array_equal(result.as_numpy(DECODED_OUTPUT)[0], image)  # type: ignore[attr-defined]
+    assert (executions, inferences) == (1, BATCH), "the requests were not one batch"
 
 
 @pytest.mark.integration
@@ -297,7 +335,6 @@ def _server_on(repository: Path, startup_attempts: int = 2) -> EmbeddedTriton:
     )
 
 
-@needs_triton
 def test_missing_repository_fails_with_log_tail(tmp_path: Path) -> None:
     triton = _server_on(tmp_path / "no-such-repository")
     with pytest.raises(TritonStartupError) as raised:
@@ -325,7 +362,6 @@ def _loading_server(tmp_path: Path, startup_attempts: int) -> EmbeddedTriton:
     return _server_on(tmp_path / "repository", startup_attempts)
 
 
-@needs_triton
 def test_server_that_crashes_while_loading_is_launched_again(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -339,7 +375,6 @@ def test_server_that_crashes_while_loading_is_launched_again(
     assert "launching tritonserver again (attempt 2 of 2)" in caplog.text
 
 
-@needs_triton
 def test_startup_attempts_are_bounded(tmp_path: Path) -> None:
     triton = _loading_server(tmp_path, startup_attempts=1)
     with ThreadPoolExecutor(max_workers=1) as pool:
@@ -356,7 +391,6 @@ def test_startup_attempts_must_be_positive(tmp_path: Path) -> None:
 
 
 # -- fast: no models loaded ------------------------------------------------------------------
-@needs_triton
 def test_backend_directory_links_python_backend(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -405,7 +439,6 @@ sys.exit(serve_forever(server))
 """
 
 
-@needs_triton
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_serve_forever_stops_cleanly_on_signal(tmp_path: Path, signum: int) -> None:
     (tmp_path / "repository").mkdir()  # empty: starts in well under a second

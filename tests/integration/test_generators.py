@@ -36,19 +36,43 @@ def _pixels(images: list[Image.Image]) -> np.ndarray:
     return np.stack([np.asarray(image) for image in images])
 
 
+def _statistics(triton: grpcclient.InferenceServerClient, model: str) -> dict[str, int]:
+    """Triton's counts for ``model``: requests answered, and those of them the cache answered."""
+    (stats,) = triton.get_inference_statistics(model, as_json=True)["model_stats"]
+    counts = stats["inference_stats"]
+    return {
+        "answered": int(counts.get("success", {}).get("count", 0)),
+        "cached": int(counts.get("cache_hit", {}).get("count", 0)),
+    }
+
+
 @GENERATORS
-def test_generate_is_deterministic_in_the_seed(client: VitrineClient, spec: ModelSpec) -> None:
-    model = spec.selector_kwargs["model"]
-    four = client.generate(model=model, category="dress", color="red", seed=42, count=4)
+def test_generate_is_deterministic_in_the_seed(
+    client: VitrineClient, triton: grpcclient.InferenceServerClient, spec: ModelSpec
+) -> None:
+    """Checked where no response cache can answer: the core model run twice, and pipeline
+    requests that differ from each other (the cache only repeats an identical request)."""
+    request = {"model": spec.selector_kwargs["model"], "category": "dress", "color": "red"}
+    before = _statistics(triton, spec.pipeline)
+    four = client.generate(**request, seed=42, count=4)
     assert four.model == spec.pipeline and len(four.images) == len(four.data) == 4
     side = spec.output.dims[0]
     assert all(image.size == (side, side) and image.mode == "RGB" for image in four.images)
-    again = client.generate(model=model, category="dress", color="red", seed=42, count=4)
-    assert again.data == four.data
-    one = client.generate(model=model, category="dress", color="red", seed=42, count=1)
+    one = client.generate(**request, seed=42, count=1)
     assert one.data == four.data[:1]  # image i does not depend on count
-    other = client.generate(model=model, category="dress", color="red", seed=43, count=1)
+    other = client.generate(**request, seed=43, count=1)
     assert other.data != one.data
+    after = _statistics(triton, spec.pipeline)
+    assert (after["answered"] - before["answered"], after["cached"] - before["cached"]) == (3, 0)
+
+    core_before = _statistics(triton, spec.core_model)
+    first = client.generate_array(**request, seed=42, count=4)
+    again = client.generate_array(**request, seed=42, count=4)
+    core_after = _statistics(triton, spec.core_model)
+    assert core_after["answered"] - core_before["answered"] == 2  # the core model has no cache
+    assert core_after["cached"] == core_before["cached"]
+    np.testing.assert_array_equal(again.array, first.array)
+    np.testing.assert_array_equal(first.array, _pixels(four.images))
 
 
 @GENERATORS
@@ -195,20 +219,41 @@ def test_repeated_requests_are_served_from_the_response_cache(
 # --- style mixing (StyleGAN) -------------------------------------------------------------
 
 
+def _coarse(pixels: np.ndarray, block: int = 4) -> np.ndarray:
+    """Block means (4 x 4 px of 32): the silhouette and layout, without the fine detail."""
+    count, height, width, channels = pixels.shape
+    blocks = pixels.astype(np.float32).reshape(
+        count, height // block, block, width // block, block, channels
+    )
+    return blocks.mean(axis=(2, 4))
+
+
 @STYLE_MIXERS
 def test_mix_styles_takes_coarse_and_fine_styles_from_two_seeds(
-    client: VitrineClient, spec: ModelSpec
+    client: VitrineClient, triton: grpcclient.InferenceServerClient, spec: ModelSpec
 ) -> None:
+    assert spec.conditioning is not None
     request = {"model": spec.selector_kwargs["model"], "category": "dress", "color": "blue"}
-    same = client.mix_styles(**request, coarse_seed=11, fine_seed=11, count=2)
-    assert same.data == client.generate(**request, seed=11, count=2).data
-    mixed = client.mix_styles(**request, coarse_seed=11, fine_seed=12, count=2)
-    other = client.generate(**request, seed=12, count=2)
-    assert mixed.data != same.data and mixed.data != other.data
-    swapped = client.mix_styles(**request, coarse_seed=12, fine_seed=11, count=2)
-    assert swapped.data != mixed.data
-    raw = client.generate_array(**request, seed=11, count=2)  # no mixing on the raw path
-    np.testing.assert_array_equal(raw.array, _pixels(same.images))
+
+    def mix(coarse_seed: int, fine_seed: int) -> np.ndarray:
+        images = client.mix_styles(**request, coarse_seed=coarse_seed, fine_seed=fine_seed, count=8)
+        return _pixels(images.images)
+
+    mixed = mix(11, 12)
+    for seed in (11, 12):
+        own = _pixels(client.generate(**request, seed=seed, count=8).images)
+        assert not np.array_equal(mixed, own), f"mixing 11 and 12 made seed {seed}'s images"
+    # the sample step hands mix_seed's latents to the core model as the fine styles
+    feeds = sample(
+        spec.conditioning, seed=11, mix_seed=12, count=8, category="dress", colour="blue"
+    )
+    core = _core(triton, spec, {t.name: feed for t, feed in zip(spec.inputs, feeds, strict=True)})
+    np.testing.assert_array_equal(core, mixed)
+    # the coarse seed sets the silhouette: a new fine seed moves the 8 x 8 block means far
+    # less than a new coarse seed does (by a factor of 3 with these seeds)
+    new_fine = np.abs(_coarse(mix(11, 13)) - _coarse(mixed)).mean()
+    new_coarse = np.abs(_coarse(mix(14, 12)) - _coarse(mixed)).mean()
+    assert 2 * new_fine < new_coarse, (new_fine, new_coarse)
 
 
 @STYLE_MIXERS

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import io
 import socket
@@ -29,6 +30,7 @@ from vitrine.client import (
     ModelMismatch,
     Unavailable,
     VitrineClient,
+    _base,
 )
 
 CLIENTS = [VitrineClient, AsyncVitrineClient]
@@ -308,8 +310,16 @@ def test_bad_constructor_arguments(make: Any, kwargs: dict[str, Any], message: s
         make(**kwargs)
 
 
+@pytest.fixture
+def stopped_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Deadlines on a clock that does not move: the time left is exactly the timeout, so
+    tests check which deadline a call passes on, not how fast the machine is."""
+    stopped = functools.partial(_base.Deadline, clock=lambda: 1000.0)
+    monkeypatch.setattr(_base, "Deadline", stopped)
+
+
 @pytest.mark.parametrize("scale", [2, 4])
-def test_super_resolve(make: Any, scale: int) -> None:
+def test_super_resolve(make: Any, scale: int, stopped_clock: None) -> None:
     client = make()
     image = Image.new("RGB", (20, 10), (200, 100, 50))
     result = run(client, "super_resolve", image, scale=scale)
@@ -321,10 +331,10 @@ def test_super_resolve(make: Any, scale: int) -> None:
     assert result.latency_ms > 0
     ((method, model, client_timeout),) = client._triton.calls
     assert (method, model) == ("infer", f"superres_x{scale}_pipeline")
-    assert 29.0 < client_timeout <= 30.0
+    assert client_timeout == 30.0  # the constructor's default deadline
 
 
-def test_super_resolve_jpeg_from_bytes_with_call_timeout(make: Any) -> None:
+def test_super_resolve_jpeg_from_bytes_with_call_timeout(make: Any, stopped_clock: None) -> None:
     client = make(timeout=10.0)
     buffer = io.BytesIO()
     Image.new("RGB", (16, 16)).save(buffer, format="WEBP")
@@ -338,7 +348,7 @@ def test_super_resolve_jpeg_from_bytes_with_call_timeout(make: Any) -> None:
         timeout=2.5,
     )
     assert result.data.startswith(b"\xff\xd8") and result.image.size == (32, 32)
-    assert 2.0 < client._triton.calls[0][2] <= 2.5
+    assert client._triton.calls[0][2] == 2.5  # the call's own deadline, not the client's
 
 
 @pytest.mark.parametrize("shape", [(10, 12, 3), (3, 10, 12, 3)])

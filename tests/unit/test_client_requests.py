@@ -319,9 +319,18 @@ def test_plan_super_resolve_array_rejects(pixels: Any, scale: int, message: str)
         _plan_super_resolve_array(pixels, scale=scale)
 
 
-def test_plan_super_resolve_array_accepts_limits() -> None:
-    _plan_super_resolve_array(np.zeros((8, 8, 8, 3), np.uint8), scale=2)
-    _plan_super_resolve_array(np.zeros((256, 8, 3), np.uint8), scale=4)
+@pytest.mark.parametrize(
+    ("shape", "scale"),
+    [((8, 8, 8, 3), 2), ((1, 512, 512, 3), 2), ((256, 8, 3), 4), ((8, 256, 256, 3), 4)],
+)
+def test_plan_super_resolve_array_accepts_limits(shape: tuple[int, ...], scale: int) -> None:
+    """The largest batch and the smallest and largest sides go to the core model as given."""
+    pixels = np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8)
+    plan = _plan_super_resolve_array(pixels, scale=scale)
+    assert plan.model == f"superres_x{scale}"
+    (infer_input,) = plan.inputs
+    assert infer_input.shape() == ([1, *shape] if len(shape) == 3 else list(shape))
+    np.testing.assert_array_equal(_content(infer_input).reshape(shape), pixels)
 
 
 def test_a_large_photo_gets_a_longer_default_deadline() -> None:

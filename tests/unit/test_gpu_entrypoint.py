@@ -119,7 +119,14 @@ def test_engines_are_linked_under_their_cc_model_filename(
             assert [path.name for path in (sample / "1").iterdir()] == ["model.py"]
             warmup = {path.name for path in (sample / "warmup").iterdir()}
             assert warmup == {tensor.name for tensor in generator_pipeline_inputs(spec)}
-    install_engines(source, runtime, jobs, key)  # a restart replaces the runtime copy
+    # a restart replaces the runtime copy: nothing of the last run survives, links are redone
+    stale = runtime / "superres_x2" / "1" / "leftover.plan"
+    stale.write_bytes(b"last run")
+    (runtime / "retired_model").mkdir()
+    again = install_engines(source, runtime, jobs, key)
+    assert again == links
+    assert not stale.exists() and not (runtime / "retired_model").exists()
+    assert all(path.resolve() == job.engine.resolve() for job in jobs for path in again[job.model])
 
 
 def test_builder_and_server_tensorrt_must_match() -> None:

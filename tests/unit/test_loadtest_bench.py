@@ -108,12 +108,16 @@ def test_measure_counts_requests_errors_and_latency() -> None:
     figures = measure(make_worker, 2, duration_s=0.3, warmup=0)
     assert figures["requests"] > 10 and figures["errors"] > 0
     assert figures["first_error"] == "boom"
-    assert 1.5 < figures["p50_ms"] < 50 and figures["rps"] > 0
+    # the worker sleeps 2 ms: a floor, whatever the machine; 1 s is only a hang guard (it
+    # also catches a unit slip to microseconds). Speed figures belong to `vitrine bench`.
+    assert 2.0 <= figures["p50_ms"] < 1000 and figures["rps"] > 0
 
 
 def test_measure_stops_after_max_requests() -> None:
-    figures = measure(lambda: lambda: None, 4, duration_s=5.0, max_requests=20, warmup=1)
-    assert figures["requests"] == 20 and figures["wall_s"] < 5
+    # 20 no-op calls take milliseconds; a run that ignored max_requests would last the
+    # whole 30 s, so the bound is a hang guard far above the expected figure
+    figures = measure(lambda: lambda: None, 4, duration_s=30.0, max_requests=20, warmup=1)
+    assert figures["requests"] == 20 and figures["wall_s"] < 30.0
 
 
 def test_every_family_has_an_adapter_and_default_sizes_fit() -> None:

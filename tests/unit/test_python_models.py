@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import onnx
 import pytest
 from PIL import Image
 
@@ -293,7 +294,6 @@ def test_encode_model(load_model: Any) -> None:
 
 
 def _identity_onnx(path: Path, height: int | str = "h") -> None:
-    onnx = pytest.importorskip("onnx")
     helper = onnx.helper
     image = helper.make_tensor_value_info("image", onnx.TensorProto.UINT8, ["n", height, "w", 3])
     result = helper.make_tensor_value_info("result", onnx.TensorProto.UINT8, ["n", height, "w", 3])
@@ -306,7 +306,6 @@ def _identity_onnx(path: Path, height: int | str = "h") -> None:
 
 
 def _runner(load_model: Any, tmp_path: Path, parameters: dict[str, str]) -> Any:
-    pytest.importorskip("onnxruntime")
     tensors = {
         "input": [{"name": "image", "data_type": "TYPE_UINT8", "dims": [-1, -1, 3]}],
         "output": [{"name": "result", "data_type": "TYPE_UINT8", "dims": [-1, -1, 3]}],
@@ -367,7 +366,6 @@ def test_onnx_runner_failure_only_fails_its_group(load_model: Any, tmp_path: Pat
 def test_onnx_runner_checks_graph_names(load_model: Any, tmp_path: Path) -> None:
     (tmp_path / "1").mkdir()
     _identity_onnx(tmp_path / "1" / "model.onnx")
-    pytest.importorskip("onnxruntime")
     args = {
         "model_config": _config(
             {},
