@@ -540,13 +540,13 @@ def default_sizes(spec: ModelSpec) -> tuple[int, ...]:
     """The spec's load-test side and twice it, within its limits: one side where they allow
     only one (a generator's are the side it generates; vae_edit takes 32 x 32 images)."""
     side = spec.loadtest_side
-    return tuple(sorted({side, min(2 * side, spec.limits.max_side)}))
+    return tuple(sorted({side, min(2 * side, spec.core_limits.max_side)}))
 
 
 def bench_sizes(spec: ModelSpec, config: BenchConfig) -> tuple[int, ...]:
     """The sides ``spec`` is measured at: ``config.sizes`` for an editor (else its defaults);
     a spec whose limits allow one side (every generator, vae_edit) always at that side."""
-    if spec.limits.min_side == spec.limits.max_side or not config.sizes:
+    if spec.core_limits.min_side == spec.core_limits.max_side or not config.sizes:
         return default_sizes(spec)
     return config.sizes
 

@@ -75,7 +75,7 @@ def missing_gpu_stack() -> list[str]:
 
 def _sizes(spec: ModelSpec, config: GpuBenchConfig) -> tuple[int, ...]:
     if spec.is_generator:  # no input image: the side it generates
-        return (spec.limits.max_side,)
+        return (spec.core_limits.max_side,)
     return config.sizes or (spec.profile.opt[1], spec.profile.max[1])
 
 

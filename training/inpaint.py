@@ -382,7 +382,7 @@ def forward(model: nn.Module, image: torch.Tensor, mask: torch.Tensor) -> torch.
 def demo_case(spec: ModelSpec, name: str, photo: np.ndarray) -> DemoCase:
     """The photo (cropped to the limits) under a white watermark; the mask covers it and the
     rival is ``cv2.inpaint`` (Telea) at the radius tuned for the evaluation."""
-    clean = photo[: spec.limits.max_side, : spec.limits.max_side]
+    clean = photo[: spec.core_limits.max_side, : spec.core_limits.max_side]
     mask = eval_mask(name, "watermark", clean.shape[:2])
     upload = clean.copy()
     upload[mask > 0] = 255

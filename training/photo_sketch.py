@@ -326,7 +326,7 @@ def comparison_image(model: nn.Module) -> Image.Image:
 def demo_case(spec: ModelSpec, name: str, photo: np.ndarray) -> DemoCase:
     """The photo (cropped to the limits) to a pencil sketch; the reference is its procedural
     sketch (which training never paired with it) and the rival its inverted Sobel edges."""
-    clean = photo[: spec.limits.max_side, : spec.limits.max_side]
+    clean = photo[: spec.core_limits.max_side, : spec.core_limits.max_side]
     sketch = pencil_sketch(clean)
     edges = sobel_sketch(clean)
     return DemoCase(clean, sketch, "sobel edges", edges, {"direction": "photo_to_sketch"})

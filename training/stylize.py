@@ -219,7 +219,7 @@ def demo_case(spec: ModelSpec, name: str, photo: np.ndarray) -> DemoCase:
     """The photo (cropped to the limits) in one campaign look per photo; the rival is
     histogram matching to that style's image. There is no ground truth: the reference is
     the photo itself."""
-    clean = photo[: spec.limits.max_side, : spec.limits.max_side]
+    clean = photo[: spec.core_limits.max_side, : spec.core_limits.max_side]
     style = CAMPAIGN_STYLES[VALIDATION_PHOTOS.index(name) % len(CAMPAIGN_STYLES)]
     baseline = histogram_match(clean, style_image(style))
     return DemoCase(clean, clean, f"histogram match ({style})", baseline, {"style": style})

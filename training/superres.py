@@ -128,7 +128,7 @@ def comparison_image(model: nn.Module, scale: int) -> Image.Image:
 def demo_case(spec: ModelSpec, name: str, photo: np.ndarray) -> DemoCase:
     """The photo cropped to fit the limits, downscaled as a low-resolution upload."""
     scale = spec.output_scale
-    side = spec.limits.max_side * scale
+    side = spec.core_limits.max_side * scale
     height = min(photo.shape[0], side) // scale * scale
     width = min(photo.shape[1], side) // scale * scale
     original = photo[:height, :width]
