@@ -331,7 +331,8 @@ def test_super_resolve(make: Any, scale: int, stopped_clock: None) -> None:
     assert result.latency_ms > 0
     ((method, model, client_timeout),) = client._triton.calls
     assert (method, model) == ("infer", f"superres_x{scale}_pipeline")
-    assert client_timeout == 30.0  # the constructor's default deadline
+    work = SPECS[f"superres_x{scale}"].seconds_per_megapixel * 20 * 10 / 1e6
+    assert client_timeout == pytest.approx(30.0 + work, rel=1e-12)  # the default + the photo's
 
 
 def test_super_resolve_jpeg_from_bytes_with_call_timeout(make: Any, stopped_clock: None) -> None:
