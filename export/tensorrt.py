@@ -319,30 +319,11 @@ class Toolchain:
 
 
 def detect_gpu() -> GpuInfo | None:
-    """The first NVIDIA GPU, through nvidia-smi (or torch.cuda); None without one."""
-    smi = shutil.which("nvidia-smi")
-    if smi:
-        try:
-            result = subprocess.run(
-                [smi, "--query-gpu=name,compute_cap", "--format=csv,noheader"],
-                capture_output=True,
-                text=True,
-                timeout=30,
-                check=True,
-            )
-            name, capability = (part.strip() for part in result.stdout.splitlines()[0].split(","))
-            return GpuInfo(name, capability)
-        except (subprocess.SubprocessError, IndexError, ValueError):
-            pass
-    try:
-        import torch
+    """The first NVIDIA GPU (:func:`vitrine.devices.detect`); None without one."""
+    from vitrine.devices import detect
 
-        if torch.cuda.is_available():
-            major, minor = torch.cuda.get_device_capability(0)
-            return GpuInfo(torch.cuda.get_device_name(0), f"{major}.{minor}")
-    except ImportError:
-        pass
-    return None
+    gpus = detect().gpus
+    return GpuInfo(gpus[0].name, gpus[0].compute_capability) if gpus else None
 
 
 def find_trtexec() -> str | None:
@@ -392,7 +373,7 @@ def require_tensorrt(
             f"on PATH (nor at {', '.join(map(str, TRTEXEC_LOCATIONS))})"
         )
     if gpu is None:
-        missing.append("an NVIDIA GPU: nvidia-smi finds none and torch.cuda sees none")
+        missing.append("an NVIDIA GPU: nvidia-smi lists none and torch sees none")
     if missing:
         raise TensorRTUnavailable(
             "cannot build TensorRT engines here; missing "
@@ -635,8 +616,12 @@ def build_gated_engine(
     shapes: Sequence[tuple[str, tuple[int, ...]]] | None = None,
     toolchain: Toolchain | None = None,
     gpu: GpuInfo | None = None,
+    fp16_failure: str | None = None,
 ) -> dict[str, Any]:
     """Build ``out_dir/model.plan`` for the local GPU, gate it, write its manifest.
+
+    With ``fp16_failure`` (why the FP16 engine could not be built) the engine is built in
+    FP32 throughout, and the manifest records the reason.
 
     Raises :class:`TensorRTUnavailable` (naming what is missing) before any work without
     TensorRT or a GPU, and :class:`GateFailed` when no engine passes; nothing is left in
@@ -655,6 +640,8 @@ def build_gated_engine(
             timing_cache=timing_cache or out_dir / "timing.cache",
             workspace_mib=workspace_mib,
         )
+        if fp16_failure is not None:
+            plan = replace(plan, fp16=False, fp32_layers=())
         reference = OnnxRunner.open(onnx_path, spec.output.name)
         built: dict[str, Any] = {}
 
@@ -666,7 +653,8 @@ def build_gated_engine(
             with _EngineRunner(engine, spec.output.name) as runner:
                 return precision_gate(spec, reference, runner.run, shapes)
 
-        gate = gate_with_fallback(spec, check, fallback_layers(model, plan.fp32_layers))
+        candidates = fallback_layers(model, plan.fp32_layers) if plan.fp16 else []
+        gate = gate_with_fallback(spec, check, candidates)
         final: BuildPlan = built["plan"]
         manifest = {
             "model": spec.name,
@@ -681,6 +669,7 @@ def build_gated_engine(
                 "constraints": final.precision_constraints,
                 "fp32_layers": list(final.fp32_layers),
                 "extra_fp32_layers": gate["extra_fp32_layers"],
+                "fp16_failure": fp16_failure,
             },
             "onnx_sha256": final.onnx_sha256,
             "engine_sha256": hashlib.sha256(built["engine"]).hexdigest(),

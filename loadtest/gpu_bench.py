@@ -51,14 +51,12 @@ class GpuBenchConfig:
 
 def missing_gpu_stack() -> list[str]:
     """What this machine lacks for the GPU benchmark (empty: all there)."""
-    missing = []
-    try:
-        import torch
+    from vitrine.devices import detect
 
-        if not torch.cuda.is_available():
-            missing.append("a CUDA GPU visible to torch")
-    except ImportError:
-        missing.append("torch")
+    missing = []
+    problem = detect().torch_problem()
+    if problem is not None:
+        missing.append(f"a GPU torch can use ({problem})")
     try:
         import onnxruntime as ort
 

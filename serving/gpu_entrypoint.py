@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import argparse
 import fcntl
+import functools
 import json
+import logging
 import os
 import shutil
 import sys
@@ -33,7 +35,11 @@ from vitrine.catalog import SPECS
 from vitrine.export.tensorrt import (
     ENGINE_FILE,
     MANIFEST_FILE,
+    EngineBuildError,
+    GateFailed,
+    GpuInfo,
     TensorRTUnavailable,
+    Toolchain,
     build_gated_engine,
     require_tensorrt,
     sha256_file,
@@ -48,6 +54,7 @@ from vitrine.spec import ModelSpec
 __all__ = [
     "EngineJob",
     "EngineKey",
+    "build_engines",
     "install_engines",
     "main",
     "plan_jobs",
@@ -55,6 +62,8 @@ __all__ = [
     "served_specs",
     "tritonserver_command",
 ]
+
+logger = logging.getLogger("vitrine.serving.gpu_entrypoint")
 
 DEFAULTS = {
     "VITRINE_MODEL_REPOSITORY": "/opt/vitrine/model_repository",
@@ -139,6 +148,47 @@ def plan_jobs(
     return jobs
 
 
+def build_engines(
+    jobs: Sequence[EngineJob], cache_folder: Path, toolchain: Toolchain, gpu: GpuInfo
+) -> list[str]:
+    """Build every job's engine that is not cached; returns the models left without one.
+
+    A model whose FP16 engine fails (TensorRT cannot build it, e.g. a layer named in the
+    precision policy is not in TensorRT's network, or no engine passes the precision gate)
+    is built in FP32 instead, with the reason logged and recorded in its manifest; a model
+    whose FP32 engine fails too is logged and left out. Either way the other models are
+    built, so a restart rebuilds nothing that worked.
+    """
+    failed = []
+    for job in jobs:
+        print(f"{job.model}: {'build' if job.build else 'reuse'} ({job.reason})", flush=True)
+        if not job.build:
+            continue
+        build = functools.partial(
+            build_gated_engine,
+            SPECS[job.model],
+            job.onnx,
+            job.folder,
+            timing_cache=cache_folder / "timing.cache",
+            toolchain=toolchain,
+            gpu=gpu,
+        )
+        try:
+            build()
+            continue
+        except (EngineBuildError, GateFailed) as error:
+            reason = f"{type(error).__name__}: {error}"
+            logger.warning("%s: no FP16 engine (%s); building it in FP32", job.model, reason)
+        try:
+            build(fp16_failure=reason)
+        except (EngineBuildError, GateFailed) as error:
+            logger.error(
+                "%s: no FP32 engine either (%s: %s)", job.model, type(error).__name__, error
+            )
+            failed.append(job.model)
+    return failed
+
+
 def install_engines(
     source: Path, runtime: Path, jobs: Sequence[EngineJob], key: EngineKey
 ) -> dict[str, list[Path]]:
@@ -207,6 +257,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("server_args", nargs="*", help="arguments passed on to tritonserver")
     args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     settings = _settings()
     try:
         toolchain, gpu = require_tensorrt()
@@ -223,17 +274,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     with (cache / key.folder / ".lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # replicas sharing the volume build each engine once
         jobs = plan_jobs(served_specs(), settings["VITRINE_ONNX_DIR"], cache, key)
-        for job in jobs:
-            print(f"{job.model}: {'build' if job.build else 'reuse'} ({job.reason})", flush=True)
-            if job.build:
-                build_gated_engine(
-                    SPECS[job.model],
-                    job.onnx,
-                    job.folder,
-                    timing_cache=cache / key.folder / "timing.cache",
-                    toolchain=toolchain,
-                    gpu=gpu,
-                )
+        failed = build_engines(jobs, cache / key.folder, toolchain, gpu)
+    if failed:
+        print(f"error: no engine for {', '.join(failed)}; see the log above", file=sys.stderr)
+        return 1
     runtime = settings["VITRINE_RUNTIME_REPOSITORY"]
     install_engines(settings["VITRINE_MODEL_REPOSITORY"], runtime, jobs, key)
     if args.build_only:

@@ -1,4 +1,4 @@
-"""Shared test settings: caches in a per-session temp folder, GPU tests skipped without CUDA."""
+"""Shared test settings: caches in a per-session temp folder, GPU tests skipped with the reason."""
 
 from __future__ import annotations
 
@@ -22,21 +22,21 @@ def _isolated_cache() -> Iterator[None]:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Skip ``slow`` tests unless VITRINE_RUN_SLOW=1, and ``gpu`` tests without CUDA."""
+    """Skip ``slow`` tests unless VITRINE_RUN_SLOW=1, and ``gpu`` tests where torch cannot
+    use a GPU, with the actual reason (no GPU, or a GPU and a CPU build of torch)."""
     if os.environ.get("VITRINE_RUN_SLOW") != "1":
         slow = pytest.mark.skip(reason="slow (soak); run with VITRINE_RUN_SLOW=1")
         for item in items:
             if item.get_closest_marker("slow"):
                 item.add_marker(slow)
-    try:
-        import torch
-
-        has_cuda = torch.cuda.is_available()
-    except ImportError:
-        has_cuda = False
-    if has_cuda:
+    if not any(item.get_closest_marker("gpu") for item in items):
         return
-    skip = pytest.mark.skip(reason="needs a CUDA GPU; none is present on this machine")
+    from vitrine.devices import detect
+
+    problem = detect().torch_problem()
+    if problem is None:
+        return
+    skip = pytest.mark.skip(reason=f"needs a GPU torch can use: {problem}")
     for item in items:
         if item.get_closest_marker("gpu"):
             item.add_marker(skip)

@@ -21,8 +21,10 @@ from vitrine.serving.gpu_entrypoint import (
     runtime_mismatch,
     tritonserver_command,
 )
+from vitrine.spec import ModelSpec
 
 KEY = EngineKey("10.5.0", "9.0")
+GPU = trt_plan.GpuInfo("NVIDIA H200", "9.0")
 
 
 @pytest.fixture
@@ -163,3 +165,54 @@ def test_served_specs_follow_vitrine_models(monkeypatch: pytest.MonkeyPatch) -> 
         entry.served_specs()
     monkeypatch.delenv("VITRINE_MODELS")
     assert [spec.name for spec in entry.served_specs()] == list(SPECS)
+
+
+def test_a_model_whose_fp16_engine_fails_is_built_in_fp32_and_the_rest_still_build(
+    onnx_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    calls: list[tuple[str, str | None]] = []
+    mismatch = "superres_x4: FP32 layers ['/model/to_subpixels/Conv'] are not in the network"
+
+    def build(spec: ModelSpec, onnx: Path, folder: Path, **kwargs: object) -> dict:
+        failure = kwargs.get("fp16_failure")
+        calls.append((spec.name, failure if failure is None else str(failure)))
+        if spec.name == "superres_x4" and failure is None:
+            raise trt_plan.EngineBuildError(mismatch)
+        if spec.name == "enhance":  # fails in FP32 too
+            raise trt_plan.GateFailed("enhance: precision gate fails", {"passed": False})
+        return {}
+
+    monkeypatch.setattr(entry, "build_gated_engine", build)
+    jobs = plan_jobs(SPECS.values(), onnx_dir, tmp_path / "cache", KEY)
+    toolchain = trt_plan.Toolchain("python", "10.5.0")
+    with caplog.at_level("WARNING", logger="vitrine.serving.gpu_entrypoint"):
+        failed = entry.build_engines(jobs, tmp_path / "cache", toolchain, GPU)
+    assert failed == ["enhance"]
+    assert [name for name, _ in calls] == [
+        name for name in SPECS for _ in range(2 if name in ("superres_x4", "enhance") else 1)
+    ]
+    assert ("superres_x4", f"EngineBuildError: {mismatch}") in calls
+    assert f"superres_x4: no FP16 engine (EngineBuildError: {mismatch}); building it in FP32" in (
+        caplog.text
+    )
+    assert "enhance: no FP32 engine either" in caplog.text
+
+
+def test_main_exits_1_naming_models_left_without_an_engine(
+    onnx_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setattr(
+        entry, "require_tensorrt", lambda: (trt_plan.Toolchain("python", "10.5.0"), GPU)
+    )
+    monkeypatch.setattr(entry, "build_engines", lambda *args: ["enhance"])
+    monkeypatch.setenv("VITRINE_ONNX_DIR", str(onnx_dir))
+    monkeypatch.setenv("VITRINE_ENGINE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("TRT_VERSION", raising=False)
+    assert entry.main(["--build-only"]) == 1
+    assert "no engine for enhance" in capsys.readouterr().err

@@ -271,3 +271,44 @@ def test_gate_fallback_adds_layers_progressively_and_records_them() -> None:
         gate_with_fallback(spec, lambda extra: _report(False), ["a", "b"])
     assert error.value.report["extra_fp32_layers"] == ["a", "b"]
     assert gate_with_fallback(spec, lambda extra: _report(True), ["a"])["extra_fp32_layers"] == []
+
+
+def test_an_fp16_failure_builds_an_fp32_engine_and_records_why(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, onnx_files: dict[str, Path]
+) -> None:
+    from vitrine.export.parity import OnnxRunner
+
+    spec = SPECS["superres_x4"]
+    script = _fake_trtexec(tmp_path)
+    reference = OnnxRunner.open(onnx_files[spec.name], spec.output.name)
+
+    class Fp32EngineStandIn:  # the TensorRT runner: here the FP32 ONNX model, so the gate passes
+        def __init__(self, engine: bytes, output_name: str) -> None:
+            self.run = reference.run
+
+        def __enter__(self) -> Fp32EngineStandIn:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            pass
+
+    monkeypatch.setattr(trt_plan, "_EngineRunner", Fp32EngineStandIn)
+    why = "EngineBuildError: FP32 layers ['/model/to_subpixels/Conv'] are not in the network"
+    manifest = trt_plan.build_gated_engine(
+        spec,
+        onnx_files[spec.name],
+        tmp_path / "engine",
+        shapes=(("min", spec.profile.min),),
+        toolchain=Toolchain("trtexec", "10.5.0", str(script)),
+        gpu=trt_plan.GpuInfo("NVIDIA H200", "9.0"),
+        fp16_failure=why,
+    )
+    arguments = (tmp_path / "args").read_text().split()
+    assert "--fp16" not in arguments
+    assert not any(argument.startswith("--layerPrecisions") for argument in arguments)
+    assert manifest["precision"]["fp16"] is False
+    assert manifest["precision"]["fp32_layers"] == []
+    assert manifest["precision"]["fp16_failure"] == why
+    assert manifest["gate"]["passed"]
+    written = json.loads((tmp_path / "engine" / "manifest.json").read_text())
+    assert written["precision"]["fp16_failure"] == why
