@@ -7,6 +7,7 @@ import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tritonclient.grpc import model_config_pb2 as pb
 
@@ -25,6 +26,9 @@ from vitrine.export.triton_config import (
 )
 from vitrine.spec import ModelSpec
 
+if TYPE_CHECKING:
+    from vitrine.export.gpu_torch import Placement
+
 __all__ = ["MARKER", "RepositoryModel", "build_repository", "repository_models"]
 
 PYTHON_MODELS = Path(__file__).resolve().parent / "python_models"
@@ -39,11 +43,19 @@ class RepositoryModel:
     config: pb.ModelConfig
     python_source: str | None = None  # file in export/python_models copied as 1/model.py
     onnx_of: str | None = None  # spec whose model.onnx goes into 1/
+    artifacts_of: str | None = None  # spec whose artifact folder's files go into 1/ (gpu-torch)
     warmup: Mapping[str, bytes] | None = None  # files of warmup/ (model_warmup input data)
 
 
-def repository_models(target: Target, specs: Iterable[ModelSpec]) -> list[RepositoryModel]:
-    """Every model folder of ``target``'s repository for ``specs``."""
+def repository_models(
+    target: Target, specs: Iterable[ModelSpec], placement: Placement | None = None
+) -> list[RepositoryModel]:
+    """Every model folder of ``target``'s repository for ``specs`` (``placement``: where a
+    gpu-torch repository is served)."""
+    if target is Target.GPU_TORCH:
+        from vitrine.export.gpu_torch import torch_repository_models
+
+        return torch_repository_models(specs, placement)
     specs = list(specs)
     gpu = target is Target.GPU
     encode = encode_config(
@@ -83,7 +95,12 @@ def _first_step(spec: ModelSpec, target: Target) -> RepositoryModel:
     return RepositoryModel(decode, "decode.py", warmup=warmup)
 
 
-def _write_model(root: Path, model: RepositoryModel, onnx_files: Mapping[str, Path]) -> None:
+def _write_model(
+    root: Path,
+    model: RepositoryModel,
+    onnx_files: Mapping[str, Path],
+    artifact_dirs: Mapping[str, Path],
+) -> None:
     folder = root / model.config.name
     version = folder / "1"
     version.mkdir(parents=True)
@@ -95,6 +112,12 @@ def _write_model(root: Path, model: RepositoryModel, onnx_files: Mapping[str, Pa
         if source is None:
             raise ValueError(f"target needs model.onnx of {model.onnx_of!r}; none was given")
         shutil.copyfile(source, version / "model.onnx")
+    if model.artifacts_of:
+        folder = artifact_dirs.get(model.artifacts_of)
+        if folder is None:
+            raise ValueError(f"target needs the artifacts of {model.artifacts_of!r}; none given")
+        for path in sorted(folder.iterdir()):
+            shutil.copyfile(path, version / path.name)
     for name, data in (model.warmup or {}).items():
         (folder / "warmup").mkdir(exist_ok=True)
         (folder / "warmup" / name).write_bytes(data)
@@ -108,11 +131,15 @@ def build_repository(
     *,
     specs: Iterable[ModelSpec] | None = None,
     onnx_files: Mapping[str, Path] | None = None,
+    artifact_dirs: Mapping[str, Path] | None = None,
+    placement: Placement | None = None,
 ) -> Path:
     """Write ``target``'s repository to ``out``, replacing an earlier build there.
 
     The gpu target holds configs and python files only (engines are built on the GPU
-    node); cpu and embedded need ``onnx_files`` (spec name -> exported model.onnx).
+    node); cpu and embedded need ``onnx_files`` (spec name -> exported model.onnx);
+    gpu-torch needs ``artifact_dirs`` (spec name -> TorchScript artifact folder) and is laid
+    out for ``placement``.
     """
     out = out.resolve()
     if out.exists() and any(out.iterdir()) and not (out / MARKER).is_file():
@@ -122,8 +149,8 @@ def build_repository(
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".building-", dir=out.parent))
     try:
-        for model in repository_models(target, specs or SPECS.values()):
-            _write_model(staging, model, onnx_files or {})
+        for model in repository_models(target, specs or SPECS.values(), placement):
+            _write_model(staging, model, onnx_files or {}, artifact_dirs or {})
         (staging / MARKER).write_text(f"{target.value}\n")
         if out.exists():
             shutil.rmtree(out)

@@ -32,6 +32,7 @@ import numpy as np
 import onnx
 
 from vitrine.export.fp16 import convert_fp16, fp32_nodes, fp32_op_nodes
+from vitrine.export.precision_gate import gate_shapes, precision_gate
 from vitrine.export.triton_config import engine_filename
 from vitrine.spec import ModelSpec
 
@@ -481,58 +482,6 @@ class _EngineRunner:
 
 
 # --------------------------------------------------------------------------- precision gate
-
-Candidate = Callable[[dict[str, np.ndarray]], tuple[np.ndarray, "bool | None"]]
-
-
-def gate_shapes(spec: ModelSpec, *, max_batch: int | None = None) -> tuple[tuple[str, Any], ...]:
-    """The profile's min/opt/max shapes; ``max_batch`` caps the batch (quick CPU checks)."""
-    shapes = []
-    for label, shape in spec.profile.items():
-        if max_batch is not None and shape[0] > max_batch:
-            shape = (max_batch, *shape[1:])
-        shapes.append((label, tuple(shape)))
-    return tuple(shapes)
-
-
-def precision_gate(
-    spec: ModelSpec,
-    reference: Any,
-    candidate: Candidate,
-    shapes: Sequence[tuple[str, tuple[int, ...]]] | None = None,
-) -> dict[str, Any]:
-    """Candidate (FP16 ONNX or engine) vs the FP32 ONNX reference on validation crops.
-
-    Passes at a shape when the candidate is finite (where observable), its PSNR reaches
-    ``fp16_min_psnr_db`` and no uint8 value is off by more than ``fp16_max_abs_error_uint8``.
-    """
-    from vitrine.export.parity import compare_uint8, sample_inputs
-
-    policy = spec.precision
-    entries = []
-    for label, shape in shapes or gate_shapes(spec):
-        feeds = sample_inputs(spec, tuple(shape))
-        expected, reference_finite = reference.run(feeds)
-        if not reference_finite:
-            raise ValueError(f"{spec.name}: the FP32 reference is not finite at {label}")
-        actual, finite = candidate(feeds)
-        metrics = compare_uint8(expected, actual) | {"finite": finite}
-        psnr = metrics["psnr_db"]
-        passed = (
-            finite is not False
-            and (psnr is None or psnr >= policy.fp16_min_psnr_db)
-            and metrics["max_abs_error"] <= policy.fp16_max_abs_error_uint8
-        )
-        entries.append({"profile": label, "shape": list(shape), **metrics, "passed": passed})
-    return {
-        "model": spec.name,
-        "gates": {
-            "fp16_min_psnr_db": policy.fp16_min_psnr_db,
-            "fp16_max_abs_error_uint8": policy.fp16_max_abs_error_uint8,
-        },
-        "shapes": entries,
-        "passed": all(entry["passed"] for entry in entries),
-    }
 
 
 def fallback_layers(model: onnx.ModelProto, already: Sequence[str]) -> list[str]:

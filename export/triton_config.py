@@ -77,6 +77,7 @@ class Target(str, Enum):
     GPU = "gpu"  # TensorRT FP16 engines on the official Triton image
     CPU = "cpu"  # onnxruntime backend on the official Triton image
     EMBEDDED = "embedded"  # onnxruntime inside a python-backend model (nvidia-pytriton's server)
+    GPU_TORCH = "gpu-torch"  # TorchScript in a python-backend model on the GPU (gpu_torch.py)
 
 
 def engine_filename(compute_capability: str) -> str:
@@ -249,6 +250,10 @@ def _encode_warmups() -> list[pb.ModelWarmup]:
 
 def core_config(spec: ModelSpec, target: Target) -> pb.ModelConfig:
     """The core model (raw uint8 tensors) for ``target``."""
+    if target is Target.GPU_TORCH:
+        from vitrine.export.gpu_torch import torch_core_config
+
+        return torch_core_config(spec)
     config = pb.ModelConfig(
         name=spec.core_model,
         max_batch_size=spec.batching.max_batch_size,

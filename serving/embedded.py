@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
+from collections.abc import Sequence
 from pathlib import Path
 
 import vitrine
@@ -13,14 +14,14 @@ from vitrine.catalog import SPECS
 from vitrine.serving.triton import EXIT_TIMEOUT_SECONDS, EmbeddedTriton, ServerTls, serve_forever
 from vitrine.serving.watchdog import Watchdog
 
-__all__ = ["embedded_repository", "serve"]
+__all__ = ["cache_key", "embedded_repository", "serve"]
 
 _EXPORT_SOURCES = Path(__file__).resolve().parent.parent / "export"
 
 
-def _cache_key() -> str:
-    """Changes whenever the weights, the specs or the export code change."""
-    digest = hashlib.sha256(f"{vitrine.__version__}\n{SPECS!r}".encode())
+def cache_key(*context: str) -> str:
+    """Changes whenever the weights, the specs, the export code or ``context`` change."""
+    digest = hashlib.sha256("\n".join((vitrine.__version__, repr(SPECS), *context)).encode())
     sources = sorted(_EXPORT_SOURCES.rglob("*.py"))
     checkpoints = sorted({paths.weights_path(spec.weights_name) for spec in SPECS.values()})
     for path in (*sources, *checkpoints, *(c.with_suffix(".json") for c in checkpoints)):
@@ -35,7 +36,7 @@ def embedded_repository() -> Path:
     from vitrine.export.repository import MARKER
     from vitrine.export.triton_config import Target
 
-    out = paths.cache_dir() / "repositories" / f"embedded-{_cache_key()}"
+    out = paths.cache_dir() / "repositories" / f"embedded-{cache_key()}"
     if not (out / MARKER).is_file():
         logging.getLogger(__name__).info("building the embedded repository in %s", out)
         build_target(Target.EMBEDDED, out)
@@ -52,8 +53,10 @@ def serve(
     tls: ServerTls | None = None,
     probe_interval: float | None = 2.0,
     exit_timeout: int = EXIT_TIMEOUT_SECONDS,
+    extra_args: Sequence[str] = (),
 ) -> int:
-    """`vitrine serve`: the embedded repository on a real Triton server until stopped.
+    """`vitrine serve`: the embedded repository (or ``repository``) on a real Triton server
+    until stopped; ``extra_args`` go to ``tritonserver``.
 
     With ``probe_interval`` (seconds) a watchdog probes every pipeline and heals broken
     steps through a model-control API keyed by a secret only this process knows; with
@@ -70,6 +73,7 @@ def serve(
         tls=tls,
         exit_timeout=exit_timeout,
         admin_key=None if probe_interval is None else secrets.token_urlsafe(32),
+        extra_args=extra_args,
     )
     watchdog = None if probe_interval is None else Watchdog(server, interval=probe_interval)
     return serve_forever(server, watchdog)

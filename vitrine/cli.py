@@ -14,6 +14,7 @@ from pathlib import Path
 from vitrine import paths
 from vitrine.catalog import SPECS, get_spec
 from vitrine.errors import ConfigError, UserError
+from vitrine.export.triton_config import Target
 from vitrine.loadtest.cli import add_loadtest_commands
 from vitrine.serving.triton import EXIT_TIMEOUT_SECONDS
 from vitrine.tasks import handler
@@ -168,9 +169,20 @@ def _db(value: float | None) -> str:
 
 def _cmd_build(args: argparse.Namespace) -> int:
     from vitrine.export.build import build_target
+    from vitrine.export.gpu_torch import Placement
     from vitrine.export.triton_config import Target
 
-    out = build_target(Target(args.target), args.out, weights_dir=args.weights_dir)
+    target = Target(args.target)
+    if args.device is not None and target is not Target.GPU_TORCH:
+        raise ConfigError("--device is for --target gpu-torch only")
+    out = build_target(
+        target,
+        args.out,
+        specs=[get_spec(name) for name in args.models] if args.models else None,
+        weights_dir=args.weights_dir,
+        placement=Placement(device=args.device or "cuda"),
+        echo=print,
+    )
     print(f"wrote the {args.target} repository to {out}")
     return 0
 
@@ -178,6 +190,14 @@ def _cmd_build(args: argparse.Namespace) -> int:
 def _cmd_serve(args: argparse.Namespace) -> int:
     from vitrine.serving.embedded import serve
     from vitrine.serving.triton import ServerTls
+
+    repository, extra_args = args.repository, []
+    if args.target == Target.GPU_TORCH.value:
+        from vitrine.serving.gpu_torch import gpu_torch_repository, require_gpu, server_arguments
+
+        gpus = require_gpu()
+        repository = repository or gpu_torch_repository(gpus)
+        extra_args = server_arguments(gpus)
 
     if (args.tls_cert is None) != (args.tls_key is None):
         raise ConfigError("--tls-cert and --tls-key go together")
@@ -189,10 +209,11 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         grpc_port=args.grpc_port,
         http_port=args.http_port,
         metrics_port=args.metrics_port,
-        repository=args.repository,
+        repository=repository,
         tls=tls,
         probe_interval=None if args.no_watchdog else args.probe_interval,
         exit_timeout=args.exit_timeout,
+        extra_args=extra_args,
     )
 
 
@@ -278,11 +299,33 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     build = command("build", _cmd_build, "generate a Triton model repository")
-    build.add_argument("--target", choices=("gpu", "cpu", "embedded"), required=True)
+    build.add_argument(
+        "--target",
+        choices=[target.value for target in Target],
+        required=True,
+        help="gpu: TensorRT (official image); cpu: onnxruntime (official image); embedded: "
+        "onnxruntime in the python backend (vitrine serve); gpu-torch: TorchScript on a GPU "
+        "without TensorRT, built on the GPU that serves it",
+    )
     build.add_argument("--out", type=Path, required=True, help="repository folder (replaced)")
     build.add_argument("--weights-dir", type=Path, help="checkpoints; default the shipped weights")
+    build.add_argument(
+        "--models", nargs="+", choices=sorted(SPECS), help="only these models (default: all)"
+    )
+    build.add_argument(
+        "--device",
+        choices=("cuda", "cpu"),
+        help="gpu-torch only: where it is served (default cuda; cpu: FP32 on CPU instances)",
+    )
 
     serve = command("serve", _cmd_serve, "serve the embedded repository with a real Triton server")
+    serve.add_argument(
+        "--target",
+        choices=(Target.EMBEDDED.value, Target.GPU_TORCH.value),
+        default=Target.EMBEDDED.value,
+        help="embedded: onnxruntime on CPU (default); gpu-torch: TorchScript on this machine's "
+        "GPU (refused without one)",
+    )
     serve.add_argument("--host", default="127.0.0.1", help="bind address (default loopback)")
     serve.add_argument("--grpc-port", type=int, default=8001)
     serve.add_argument("--http-port", type=int, default=8000)

@@ -44,11 +44,13 @@ def test_targets_differ_only_in_the_core_runtime() -> None:
         models = repository_models(target, SPECS.values())
         return {m.config.name: m.config.platform or m.config.backend for m in models}
 
-    gpu, cpu, embedded = (runtimes(target) for target in Target)
-    assert gpu.keys() == cpu.keys() == embedded.keys()
+    found = {target: runtimes(target) for target in Target}
+    assert all(models.keys() == found[Target.GPU].keys() for models in found.values())
+    expected = {
+        Target.GPU: "tensorrt_plan",
+        Target.CPU: "onnxruntime_onnx",
+        Target.EMBEDDED: "python",
+        Target.GPU_TORCH: "python",
+    }
     for spec in SPECS.values():
-        assert (gpu[spec.core_model], cpu[spec.core_model], embedded[spec.core_model]) == (
-            "tensorrt_plan",
-            "onnxruntime_onnx",
-            "python",
-        )
+        assert {target: models[spec.core_model] for target, models in found.items()} == expected
