@@ -16,6 +16,11 @@ the eager module (the parity gate of the ONNX export) at the profile shapes and 
 
 Loading and running (:class:`TorchScriptArtifact`) needs torch alone: the serving stub
 imports it. Building imports the training code, the photos and the gate lazily.
+
+Why TorchScript: it loads in seconds with no compile step, and tracing through the uint8
+wrapper works for every architecture here. torch marks it deprecated in favour of
+``torch.export``; a ``.pt2`` program compiled ahead of time (AOTInductor) is the successor,
+at the price of minutes of compiling per model and shape range on the node.
 """
 
 from __future__ import annotations
@@ -58,6 +63,15 @@ Shapes = Sequence[tuple[str, tuple[int, ...]]]
 
 class ArtifactMismatch(RuntimeError):
     """An artifact was built for another device type or torch release than this one."""
+
+
+@contextlib.contextmanager
+def _torchscript() -> Iterator[None]:
+    """torch 2.13 marks TorchScript deprecated (for torch.export and torch.compile) on every
+    call; it is still what this target builds, deliberately (see the module docstring)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"torch\.jit")
+        yield
 
 
 @contextlib.contextmanager
@@ -139,11 +153,14 @@ def _tensors(feeds: dict[str, np.ndarray], device: torch.device) -> list[torch.T
 
 
 def _trace(module: ServedModule, example: list[torch.Tensor]) -> torch.jit.ScriptModule:
-    with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
-        # A branch of ours decided at the trace shape would be baked in: fail, do not serve it.
+    with torch.inference_mode(False), torch.no_grad(), _torchscript():
+        # torch's own size checks warn harmlessly; a branch of ours decided at the trace shape
+        # would be baked into the artifact: fail rather than serve it.
+        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning, module=r"torch\.")
         warnings.filterwarnings("error", category=torch.jit.TracerWarning, module=r"vitrine\.")
         traced = torch.jit.trace(module.eval(), tuple(example), check_trace=False)
-    return torch.jit.freeze(traced.eval())
+        frozen: torch.jit.ScriptModule = torch.jit.freeze(traced.eval())
+    return frozen
 
 
 def read_manifest(folder: Path) -> dict[str, Any]:
@@ -177,7 +194,8 @@ class TorchScriptArtifact:
                 f"{folder} was built with torch {self.manifest['torch']}, this is torch "
                 f"{torch.__version__}: rebuild it where it is served"
             )
-        self.module = torch.jit.load(str(folder / ARTIFACT_FILE), map_location=self.device)
+        with _torchscript():
+            self.module = torch.jit.load(str(folder / ARTIFACT_FILE), map_location=self.device)
 
     @property
     def precision(self) -> str:
@@ -263,7 +281,8 @@ def _parity(
 
 def _save(traced: torch.jit.ScriptModule, folder: Path, manifest: dict[str, Any]) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
-    torch.jit.save(traced, str(folder / ARTIFACT_FILE))
+    with _torchscript():
+        torch.jit.save(traced, str(folder / ARTIFACT_FILE))
     manifest = manifest | {"artifact": ARTIFACT_FILE, "sha256": _sha256(folder / ARTIFACT_FILE)}
     (folder / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n")
     return folder
