@@ -27,6 +27,7 @@ examples:
   vitrine bench                                      defaults: a few minutes on 2 cores
   vitrine bench --duration 10 --label "after: 1 ORT thread per instance"
   vitrine bench --models superres_x2 --sizes 128 256 --concurrency 1 4 16
+  vitrine bench --target gpu-torch --address 127.0.0.1:8001 --repository build/gpu-torch
 """
 
 
@@ -76,35 +77,65 @@ def cmd_loadtest(args: argparse.Namespace) -> int:
     )
 
 
-_CPU_BENCH_OUT = Path("reports") / "bench"
+_BENCH_OUT = {
+    "cpu": Path("reports") / "bench",
+    "gpu": Path("reports") / "bench-gpu",
+    "gpu-torch": Path("reports") / "gpu",
+}
+_CONCURRENCY = {"cpu": (1, 4, 16), "gpu-torch": (1, 16)}
+_DURATION_S = {"cpu": 2.0, "gpu": 3.0, "gpu-torch": 3.0}
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
     """Handler of ``vitrine bench``."""
+    out = args.out or _BENCH_OUT[args.target]
+    duration = args.duration or _DURATION_S[args.target]
     if args.target == "gpu":
         from vitrine.loadtest.gpu_bench import GpuBenchConfig, run_gpu_bench
 
         gpu = GpuBenchConfig(
             models=tuple(args.models or ()),
             sizes=tuple(args.sizes or ()),
-            duration_s=args.duration,
-            out=args.out if args.out != _CPU_BENCH_OUT else Path("reports") / "bench-gpu",
+            duration_s=duration,
+            out=out,
             label=args.label,
         )
         return run_gpu_bench(gpu)
+    concurrency = tuple(args.concurrency or _CONCURRENCY[args.target])
+    if args.target == "gpu-torch":
+        from vitrine.loadtest.gpu_torch_bench import GpuTorchBenchConfig, run_gpu_torch_bench
+
+        chosen: dict[str, Any] = {
+            "models": tuple(args.models or ()),
+            "sizes": tuple(args.sizes or ()),
+            "processes": args.processes,
+        }
+        run_gpu_torch_bench(
+            GpuTorchBenchConfig(
+                **{key: value for key, value in chosen.items() if value},
+                concurrency=concurrency,
+                duration_s=duration,
+                warmup=max(args.warmup, 1),
+                out=out,
+                label=args.label,
+                address=args.address,
+                repository=args.repository,
+            )
+        )
+        return 0
     from vitrine.loadtest.bench import BenchConfig, run_bench
 
     options: dict[str, Any] = {
         "models": tuple(args.models or ()),
         "sizes": tuple(args.sizes or ()),
-        "concurrency": tuple(args.concurrency),
-        "duration_s": args.duration,
+        "concurrency": concurrency,
+        "duration_s": duration,
         "max_requests": args.requests,
         "warmup": args.warmup,
         "systems": tuple(args.systems),
         "limit_threads": tuple(args.limit_threads),
         "output_format": args.output_format,
-        "out": args.out,
+        "out": out,
         "label": args.label,
         "address": args.address,
         "repository": args.repository,
@@ -176,10 +207,12 @@ def add_loadtest_commands(subparsers: Any) -> None:
     bench.set_defaults(handler=cmd_bench)
     bench.add_argument(
         "--target",
-        choices=("cpu", "gpu"),
+        choices=("cpu", "gpu", "gpu-torch"),
         default="cpu",
         help="cpu: limit vs Vitrine vs peer (default); gpu: PyTorch eager vs onnxruntime "
-        "CUDA vs TensorRT FP16 per model, bucket and batch size (needs a GPU node)",
+        "CUDA vs TensorRT FP16 per model, bucket and batch size (needs a GPU node); "
+        "gpu-torch: the served TorchScript artifact in-process (limit) vs the raw path and "
+        "the pipelines of a gpu-torch server, with each pipeline step's share",
     )
     bench.add_argument(
         "--models", nargs="+", choices=sorted(SPECS), help="default: every benchmarkable spec"
@@ -192,10 +225,19 @@ def add_loadtest_commands(subparsers: Any) -> None:
         "default per spec",
     )
     bench.add_argument(
-        "--concurrency", nargs="+", type=_positive_int, default=[1, 4, 16], help="default 1 4 16"
+        "--concurrency",
+        nargs="+",
+        type=_positive_int,
+        help="default 1 4 16 (gpu-torch: 1 16)",
     )
     bench.add_argument(
-        "--duration", type=_positive_float, default=2.0, help="seconds per level (default 2)"
+        "--duration", type=_positive_float, help="seconds per level (default 2; GPU targets 3)"
+    )
+    bench.add_argument(
+        "--processes",
+        type=_positive_int,
+        help="gpu-torch: client processes driving the top concurrency (default: half the "
+        "cores, at most 8)",
     )
     bench.add_argument("--requests", type=_positive_int, help="at most this many per level")
     bench.add_argument("--warmup", type=int, default=1, help="warm-up calls per worker")
@@ -213,7 +255,15 @@ def add_loadtest_commands(subparsers: Any) -> None:
         help="onnxruntime intra-op threads tried for the limit (0: all cores); best is kept",
     )
     bench.add_argument("--output-format", choices=("png", "jpeg", "webp"), default="png")
-    bench.add_argument("--out", type=Path, default=_CPU_BENCH_OUT)
+    bench.add_argument(
+        "--out",
+        type=Path,
+        help="default reports/bench (gpu: reports/bench-gpu, gpu-torch: reports/gpu)",
+    )
     bench.add_argument("--label", default="", help="names this run in the JSON history")
     bench.add_argument("--address", help="gRPC host:port of a running server")
-    bench.add_argument("--repository", type=Path, help="serve this built embedded repository")
+    bench.add_argument(
+        "--repository",
+        type=Path,
+        help="serve this built repository (gpu-torch: the one --address serves)",
+    )

@@ -93,17 +93,32 @@ class TritonInstall:
     stub: Path  # triton_python_backend_stub for the running Python
 
 
+TRITON_ROOT_VARIABLE = "VITRINE_TRITON_ROOT"
+"""Names a folder laid out as the wheel's site-packages (``pytriton/tritonserver/...`` and
+``nvidia_pytriton.libs/``), e.g. the stripped server of ``make gpu-bundle`` unpacked on a
+node where the wheel is not installed; it takes precedence over the installed wheel."""
+
+STUB_PYTHON_VARIABLE = "VITRINE_STUB_PYTHON"
+"""Names the ``python3`` whose environment the python-backend stubs run in (default: this
+interpreter). The stubs ignore ``PYTHONPATH`` and take the first ``python3`` on ``PATH``."""
+
+
 def find_triton() -> TritonInstall:
-    """Locate the server shipped by ``nvidia-pytriton`` without importing PyTriton.
+    """Locate the server shipped by ``nvidia-pytriton`` without importing PyTriton (or the
+    copy of it under ``$VITRINE_TRITON_ROOT``).
 
     Raises:
         TritonNotInstalled: the wheel, or a file the embedded server needs, is missing.
     """
     hint = "install the serving extra: pip install 'vitrine[serve]'"
-    spec = importlib.util.find_spec("pytriton")
-    if spec is None or not spec.submodule_search_locations:
-        raise TritonNotInstalled(f"nvidia-pytriton is not installed; {hint}")
-    package = Path(next(iter(spec.submodule_search_locations)))
+    if os.environ.get(TRITON_ROOT_VARIABLE):
+        package = Path(os.environ[TRITON_ROOT_VARIABLE]) / "pytriton"
+        hint = f"${TRITON_ROOT_VARIABLE} must hold pytriton/ and nvidia_pytriton.libs/"
+    else:
+        spec = importlib.util.find_spec("pytriton")
+        if spec is None or not spec.submodule_search_locations:
+            raise TritonNotInstalled(f"nvidia-pytriton is not installed; {hint}")
+        package = Path(next(iter(spec.submodule_search_locations)))
     root = package / "tritonserver"
     python_version = f"{sys.version_info.major}.{sys.version_info.minor}"
     install = TritonInstall(
@@ -318,14 +333,16 @@ class EmbeddedTriton:
         ]
 
     def environment(self, install: TritonInstall) -> dict[str, str]:
-        """The server's environment: wheel libraries first, this interpreter first on PATH."""
+        """The server's environment: wheel libraries first, and first on PATH the interpreter
+        the stubs run in (``$VITRINE_STUB_PYTHON``, else this one)."""
         env = dict(os.environ)
         libraries = [str(install.libs)]
         if env.get("LD_LIBRARY_PATH"):
             libraries.append(env["LD_LIBRARY_PATH"])
         env["LD_LIBRARY_PATH"] = os.pathsep.join(libraries)
         # The python backend stub runs model.py with the first python3 on PATH.
-        interpreter_bin = str(Path(sys.executable).parent)
+        interpreter = env.get(STUB_PYTHON_VARIABLE) or sys.executable
+        interpreter_bin = str(Path(interpreter).parent)
         env["PATH"] = os.pathsep.join(p for p in (interpreter_bin, env.get("PATH", "")) if p)
         return env | MALLOC_ENVIRONMENT
 

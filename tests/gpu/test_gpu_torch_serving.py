@@ -266,3 +266,46 @@ def test_a_label_out_of_range_is_refused_before_it_reaches_the_device(
     arrays["category"] = ("INT32", np.array([[0]], np.int32))  # the instance still serves
     result = _infer(triton, spec.core_model, arrays)
     assert result.as_numpy(spec.output.name).shape == (1, *spec.output.dims)  # type: ignore[attr-defined]
+
+
+@pytest.mark.integration
+def test_bench_measures_limit_raw_and_pipelines_on_the_cpu_build(
+    servers: Servers, tmp_path: Path
+) -> None:
+    from vitrine.loadtest.gpu_torch_bench import (
+        BENCH_FILE,
+        PIPELINE_FORMATS,
+        GpuTorchBenchConfig,
+        run_gpu_torch_bench,
+    )
+
+    served = servers.get("cpu")
+    config = GpuTorchBenchConfig(
+        models=("superres_x2",),
+        sizes=(32,),
+        concurrency=(1, 2),
+        processes=2,
+        duration_s=0.5,
+        warmup=1,
+        out=tmp_path,
+        address=served.url,
+        repository=served.repository,
+    )
+    run = run_gpu_torch_bench(config, echo=lambda line: None)
+    assert (tmp_path / BENCH_FILE).is_file() and (tmp_path / "gpu_torch_bench.png").is_file()
+    cells = run["cells"]
+    assert all(cell["errors"] == 0 and cell["images_per_s"] > 0 for cell in cells), cells
+    assert {(c["system"], c.get("batch")) for c in cells if c["system"].startswith("limit")} == {
+        (system, batch) for system in ("limit", "limit_host") for batch in (1, 8)
+    }
+    assert [c["concurrency"] for c in cells if c["system"] == "raw"] == [1, 2]
+    pipelines = [cell for cell in cells if cell["system"] == "pipeline"]
+    assert [cell["output_format"] for cell in pipelines] == list(PIPELINE_FORMATS)
+    for cell in pipelines:
+        steps = cell["steps"]
+        assert list(steps) == ["superres_x2_decode", "superres_x2", "encode_image"]
+        assert abs(sum(step["share"] for step in steps.values()) - 1.0) < 0.01
+        assert all(step["requests"] >= cell["requests"] for step in steps.values())
+    (row,) = run["summary"]
+    assert row["targets"] == {"not judged": "measured on cpu"}
+    assert run["environment"]["instances"]["superres_x2"] == ["1 x KIND_CPU"]
