@@ -3,7 +3,7 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test test-fast test-client lint regenerate clean
+.PHONY: setup demo test test-fast test-client lint regenerate gpu-bundle clean
 
 # Fashion-MNIST (the catalog products) ships as a Debian package; apt needs root (or sudo).
 FASHION_MNIST := /usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz
@@ -33,7 +33,7 @@ demo: setup
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy --strict client
+	$(BIN)/mypy --strict client scripts
 	$(BIN)/vitrine regenerate --check
 
 test: lint test-client
@@ -60,6 +60,12 @@ $(CLIENT_VENV)/.installed: pyproject.toml
 # Rewrite every committed file derived from the specs (lint checks they are current).
 regenerate: setup
 	$(BIN)/vitrine regenerate
+
+# What a GPU node lacks for scripts/gpu_check.sh, in parts that each travel with one device
+# call (docs/gpu-nodes.md). NODE_PYTHON: the node's Python version.
+NODE_PYTHON ?= 3.12
+gpu-bundle: setup
+	$(BIN)/python scripts/gpu_bundle.py --python $(NODE_PYTHON) --out build/gpu-bundle
 
 clean:
 	rm -rf $(VENV) $(CLIENT_VENV) build out .pytest_cache .mypy_cache .ruff_cache
