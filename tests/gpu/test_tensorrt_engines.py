@@ -1,8 +1,9 @@
-"""On a GPU node: build every engine from the shipped weights, gate it, serve it.
+"""On a GPU node with TensorRT: build every engine from the shipped weights, gate it, serve it.
 
-Skipped with the reason where no CUDA device is present (tests/conftest.py). Needs the
+Skipped with the reason where torch cannot use a GPU (tests/conftest.py) or TensorRT is not
+installed (the H200 node has none: tests/gpu/test_gpu_torch_serving.py covers it). Needs the
 `tensorrt` Python package (or trtexec) of the serving image's TensorRT release and
-polygraphy; serving also needs ``VITRINE_GPU_TRITON_URL`` (a running serving image).
+polygraphy; serving also needs ``VITRINE_GPU_TENSORRT_URL`` (a running serving image).
 """
 
 from __future__ import annotations
@@ -17,13 +18,20 @@ import pytest
 from vitrine import paths
 from vitrine.catalog import SPECS
 from vitrine.export.onnx_export import export_onnx
-from vitrine.export.tensorrt import build_gated_engine, detect_gpu, gate_shapes
+from vitrine.export.tensorrt import build_gated_engine, detect_gpu, detect_toolchain, gate_shapes
 from vitrine.options import example_options
 from vitrine.sampling import example_labels
 from vitrine.spec import ModelSpec
+from vitrine.tasks import Family
 from vitrine.training.checkpoint import load_checkpoint
 
-pytestmark = pytest.mark.gpu
+pytestmark = [
+    pytest.mark.gpu,
+    pytest.mark.skipif(
+        detect_toolchain() is None,
+        reason="TensorRT is not installed: neither the tensorrt package nor trtexec",
+    ),
+]
 ALL_SPECS = pytest.mark.parametrize("spec", SPECS.values(), ids=lambda spec: spec.name)
 
 
@@ -46,29 +54,47 @@ def test_engine_builds_passes_the_gate_and_describes_itself(
 
 @ALL_SPECS
 def test_served_engine_answers_through_the_client(spec: ModelSpec) -> None:
-    url = os.environ.get("VITRINE_GPU_TRITON_URL")
+    url = os.environ.get("VITRINE_GPU_TENSORRT_URL")
     if not url:
-        pytest.skip("set VITRINE_GPU_TRITON_URL to a running serving image (gRPC host:port)")
+        pytest.skip("set VITRINE_GPU_TENSORRT_URL to a running serving image (gRPC host:port)")
     from vitrine.client import VitrineClient
+    from vitrine.loadtest.payloads import catalog_samples, encode
 
     with VitrineClient(url) as client:
         client.verify()
-        call = getattr(client, f"{spec.client_method}_array")
         if spec.conditioning is not None:  # latents drawn client-side, as the pipeline does
-            result = call(**spec.selector_kwargs, **example_labels(spec.conditioning), count=2)
+            labels = example_labels(spec.conditioning)
+            result = client.generate_array(**spec.selector_kwargs, **labels, count=2)
             assert result.array.shape == (2, *spec.output.dims)
-        else:
-            pixels = np.full((2, 64, 48, 3), 128, dtype=np.uint8)
-            options = example_options(spec, 64, 48)
+            assert result.model == spec.core_model
+        elif spec.family is Family.LATENT_EDIT:  # no raw method: through the pipeline
+            pixels, category, color = catalog_samples()[0]
+            data = encode(pixels, "png")
+            images = client.variations(data, category=category, color=color, count=2).images
+            assert [image.size for image in images] == [pixels.shape[1::-1]] * 2
+        else:  # within the spec's limits, and not square
+            height = min(max(64, spec.limits.min_side), spec.limits.max_side)
+            width = min(max(48, spec.limits.min_side), spec.limits.max_side)
+            pixels = np.full((2, height, width, 3), 128, dtype=np.uint8)
+            options = example_options(spec, height, width)
+            call = getattr(client, f"{spec.client_method}_array")
             result = call(pixels, **spec.selector_kwargs, **options)
             scale, channels = spec.output_scale, spec.output.dims[-1]
-            assert result.array.shape == (2, 64 * scale, 48 * scale, channels)
-    assert result.model == spec.core_model
+            assert result.array.shape == (2, height * scale, width * scale, channels)
+            assert result.model == spec.core_model
 
 
-@pytest.mark.gpu
 def test_gpu_bench_reports_every_system(tmp_path: Path) -> None:
-    from vitrine.loadtest.gpu_bench import GPU_SYSTEMS, GpuBenchConfig, run_gpu_bench
+    from vitrine.loadtest.gpu_bench import (
+        GPU_SYSTEMS,
+        GpuBenchConfig,
+        missing_gpu_stack,
+        run_gpu_bench,
+    )
+
+    missing = missing_gpu_stack()
+    if missing:
+        pytest.skip(f"the GPU benchmark needs {', '.join(missing)}")
 
     config = GpuBenchConfig(models=("superres_x4",), sizes=(64,), duration_s=0.5, out=tmp_path)
     assert run_gpu_bench(config) == 0
