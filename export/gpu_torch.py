@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "GPU_CORE_INSTANCES",
+    "TRACED_ON",
     "Placement",
     "available_cpus",
     "decode_instances",
@@ -52,6 +53,11 @@ __all__ = [
 GPU_CORE_INSTANCES = 2
 """Instances of each core model per GPU: each is a process with its own CUDA context (0.5 to
 0.65 GB on an H200), and two let one batch's host work overlap another's GPU work."""
+
+
+TRACED_ON = (0,)
+"""The GPU the artifacts are traced on, and so the one the core models run on: a trace may
+hold its device as a constant (remove_background's area resize makes its weights there)."""
 
 
 def available_cpus() -> int:
@@ -101,8 +107,8 @@ def label_counts(spec: ModelSpec) -> dict[str, int]:
     return {o.core.name: len(o.choices) for o in spec.options if o.kind is OptionKind.LABEL}
 
 
-def _instances(kind: int, count: int) -> pb.ModelInstanceGroup:
-    return pb.ModelInstanceGroup(kind=kind, count=count)  # type: ignore[arg-type]
+def _instances(kind: int, count: int, gpus: tuple[int, ...] = ()) -> pb.ModelInstanceGroup:
+    return pb.ModelInstanceGroup(kind=kind, count=count, gpus=gpus)  # type: ignore[arg-type]
 
 
 def torch_core_config(spec: ModelSpec, placement: Placement | None = None) -> pb.ModelConfig:
@@ -120,7 +126,8 @@ def torch_core_config(spec: ModelSpec, placement: Placement | None = None) -> pb
     }
     if placement.device == "cuda":
         count = placement.core_instances or GPU_CORE_INSTANCES
-        config.instance_group.append(_instances(pb.ModelInstanceGroup.KIND_GPU, count))
+        kind = pb.ModelInstanceGroup.KIND_GPU
+        config.instance_group.append(_instances(kind, count, gpus=TRACED_ON))
     else:
         count = placement.core_instances or CPU_CORE_INSTANCES
         config.instance_group.append(_instances(pb.ModelInstanceGroup.KIND_CPU, count))

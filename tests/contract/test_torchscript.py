@@ -126,3 +126,15 @@ def test_an_artifact_built_elsewhere_is_refused(tmp_path: Path) -> None:
 def test_weights_of_another_model_are_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="holds 'superres_x2'"):
         build_artifact(SMALL, paths.weights_path("superres_x2"), tmp_path, device="cpu")
+
+
+@ALL_SPECS
+def test_every_served_forward_keeps_to_its_inputs_device(spec: ModelSpec) -> None:
+    """Run on the ``meta`` device: a tensor made on a fixed device (the CPU) inside the
+    forward fails here as it would on a GPU, before any GPU session."""
+    model = load_checkpoint(paths.weights_path(spec.weights_name)).model
+    wrapper = Uint8ImageModel(model, spec.task).eval().to("meta")
+    feeds = sample_inputs(spec, (2, *spec.profile.min[1:]))
+    with torch.inference_mode():
+        output = wrapper(*(torch.from_numpy(feed).to("meta") for feed in feeds.values()))
+    assert output.device.type == "meta" and output.dtype == torch.uint8

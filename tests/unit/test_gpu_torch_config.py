@@ -46,6 +46,7 @@ def test_core_model_is_the_gpu_core_run_by_the_torch_runner(spec: ModelSpec) -> 
         assert getattr(config, same) == getattr(engine, same), same
     (group,) = config.instance_group
     assert (group.kind, group.count) == (pb.ModelInstanceGroup.KIND_GPU, GPU_CORE_INSTANCES)
+    assert list(group.gpus) == [0]  # where the artifacts are traced
     parameters = _parameters(config)
     assert (parameters["min_side"], parameters["max_side"]) == (
         str(spec.limits.min_side),
