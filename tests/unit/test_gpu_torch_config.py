@@ -115,3 +115,28 @@ def test_placement_is_checked() -> None:
 def test_build_refuses_device_for_other_targets(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["build", "--target", "gpu", "--device", "cpu", "--out", "unused"]) == 2
     assert "--device is for --target gpu-torch only" in capsys.readouterr().err
+
+
+def test_serve_refuses_without_a_gpu_torch_can_use(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from vitrine.devices import Gpu, GpuReport
+    from vitrine.serving import gpu_torch
+
+    node = GpuReport(gpus=(Gpu("NVIDIA H200", "9.0"),), torch="2.13.0+cpu")
+    monkeypatch.setattr(gpu_torch, "detect", lambda: node)
+    assert main(["serve", "--target", "gpu-torch"]) == 2
+    error = capsys.readouterr().err
+    assert "NVIDIA H200 is present but torch 2.13.0+cpu has no CUDA (a CPU build)" in error
+    assert "--device cpu" in error  # and how to serve the target on a CPU instead
+
+
+def test_gpu_torch_server_gets_a_cuda_memory_pool_per_gpu() -> None:
+    from vitrine.devices import Gpu, GpuReport
+    from vitrine.serving.gpu_torch import CUDA_POOL_BYTES, server_arguments
+
+    two = GpuReport(gpus=(Gpu("NVIDIA H200", "9.0"),) * 2, torch="2.11.0", torch_devices=2)
+    assert server_arguments(two) == [
+        f"--cuda-memory-pool-byte-size=0:{CUDA_POOL_BYTES}",
+        f"--cuda-memory-pool-byte-size=1:{CUDA_POOL_BYTES}",
+    ]
