@@ -49,6 +49,7 @@ __all__ = [
     "ServedModule",
     "TorchScriptArtifact",
     "build_artifact",
+    "exact_fp32",
     "fp32_modules",
     "inference",
     "parity_shapes",
@@ -72,6 +73,14 @@ def _torchscript() -> Iterator[None]:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"torch\.jit")
         yield
+
+
+def exact_fp32() -> None:
+    """FP32 means FP32 here: no TF32 in CUDA convolutions and matrix products (torch lets
+    cuDNN use it by default), so the FP32 artifact is the precision gate's true reference
+    and the fallback of a model that fails it."""
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = False
 
 
 @contextlib.contextmanager
@@ -194,6 +203,7 @@ class TorchScriptArtifact:
                 f"{folder} was built with torch {self.manifest['torch']}, this is torch "
                 f"{torch.__version__}: rebuild it where it is served"
             )
+        exact_fp32()
         with _torchscript():
             self.module = torch.jit.load(str(folder / ARTIFACT_FILE), map_location=self.device)
 
@@ -327,6 +337,7 @@ def build_artifact(
 
     started = time.perf_counter()
     target = torch.device(device)
+    exact_fp32()
     checkpoint = load_checkpoint(weights)
     if checkpoint.meta.get("spec") != spec.weights_name:
         raise ValueError(
@@ -342,6 +353,7 @@ def build_artifact(
         "device": _device_info(target),
         "weights": {"file": weights.name, "sha256": _sha256(weights)},
         "trace_shape": [list(tensor.shape) for tensor in example],
+        "tf32": False,
     }
     staged = {precision: out_dir / f".{precision}" for precision in ("fp32", "fp16")}
     try:

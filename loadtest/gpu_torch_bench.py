@@ -509,10 +509,27 @@ def run_gpu_torch_bench(
 
     started = time.time()
     cells: list[dict[str, Any]] = []
+    devices: set[str] = set()
+
+    def run_so_far() -> dict[str, Any]:
+        return {
+            "label": config.label,
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)),
+            "seconds": round(time.time() - started, 1),
+            "commit": git_commit(short=True),
+            "environment": environment,
+            "config": {
+                key: str(value) if isinstance(value, Path) else value
+                for key, value in asdict(config).items()
+            },
+            "cells": cells,
+            "summary": summarise(cells, "/".join(sorted(devices))),
+            "targets": {figure: dict(by_model) for figure, by_model in TARGETS.items()},
+        }
+
     with _server(config) as (address, repository):
         triton = grpcclient.InferenceServerClient(address)
         environment = _environment(triton, repository, [SPECS[name] for name in config.models])
-        devices: set[str] = set()
         for name in config.models:
             spec = SPECS[name]
             folder = repository / spec.core_model / "1"
@@ -526,21 +543,9 @@ def run_gpu_torch_bench(
                     echo(_line(cell))
                 cells += measured
             del artifact
+            _write_json(run_so_far(), config.out)  # a run cut short keeps what it measured
         triton.close()
-    run = {
-        "label": config.label,
-        "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)),
-        "seconds": round(time.time() - started, 1),
-        "commit": git_commit(short=True),
-        "environment": environment,
-        "config": {
-            key: str(value) if isinstance(value, Path) else value
-            for key, value in asdict(config).items()
-        },
-        "cells": cells,
-        "summary": summarise(cells, "/".join(sorted(devices))),
-        "targets": {figure: dict(by_model) for figure, by_model in TARGETS.items()},
-    }
+    run = run_so_far()
     _write(run, config.out, echo)
     return run
 
@@ -559,9 +564,13 @@ def _line(cell: Mapping[str, Any]) -> str:
     )
 
 
-def _write(run: Mapping[str, Any], out: Path, echo: Callable[[str], None]) -> None:
+def _write_json(run: Mapping[str, Any], out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / BENCH_FILE).write_text(json.dumps(run, indent=2) + "\n")
+
+
+def _write(run: Mapping[str, Any], out: Path, echo: Callable[[str], None]) -> None:
+    _write_json(run, out)
     for row in run["summary"]:
         echo(f"{row['model']} {row['size']}px: " + json.dumps(row["targets"]))
     try:

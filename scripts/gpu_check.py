@@ -375,7 +375,7 @@ def check(out: Path, bundle: Path, work: Path, smoke: bool) -> int:
         )
         bench = [*vitrine, "bench", "--target", "gpu-torch", "--address", url]
         bench += ["--repository", str(repository), "--out", str(out), "--label", "gpu_check"]
-        bench += SMOKE_BENCH if smoke else []
+        bench += SMOKE_BENCH if smoke else ["--duration", "2"]  # 27 cells within the 8 minutes
         run.run("bench", bench, env=served, timeout=max(60.0, run.remaining()))
     finally:
         started = time.monotonic()
