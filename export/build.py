@@ -10,7 +10,6 @@ from pathlib import Path
 from vitrine import paths
 from vitrine.catalog import SPECS
 from vitrine.errors import ConfigError
-from vitrine.export.artifacts import export_checkpoint
 from vitrine.export.gpu_torch import Placement
 from vitrine.export.repository import build_repository
 from vitrine.export.triton_config import Target
@@ -38,6 +37,8 @@ def build_target(
     weights_dir = weights_dir or paths.weights_dir()
     if target is Target.GPU_TORCH:
         return _build_gpu_torch(out, specs, weights_dir, placement or Placement(), echo)
+    from vitrine.export.artifacts import export_checkpoint  # onnx and onnxruntime
+
     with tempfile.TemporaryDirectory(prefix="vitrine-export-") as work:
         onnx_files = {}
         for spec in specs:
