@@ -61,6 +61,7 @@ class Check:
         self.out, self.work, self.smoke = out, work, smoke
         self.started = time.monotonic()
         self.phases: dict[str, dict[str, Any]] = {}
+        self.system: dict[str, Any] = {"mode": "smoke" if smoke else "gpu"}
         out.mkdir(parents=True, exist_ok=True)
         self.log = (out / "check.log").open("a", encoding="utf-8")
 
@@ -106,7 +107,16 @@ class Check:
         seconds = round(time.monotonic() - started, 1)
         self.phases[phase] = {"ok": ok, "seconds": seconds, "status": status}
         self.say(f"{phase}: {'ok' if ok else f'FAILED ({status})'} in {seconds} s")
+        self.write()  # a call cut short at its limit still brings back what was done
         return ok
+
+    def passed(self) -> bool:
+        return all(phase["ok"] for phase in self.phases.values())
+
+    def write(self) -> None:
+        seconds = round(time.monotonic() - self.started, 1)
+        self.system |= {"phases": self.phases, "seconds": seconds, "passed": self.passed()}
+        (self.out / "system.json").write_text(json.dumps(self.system, indent=2) + "\n")
 
 
 # -- 1. environment --------------------------------------------------------------------------------
@@ -290,7 +300,7 @@ def check(out: Path, bundle: Path, work: Path, smoke: bool) -> int:
     run = Check(out, work, smoke)
     run.say(f"GPU check ({'smoke, CPU' if smoke else 'GPU'}) of {ROOT} into {out}")
     started = time.monotonic()
-    system: dict[str, Any] = {"mode": "smoke" if smoke else "gpu", "environment": environment()}
+    run.system["environment"] = environment()
     run.record("environment", started, True)
 
     started = time.monotonic()
@@ -298,9 +308,9 @@ def check(out: Path, bundle: Path, work: Path, smoke: bool) -> int:
     if problems:
         run.say("bundle: " + "; ".join(problems))
         run.record("unpack", started, False, "incomplete bundle")
-        return finish(run, system)
+        return finish(run)
     work.mkdir(parents=True, exist_ok=True)
-    system["bundle"] = unpack(parts, work / "bundle")
+    run.system["bundle"] = unpack(parts, work / "bundle")
     run.record("unpack", started, True)
 
     started = time.monotonic()
@@ -325,7 +335,7 @@ def check(out: Path, bundle: Path, work: Path, smoke: bool) -> int:
         f"assert vitrine.__file__.startswith({str(site)!r}), vitrine.__file__"
     )
     if not run.run("environments", [str(stub_python), "-c", imports], env=env, timeout=120):
-        return finish(run, system)
+        return finish(run)
 
     vitrine = [sys.executable, "-m", "vitrine.cli"]
     repository = work / "repository"
@@ -340,7 +350,7 @@ def check(out: Path, bundle: Path, work: Path, smoke: bool) -> int:
     }
     (out / "manifests.json").write_text(json.dumps(manifests, indent=2) + "\n")
     if not built:
-        return finish(run, system)
+        return finish(run)
 
     started = time.monotonic()
     ports = {name: free_port() for name in ("grpc", "http", "metrics")}
@@ -359,7 +369,7 @@ def check(out: Path, bundle: Path, work: Path, smoke: bool) -> int:
             f"http://127.0.0.1:{ports['http']}/v2/health/ready", server, min(240.0, run.remaining())
         )
         if not run.record("serve", started, problem is None, problem):
-            return finish(run, system)
+            return finish(run)
         url = f"127.0.0.1:{ports['grpc']}"
         served = env | {"VITRINE_GPU_TRITON_URL": url, "VITRINE_GPU_REPOSITORY": str(repository)}
         tests = [sys.executable, "-m", "pytest", "-m", "gpu", str(ROOT / "tests" / "gpu")]
@@ -384,19 +394,14 @@ def check(out: Path, bundle: Path, work: Path, smoke: bool) -> int:
         logs = sorted((work / "tmp").glob("vitrine-triton-*/tritonserver.log"))
         if logs:
             keep_tail(logs[-1], out / "tritonserver.log")
-    return finish(run, system)
+    return finish(run)
 
 
-def finish(run: Check, system: dict[str, Any]) -> int:
-    ok = all(phase["ok"] for phase in run.phases.values())
-    system |= {
-        "phases": run.phases,
-        "seconds": round(time.monotonic() - run.started, 1),
-        "passed": ok,
-    }
-    (run.out / "system.json").write_text(json.dumps(system, indent=2) + "\n")
-    run.say(f"{'passed' if ok else 'FAILED'} in {system['seconds']} s; results in {run.out}")
-    return 0 if ok else 1
+def finish(run: Check) -> int:
+    run.write()
+    verdict = "passed" if run.passed() else "FAILED"
+    run.say(f"{verdict} in {run.system['seconds']} s; results in {run.out}")
+    return 0 if run.passed() else 1
 
 
 def stage(bundle: Path) -> int:
