@@ -119,9 +119,11 @@ def torch_core_config(spec: ModelSpec, placement: Placement | None = None) -> pb
         config.ClearField(engine_only)
     config.backend = "python"
     del config.instance_group[:]
+    limits = spec.core_limits  # the raw path's, as the embedded core has them
     settings: dict[str, object] = {
-        "min_side": spec.limits.min_side,
-        "max_side": spec.limits.max_side,
+        "min_side": limits.min_side,
+        "max_side": limits.max_side,
+        "max_pixels": limits.max_pixels,
         "labels": json.dumps(label_counts(spec), sort_keys=True),
     }
     if placement.device == "cuda":

@@ -236,8 +236,9 @@ def parity_shapes(
     ``odd`` size (no power of two divides it) that a size-dependent branch baked into the
     trace at the trace shape would get wrong."""
     shapes = dict(spec.profile.items())
-    if not spec.is_generator and spec.limits.min_side < spec.limits.max_side:
-        side, top = spec.limits.min_side, spec.limits.max_side
+    limits = spec.core_limits  # what the core model, and so the artifact, takes
+    if not spec.is_generator and limits.min_side < limits.max_side:
+        side, top = limits.min_side, limits.max_side
         shapes["odd"] = (1, min(top, 2 * side + 1), min(top, 3 * side + 5), 3)
     chosen = []
     for label in labels:

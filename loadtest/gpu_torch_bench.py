@@ -297,9 +297,15 @@ def _statistics(triton: Any, models: Sequence[str]) -> dict[str, dict[str, int]]
 
 
 def step_shares(
-    before: Mapping[str, Mapping[str, int]], after: Mapping[str, Mapping[str, int]]
+    before: Mapping[str, Mapping[str, int]],
+    after: Mapping[str, Mapping[str, int]],
+    calls: Mapping[str, str] | None = None,
 ) -> dict[str, dict[str, float]]:
-    """Each step's requests, mean time (queue + compute) per request and share of the sum."""
+    """Each step's requests, mean time (queue + compute) per request and share of the sum.
+
+    ``calls`` maps a step to the step it calls from inside (the full-size step calls the
+    core model): the caller keeps only its own time, the callee's counted once, as its own.
+    """
     spent = {}
     for model, end in after.items():
         start = before[model]
@@ -308,6 +314,9 @@ def step_shares(
         queue = end["queue"] - start["queue"]
         batches = end["executions"] - start["executions"]
         spent[model] = (requests, ns, queue, batches)
+    for caller, callee in (calls or {}).items():
+        requests, ns, queue, batches = spent[caller]
+        spent[caller] = (requests, max(0, ns - spent[callee][1]), queue, batches)
     total = sum(ns for _, ns, _, _ in spent.values()) or 1
     return {
         model: {
@@ -352,7 +361,7 @@ def _cell(
 def _measure_served(
     spec: ModelSpec, size: int, address: str, triton: Any, config: GpuTorchBenchConfig
 ) -> list[dict[str, Any]]:
-    from vitrine.pipeline import ENCODE_MODEL
+    from vitrine.pipeline import pipeline_steps
 
     cells = []
     top = max(config.concurrency)
@@ -361,13 +370,14 @@ def _measure_served(
         load = _Load("raw", spec.name, size, address, "png", threads, config.duration_s, 1)
         figures = measure_processes(load, processes)
         cells.append(_cell("raw", spec, size, processes * threads, figures, processes=processes))
-    steps = [spec.decode_model, spec.core_model, ENCODE_MODEL]
+    steps = list(pipeline_steps(spec))
+    calls = {spec.fullsize_model: spec.core_model} if spec.fullsize_model in steps else {}
     processes, threads = _split(top, config.processes)
     for fmt in PIPELINE_FORMATS:
         load = _Load("pipeline", spec.name, size, address, fmt, threads, config.duration_s, 1)
         before = _statistics(triton, steps)
         figures = measure_processes(load, processes)
-        shares = step_shares(before, _statistics(triton, steps))
+        shares = step_shares(before, _statistics(triton, steps), calls)
         cells.append(
             _cell(
                 "pipeline",
@@ -446,7 +456,7 @@ def _environment(triton: Any, repository: Path, specs: Sequence[ModelSpec]) -> d
     import torch
 
     from vitrine.devices import detect
-    from vitrine.pipeline import ENCODE_MODEL
+    from vitrine.pipeline import pipeline_steps
 
     report = detect()
     manifests = {
@@ -471,9 +481,7 @@ def _environment(triton: Any, repository: Path, specs: Sequence[ModelSpec]) -> d
                     "instance_group", []
                 )
             ]
-            for model in sorted(
-                {ENCODE_MODEL} | {s.decode_model for s in specs} | {s.core_model for s in specs}
-            )
+            for model in sorted({step for spec in specs for step in pipeline_steps(spec)})
         },
     }
 

@@ -99,6 +99,8 @@ class TritonPythonModel:
             inputs=[
                 pb_utils.Tensor(name, np.ascontiguousarray(array)) for name, array in call.items()
             ],
+            # A core model on the GPU answers in GPU memory, which as_numpy cannot read.
+            preferred_memory=pb_utils.PreferredMemory(pb_utils.TRITONSERVER_MEMORY_CPU, 0),
         )
         response = request.exec()
         if response.has_error():

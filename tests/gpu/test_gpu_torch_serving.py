@@ -26,7 +26,7 @@ from tritonclient.utils import InferenceServerException
 from vitrine.catalog import SPECS
 from vitrine.client import VitrineClient
 from vitrine.options import core_value, example_options, wire_value
-from vitrine.pipeline import ENCODED_INPUT, FORMAT_INPUT, QUALITY_INPUT
+from vitrine.pipeline import ENCODED_INPUT, FORMAT_INPUT, QUALITY_INPUT, pipeline_steps
 from vitrine.serving.probe import probe_pipelines, probe_steps, step_probes
 from vitrine.spec import ModelSpec
 from vitrine.tasks import Family
@@ -165,7 +165,8 @@ def test_raw_path_returns_what_the_artifact_computes_in_process(
     served = servers.get(device)
     if served.repository is None:
         pytest.skip("set VITRINE_GPU_REPOSITORY to the served repository to compare with it")
-    height, width = spec.limits.min_side, min(spec.limits.min_side * 3, spec.limits.max_side)
+    limits = spec.core_limits  # the raw path's
+    height, width = limits.min_side, min(limits.min_side * 3, limits.max_side)
     pixels = np.stack(photo_inputs(height, width)[:2])
     options = example_options(spec, height, width)
     with VitrineClient(served.url, timeout=TIMEOUT_S) as client:
@@ -211,16 +212,17 @@ def _editor_core_inputs(spec: ModelSpec, image: np.ndarray) -> dict[str, tuple[s
 def test_bad_raw_input_is_invalid_argument_and_the_model_serves_on(
     triton: grpcclient.InferenceServerClient, device: str, spec: ModelSpec
 ) -> None:
-    side = spec.limits.min_side
+    limits = spec.core_limits  # the raw path's
+    side = limits.min_side
     good = np.zeros((1, side, side, 3), np.uint8)
-    too_large = np.zeros((1, spec.limits.max_side + 1, side, 3), np.uint8)
+    too_large = np.zeros((1, limits.max_side + 1, side, 3), np.uint8)
     floats = _editor_core_inputs(spec, good) | {spec.input.name: ("FP32", good.astype(np.float32))}
     with pytest.raises(InferenceServerException) as caught:  # Triton checks the config's dtype
         _infer(triton, spec.core_model, floats)
     assert caught.value.status() == "StatusCode.INVALID_ARGUMENT"
     _expect_invalid(
         lambda: _infer(triton, spec.core_model, _editor_core_inputs(spec, too_large)),
-        f"each must be within [{spec.limits.min_side}, {spec.limits.max_side}]",
+        f"each must be within [{limits.min_side}, {limits.max_side}]",
     )
     result = _infer(triton, spec.core_model, _editor_core_inputs(spec, good))
     assert result.as_numpy(spec.output.name).shape[:3] == (  # type: ignore[attr-defined]
@@ -303,7 +305,7 @@ def test_bench_measures_limit_raw_and_pipelines_on_the_cpu_build(
     assert [cell["output_format"] for cell in pipelines] == list(PIPELINE_FORMATS)
     for cell in pipelines:
         steps = cell["steps"]
-        assert list(steps) == ["superres_x2_decode", "superres_x2", "encode_image"]
+        assert tuple(steps) == pipeline_steps(SPECS["superres_x2"])
         assert abs(sum(step["share"] for step in steps.values()) - 1.0) < 0.01
         assert all(step["requests"] >= cell["requests"] for step in steps.values())
     (row,) = run["summary"]

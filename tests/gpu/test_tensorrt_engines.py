@@ -72,9 +72,10 @@ def test_served_engine_answers_through_the_client(spec: ModelSpec) -> None:
             data = encode(pixels, "png")
             images = client.variations(data, category=category, color=color, count=2).images
             assert [image.size for image in images] == [pixels.shape[1::-1]] * 2
-        else:  # within the spec's limits, and not square
-            height = min(max(64, spec.limits.min_side), spec.limits.max_side)
-            width = min(max(48, spec.limits.min_side), spec.limits.max_side)
+        else:  # within the core model's limits, and not square
+            limits = spec.core_limits
+            height = min(max(64, limits.min_side), limits.max_side)
+            width = min(max(48, limits.min_side), limits.max_side)
             pixels = np.full((2, height, width, 3), 128, dtype=np.uint8)
             options = example_options(spec, height, width)
             call = getattr(client, f"{spec.client_method}_array")

@@ -42,6 +42,14 @@ def test_step_shares_are_the_time_each_step_took_for_the_measured_requests() -> 
     assert shares["core"]["share"] == 0.25 and shares["core"]["mean_batch"] == 4.0
 
 
+def test_a_step_calling_another_keeps_only_its_own_time() -> None:
+    before = {"fullsize": _stats(0, 0, 0, 0), "core": _stats(0, 0, 0, 0)}
+    after = {"fullsize": _stats(10, 0, 50_000_000, 10), "core": _stats(10, 0, 40_000_000, 5)}
+    shares = step_shares(before, after, {"fullsize": "core"})
+    assert shares["fullsize"]["mean_ms"] == 1.0  # 5 ms a request, 4 of them in the core
+    assert (shares["fullsize"]["share"], shares["core"]["share"]) == (0.2, 0.8)
+
+
 def _cell(system: str, images: float, p50: float, **extra: object) -> dict:
     base = {"model": "denoise", "size": 512, "concurrency": 1, "system": system}
     return base | {"images_per_s": images, "p50_ms": p50, "mb_per_s_out": images * 0.8} | extra

@@ -48,10 +48,16 @@ def test_core_model_is_the_gpu_core_run_by_the_torch_runner(spec: ModelSpec) -> 
     assert (group.kind, group.count) == (pb.ModelInstanceGroup.KIND_GPU, GPU_CORE_INSTANCES)
     assert list(group.gpus) == [0]  # where the artifacts are traced
     parameters = _parameters(config)
-    assert (parameters["min_side"], parameters["max_side"]) == (
-        str(spec.limits.min_side),
-        str(spec.limits.max_side),
+    limits = spec.core_limits  # the raw path's (the full-size step takes whole photos)
+    assert (parameters["min_side"], parameters["max_side"], parameters["max_pixels"]) == (
+        str(limits.min_side),
+        str(limits.max_side),
+        str(limits.max_pixels),
     )
+    embedded = _parameters(core_config(spec, Target.EMBEDDED))
+    assert {k: embedded[k] for k in ("min_side", "max_side", "max_pixels")} == {
+        k: parameters[k] for k in ("min_side", "max_side", "max_pixels")
+    }
     assert json.loads(parameters["labels"]) == label_counts(spec)
     assert core_config(spec, Target.GPU_TORCH) == torch_core_config(spec)
 
