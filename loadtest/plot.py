@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["plot_run", "series"]
+__all__ = ["plot_large_run", "plot_run", "series"]
 
 _STYLE = {
     "limit": ("black", "onnxruntime in-process (limit)"),
@@ -66,6 +66,54 @@ def plot_run(run: Mapping[str, Any], path: Path) -> Path:
         axes[row][0].legend(fontsize=8)
     label = run.get("label") or ""
     figure.suptitle(f"vitrine bench {run.get('time', '')} {label}".strip())
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=90)
+    plt.close(figure)
+    return path
+
+
+def plot_large_run(run: Mapping[str, Any], path: Path) -> Path:
+    """Write the figure of one ``--large`` run: per (model, photo), bars of each system's
+    latency, throughput and peak memory; a system that did not succeed gets its outcome
+    written where its bar would be."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = list(run["summary"])
+    labels = [f"{row['model']}\n{row['photo']} ({row['megapixels']:g} MP)" for row in rows]
+    panels = (
+        ("latency_s", "latency at the lowest concurrency (s)", 0),
+        ("photos_per_min", "throughput at the highest concurrency (photos/min)", -1),
+        ("peak_memory_gib", "peak memory (GiB)", None),
+    )
+    systems = [s for s in ("pipeline", "peer") if any(s in row for row in rows)]
+    height = 0.8 / max(len(systems), 1)
+    figure, axes = plt.subplots(1, 3, figsize=(18, 0.55 * len(rows) + 1.8), sharey=True)
+    for axis, (key, title, outcome_index) in zip(axes, panels, strict=True):
+        for offset, system in enumerate(systems):
+            color, label = _STYLE[system]
+            for index, row in enumerate(rows):
+                figures = row.get(system)
+                if figures is None:
+                    continue
+                y = index + (offset - (len(systems) - 1) / 2) * height
+                value = figures[key]
+                if value is not None:
+                    axis.barh(y, value, height, color=color, label=label if index == 0 else None)
+                    axis.text(value, y, f" {value:.3g}", va="center", fontsize=7)
+                elif outcome_index is not None:
+                    outcome = list(figures["outcomes"].values())[outcome_index]
+                    axis.text(0, y, f" {system}: {outcome}", va="center", fontsize=7, color=color)
+        axis.set_title(title)
+        axis.grid(axis="x", alpha=0.3)
+    axes[0].set_yticks(range(len(rows)), labels, fontsize=7)
+    axes[0].invert_yaxis()
+    axes[0].legend(fontsize=8, loc="lower right")
+    label = run.get("label") or ""
+    figure.suptitle(f"vitrine bench --large {run.get('time', '')} {label}".strip())
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=90)
