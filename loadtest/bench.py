@@ -429,22 +429,25 @@ def _session(path: Path, threads: int) -> Any:
 
 _CLIENTS = threading.local()
 
+REQUEST_TIMEOUT_S = 60.0
+"""Deadline of each benchmarked call (client and peer)."""
 
-def _client(address: str) -> Any:
+
+def _client(address: str, timeout: float = REQUEST_TIMEOUT_S) -> Any:
     """One typed client (gRPC channel) per thread, as co-located callers would hold."""
     from vitrine.client import VitrineClient
 
     clients = getattr(_CLIENTS, "clients", None)
     if clients is None:
         clients = _CLIENTS.clients = {}
-    if address not in clients:
-        clients[address] = VitrineClient(address, timeout=60.0, retries=0)
-    return clients[address]
+    if (address, timeout) not in clients:
+        clients[address, timeout] = VitrineClient(address, timeout=timeout, retries=0)
+    return clients[address, timeout]
 
 
-def _peer_worker(address: str, request: BenchRequest) -> Worker:
+def _peer_worker(address: str, request: BenchRequest, timeout: float = REQUEST_TIMEOUT_S) -> Worker:
     host, port = address.rsplit(":", 1)
-    connection = http.client.HTTPConnection(host, int(port), timeout=60)
+    connection = http.client.HTTPConnection(host, int(port), timeout=timeout)
     headers = {"Content-Type": "application/octet-stream"}
 
     def call() -> object:
@@ -494,6 +497,13 @@ def _peer(models: Sequence[str], needed: bool) -> Iterator[str | None]:
     if not needed:
         yield None
         return
+    with peer_process(models) as (address, _):
+        yield address
+
+
+@contextlib.contextmanager
+def peer_process(models: Sequence[str]) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """The naive peer serving ``models`` on a free loopback port: its address and process."""
     from vitrine.serving.triton import free_port
 
     port = free_port()
@@ -508,7 +518,7 @@ def _peer(models: Sequence[str], needed: bool) -> Iterator[str | None]:
         )
     try:
         _wait_http(f"http://127.0.0.1:{port}/health", process, log_path, timeout=120)
-        yield f"127.0.0.1:{port}"
+        yield f"127.0.0.1:{port}", process
     finally:
         process.terminate()
         try:
@@ -697,8 +707,13 @@ def bench(config: BenchConfig, echo: Callable[[str], None] = print) -> dict[str,
     return run
 
 
-def write_run(run: dict[str, Any], out: Path) -> tuple[Path, Path | None]:
-    """Append ``run`` to ``out/bench.json``'s history and plot it to ``out/bench.png``."""
+def write_run(
+    run: dict[str, Any],
+    out: Path,
+    plot: Callable[[dict[str, Any], Path], Path] | None = None,
+) -> tuple[Path, Path | None]:
+    """Append ``run`` to ``out/bench.json``'s history and ``plot`` it (default
+    :func:`vitrine.loadtest.plot.plot_run`) to ``out/bench.png``."""
     out.mkdir(parents=True, exist_ok=True)
     json_path = out / "bench.json"
     history: list[dict[str, Any]] = []
@@ -716,7 +731,7 @@ def write_run(run: dict[str, Any], out: Path) -> tuple[Path, Path | None]:
     try:
         from vitrine.loadtest.plot import plot_run
 
-        plot_run(run, png_path)
+        (plot or plot_run)(run, png_path)
     except ModuleNotFoundError as error:
         logger.warning("no plot (%s is missing; pip install matplotlib)", error.name)
         return json_path, None

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from vitrine.catalog import SPECS
+from vitrine.errors import ConfigError
 
 __all__ = ["add_loadtest_commands", "cmd_bench", "cmd_loadtest"]
 
@@ -28,6 +29,8 @@ examples:
   vitrine bench --duration 10 --label "after: 1 ORT thread per instance"
   vitrine bench --models superres_x2 --sizes 128 256 --concurrency 1 4 16
   vitrine bench --target gpu-torch --address 127.0.0.1:8001 --repository build/gpu-torch
+  vitrine bench --large                              12 and 24 MP photos: about an hour
+  vitrine bench --large --models enhance remove_background --memory-ceiling 8
 """
 
 
@@ -86,8 +89,35 @@ _CONCURRENCY = {"cpu": (1, 4, 16), "gpu-torch": (1, 16)}
 _DURATION_S = {"cpu": 2.0, "gpu": 3.0, "gpu-torch": 3.0}
 
 
+def _large_bench(args: argparse.Namespace) -> int:
+    from vitrine.loadtest.bench_large import LargeBenchConfig, run_large_bench
+
+    defaults = LargeBenchConfig()
+    config = LargeBenchConfig(
+        models=tuple(args.models or ()),
+        concurrency=tuple(args.concurrency or defaults.concurrency),
+        largest_concurrency=tuple(args.largest_concurrency or defaults.largest_concurrency),
+        requests_per_worker=args.requests or defaults.requests_per_worker,
+        systems=tuple(args.systems or defaults.systems),
+        timeout_s=args.timeout or defaults.timeout_s,
+        memory_ceiling_gib=args.memory_ceiling if args.memory_ceiling else None,
+        output_format=args.output_format,
+        out=args.out or defaults.out,
+        label=args.label,
+        address=args.address,
+        repository=args.repository,
+    )
+    return run_large_bench(config)
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     """Handler of ``vitrine bench``."""
+    if args.large:
+        if args.target != "cpu" or args.sizes:
+            raise ConfigError(
+                "--large takes no --sizes (its photos are 12 and 24 MP) and no --target"
+            )
+        return _large_bench(args)
     out = args.out or _BENCH_OUT[args.target]
     duration = args.duration or _DURATION_S[args.target]
     if args.target == "gpu":
@@ -132,7 +162,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         "duration_s": duration,
         "max_requests": args.requests,
         "warmup": args.warmup,
-        "systems": tuple(args.systems),
+        "systems": tuple(args.systems or ("limit", "raw", "pipeline", "peer")),
         "limit_threads": tuple(args.limit_threads),
         "output_format": args.output_format,
         "out": out,
@@ -225,10 +255,23 @@ def add_loadtest_commands(subparsers: Any) -> None:
         "default per spec",
     )
     bench.add_argument(
+        "--large",
+        action="store_true",
+        help="editors on 12 and 24 MP photos: the pipeline against the naive peer, latency, "
+        "throughput and peak memory (reports/bench-large)",
+    )
+    bench.add_argument(
         "--concurrency",
         nargs="+",
         type=_positive_int,
-        help="default 1 4 16 (gpu-torch: 1 16)",
+        help="default 1 4 16 (gpu-torch: 1 16; --large: 1 4, on all but the largest photo)",
+    )
+    bench.add_argument(
+        "--largest-concurrency",
+        nargs="+",
+        type=_positive_int,
+        help="--large: levels on each editor's largest photo (default 1; 1 4 runs about "
+        "twice as long)",
     )
     bench.add_argument(
         "--duration", type=_positive_float, help="seconds per level (default 2; GPU targets 3)"
@@ -239,13 +282,30 @@ def add_loadtest_commands(subparsers: Any) -> None:
         help="gpu-torch: client processes driving the top concurrency (default: half the "
         "cores, at most 8)",
     )
-    bench.add_argument("--requests", type=_positive_int, help="at most this many per level")
+    bench.add_argument(
+        "--requests",
+        type=_positive_int,
+        help="at most this many per level (--large: photos per worker, default 1)",
+    )
     bench.add_argument("--warmup", type=int, default=1, help="warm-up calls per worker")
     bench.add_argument(
         "--systems",
         nargs="+",
         choices=("limit", "raw", "pipeline", "peer"),
-        default=["limit", "raw", "pipeline", "peer"],
+        help="default: all four (--large: pipeline peer)",
+    )
+    bench.add_argument(
+        "--timeout",
+        type=_positive_float,
+        help="--large: deadline of each call in seconds (default 1800)",
+    )
+    bench.add_argument(
+        "--memory-ceiling",
+        type=float,
+        default=12.0,
+        metavar="GIB",
+        help="--large: a system whose processes hold more is killed and its cell reads "
+        "'out of memory' (default 12; 0: none)",
     )
     bench.add_argument(
         "--limit-threads",

@@ -21,6 +21,15 @@ graph with a transparent background and its alpha channel is cut at 0.5; the bas
 ``cv2.grabCut`` from a centred rectangle (margins ``GRABCUT_MARGIN`` of each side,
 ``GRABCUT_ITERATIONS`` iterations). Metrics: IoU of the product masks and the boundary
 F-score (boundary pixels matched within ``BOUNDARY_TOLERANCE`` px).
+
+At full size (:func:`evaluate_full_size`, run by ``vitrine eval`` only: it takes minutes),
+shots of 3 to 12 MP (``FULL_SIZE_SHAPES``) are made the same way but with a crisp product
+edge (the upscaled alpha cut at 0.5), on an upscaled crop of a VALIDATION photo, with
+sensor-like grain. They go through the served plan (``vitrine.tiling``: the alpha predicted
+on a copy at the working side, then upsampled to the photo), once with the guided filter
+that is served and once bilinearly; IoU and boundary F are measured at full resolution.
+GrabCut runs on the same working-size copy and is upsampled the same two ways: on the
+full-size photo it takes minutes per shot (about 4 minutes at 3 MP here).
 """
 
 from __future__ import annotations
@@ -41,6 +50,7 @@ from torch import nn
 
 from vitrine.options import background_value
 from vitrine.spec import ModelSpec, Task
+from vitrine.tiling import PlanSettings, plan_image
 from vitrine.training.architectures.matte_unet import area_resize
 from vitrine.training.config import TrainConfig
 from vitrine.training.degradations import degrade_upload
@@ -56,7 +66,12 @@ from vitrine.training.grids import labelled_row, stack_rows
 from vitrine.training.hooks import DemoCase, TaskHooks
 from vitrine.training.photos import TRAIN_PHOTOS, VALIDATION_PHOTOS, load_split, recolour
 from vitrine.training.recipe import SingleNetworkRecipe
-from vitrine.training.uint8_wrapper import run_uint8, to_float, to_float_batch
+from vitrine.training.uint8_wrapper import (
+    Uint8ImageModel,
+    run_uint8,
+    to_float,
+    to_float_batch,
+)
 
 __all__ = [
     "EVAL_COUNT",
@@ -69,7 +84,9 @@ __all__ = [
     "demo_case",
     "eval_composites",
     "evaluate_background",
+    "evaluate_full_size",
     "forward",
+    "full_size_composite",
     "grabcut_mask",
     "iou",
     "on_white",
@@ -82,6 +99,14 @@ GRABCUT_MARGIN = 0.08
 GRABCUT_ITERATIONS = 5
 BOUNDARY_TOLERANCE = 2
 METHODS = ("model", "grabcut")
+FULL_SIZE_SHAPES = ((1500, 2000), (2000, 3000), (3000, 4000))
+"""(height, width) of the full-size shots: 3, 6 and 12 MP."""
+FULL_SIZE_PER_SHAPE = 4
+FULL_SIZE_SEED = 20261204
+FULL_SIZE_GRAIN = 2.0
+"""Standard deviation of the Gaussian grain on full-size shots, in uint8 levels."""
+UPSAMPLINGS = {"guided": True, "bilinear": False}
+"""How the full-size evaluation upsamples the working-size alpha: name -> ``edge_aware``."""
 
 
 @dataclass(frozen=True)
@@ -213,6 +238,23 @@ def _composite(
     return Composite(np.round(np.clip(image, 0.0, 1.0) * 255.0).astype(np.uint8), placed_alpha)
 
 
+def _sharp_product_layers(
+    grey: np.ndarray, colour: RGB, side: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_product_layers` with the alpha cut at 0.5: a crisp edge at any size."""
+    rgb, alpha = _product_layers(grey, colour, side)
+    return rgb, (alpha > 0.5).astype(np.float32)
+
+
+def _large_drop_shadow(alpha: np.ndarray, rng: np.random.Generator, side: int) -> np.ndarray:
+    """:func:`_drop_shadow` made at an eighth of the side and resized back: the shadow is
+    soft, and a blur of several hundred pixels at full size would take minutes."""
+    small_side = max(side // 8, 1)
+    small = cv2.resize(alpha, (small_side, small_side), interpolation=cv2.INTER_AREA)
+    shadow = _drop_shadow(small, rng, small_side)
+    return cv2.resize(shadow, (side, side), interpolation=cv2.INTER_LINEAR)
+
+
 def _catalog_shot(
     rng: np.random.Generator,
     shape: tuple[int, int],
@@ -223,15 +265,17 @@ def _catalog_shot(
     garment: Callable[[np.random.Generator], np.ndarray],
     colour: Callable[[np.random.Generator], RGB],
     background: Callable[[np.random.Generator, tuple[int, int]], np.ndarray],
+    layers: Callable[[np.ndarray, RGB, int], tuple[np.ndarray, np.ndarray]] = _product_layers,
+    drop_shadow: Callable[[np.ndarray, np.random.Generator, int], np.ndarray] = _drop_shadow,
 ) -> Composite:
     """One product near the centre of a backdrop of ``shape``, as in a catalog shot: its
     side a random share ``scale`` of the shorter side, its centre off by up to ``jitter``
     of each side, a drop shadow with ``shadow_probability``."""
     side = round(min(shape) * float(rng.uniform(*scale)))
-    rgb, alpha = _product_layers(garment(rng), colour(rng), side)
+    rgb, alpha = layers(garment(rng), colour(rng), side)
     offset = rng.uniform(-jitter, jitter, 2) * shape
     corner = (int((shape[0] - side) / 2 + offset[0]), int((shape[1] - side) / 2 + offset[1]))
-    shadow = _drop_shadow(alpha, rng, side) if rng.random() < shadow_probability else None
+    shadow = drop_shadow(alpha, rng, side) if rng.random() < shadow_probability else None
     return _composite(background(rng, shape), rgb, alpha, corner, shadow)
 
 
@@ -487,6 +531,117 @@ def evaluate_background(model: nn.Module, count: int = EVAL_COUNT) -> dict[str, 
     }
 
 
+def _upscaled_crop(
+    photo: np.ndarray, shape: tuple[int, int], rng: np.random.Generator
+) -> np.ndarray:
+    """A random crop of ``photo`` at ``shape``'s aspect, 60 to 100% of the largest that
+    fits, upscaled to ``shape`` (Lanczos); float [0, 1]."""
+    height, width = shape
+    fit = min(photo.shape[0] / height, photo.shape[1] / width) * float(rng.uniform(0.6, 1.0))
+    crop_height, crop_width = max(round(height * fit), 1), max(round(width * fit), 1)
+    top = int(rng.integers(0, photo.shape[0] - crop_height + 1))
+    left = int(rng.integers(0, photo.shape[1] - crop_width + 1))
+    crop = photo[top : top + crop_height, left : left + crop_width]
+    resized = cv2.resize(crop, (width, height), interpolation=cv2.INTER_LANCZOS4)
+    return np.clip(resized.astype(np.float32) / 255.0, 0.0, 1.0)
+
+
+def full_size_composite(shape: tuple[int, int], index: int) -> Composite:
+    """Full-size shot ``index`` of ``shape`` (height, width): a TEST garment with a crisp
+    edge on an upscaled VALIDATION photo crop, with grain. Made on demand: a 12 MP shot
+    and its alpha take 84 MB."""
+    rng = np.random.default_rng([FULL_SIZE_SEED, *shape, index])
+    garments = load_fashion("test")[0]
+    photos = list(load_split("validation").values())
+    photo = photos[index % len(photos)]
+    shot = _catalog_shot(
+        rng,
+        shape,
+        scale=(0.55, 0.85),
+        jitter=0.04,
+        shadow_probability=0.5,
+        garment=lambda rng: garments[int(rng.integers(len(garments)))],
+        colour=lambda rng: _random_colour(rng, 1.0),
+        background=lambda rng, shape: _upscaled_crop(photo, shape, rng),
+        layers=_sharp_product_layers,
+        drop_shadow=_large_drop_shadow,
+    )
+    grain = rng.standard_normal(shot.image.shape, dtype=np.float32) * FULL_SIZE_GRAIN
+    image = np.clip(np.round(shot.image + grain), 0, 255).astype(np.uint8)
+    return Composite(image, shot.alpha)
+
+
+def _grabcut_alpha(image: np.ndarray) -> np.ndarray:
+    """GrabCut's mask as the core model answers: RGBA (1, H, W, 4), alpha 0 or 255."""
+    alpha = np.where(grabcut_mask(image), 255, 0).astype(np.uint8)
+    return np.concatenate([image, alpha[:, :, None]], axis=2)[None]
+
+
+def _mean_scores(cases: list[dict[str, Any]]) -> dict[str, Any]:
+    """Mean of each (upsampling, method, metric) over ``cases``."""
+    return {
+        upsampling: {
+            method: {
+                metric: float(np.mean([case[upsampling][method][metric] for case in cases]))
+                for metric in ("iou", "boundary_f")
+            }
+            for method in METHODS
+        }
+        for upsampling in UPSAMPLINGS
+    }
+
+
+@torch.inference_mode()
+def evaluate_full_size(
+    spec: ModelSpec,
+    model: nn.Module,
+    shapes: tuple[tuple[int, int], ...] = FULL_SIZE_SHAPES,
+    per_shape: int = FULL_SIZE_PER_SHAPE,
+) -> dict[str, Any]:
+    """IoU and boundary F at full resolution on ``per_shape`` shots of each of ``shapes``:
+    the model through the served plan (``spec``'s, the core model in-process) and GrabCut on
+    the same working-size copy, each upsampled with the guided filter and bilinearly."""
+    settings = PlanSettings.of(spec)
+    core = Uint8ImageModel(model, spec.task).eval()
+    options = {settings.background_input: background_value("transparent")[None]}
+    per_shape_scores = {}
+    for shape in shapes:
+        cases = []
+        for index in range(per_shape):
+            composite = full_size_composite(shape, index)
+            truth = composite.alpha > 0.5
+            (call,) = plan_image(composite.image, options, settings).calls
+            outputs = {
+                "model": core(*(torch.from_numpy(array) for array in call.values())).numpy(),
+                "grabcut": _grabcut_alpha(call[settings.image_input][0]),
+            }
+            scores: dict[str, Any] = {}
+            for upsampling, edge_aware in UPSAMPLINGS.items():
+                variant = dataclasses.replace(settings, edge_aware=edge_aware)
+                plan = plan_image(composite.image, options, variant)
+                scores[upsampling] = {}
+                for method, output in outputs.items():
+                    mask = plan.result([output])[:, :, 3] >= 128  # alpha > 0.5
+                    scores[upsampling][method] = {
+                        "iou": iou(mask, truth),
+                        "boundary_f": boundary_f(mask, truth),
+                    }
+            cases.append(scores)
+        per_shape_scores[f"{shape[1]}x{shape[0]}"] = cases
+    return {
+        "mean": _mean_scores([case for cases in per_shape_scores.values() for case in cases]),
+        "per_shape": {name: _mean_scores(cases) for name, cases in per_shape_scores.items()},
+        "setup": {
+            "shots_per_shape": per_shape,
+            "seed": FULL_SIZE_SEED,
+            "grain_levels": FULL_SIZE_GRAIN,
+            "working_side": settings.tile,
+            "boundary_tolerance_px": BOUNDARY_TOLERANCE,
+            "grabcut": "on the working-size copy, upsampled as the model's alpha",
+        },
+    }
+
+
 def on_white(image: np.ndarray, alpha: np.ndarray) -> Image.Image:
     """``image`` composited on white with ``alpha`` (float (H, W) in [0, 1])."""
     a = alpha[:, :, None]
@@ -547,6 +702,7 @@ def demo_case(spec: ModelSpec, name: str, photo: np.ndarray) -> DemoCase:
 HOOKS = TaskHooks(
     forward=forward,
     evaluate=lambda spec, model: evaluate_background(model),
+    evaluate_full_size=evaluate_full_size,
     comparison=lambda spec, model: comparison_image(model),
     recipe=lambda spec: BackgroundRemovalRecipe,
     demo=demo_case,

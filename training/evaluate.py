@@ -21,10 +21,13 @@ def evaluate_model(spec: ModelSpec, model: nn.Module) -> dict[str, Any]:
 
 
 def evaluate_checkpoint(spec: ModelSpec, weights: Path, out_dir: Path) -> dict[str, Any]:
-    """Evaluate ``weights`` on the validation photos; writes eval.json and comparison.png."""
+    """Evaluate ``weights`` on the validation photos (and at full size, where the task has
+    such an evaluation: ``full_size``); writes eval.json and comparison.png."""
     checkpoint = load_checkpoint(weights)
     hooks = task_hooks(spec.task)
     report = hooks.evaluate(spec, checkpoint.model)
+    if hooks.evaluate_full_size is not None:
+        report["full_size"] = hooks.evaluate_full_size(spec, checkpoint.model)
     report |= {"model": spec.name, "weights": weights.name, "steps": checkpoint.meta.get("steps")}
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "eval.json").write_text(json.dumps(report, indent=2) + "\n")

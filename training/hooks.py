@@ -52,14 +52,17 @@ class TaskHooks:
 
     ``recipe`` picks the recipe class that trains a spec of the task (None: its specs serve
     another spec's checkpoint); ``evaluate`` and ``comparison`` make ``vitrine eval``'s
-    report and image; ``demo`` makes an editor's demo case from a validation photo (None:
-    the demo shows the family's grid instead).
+    report and image; ``evaluate_full_size`` adds an evaluation at real-photo sizes that
+    only ``vitrine eval`` runs (too slow for training's; None: the task has none);
+    ``demo`` makes an editor's demo case from a validation photo (None: the demo shows the
+    family's grid instead).
     """
 
     forward: Uint8Forward
     evaluate: Callable[[ModelSpec, nn.Module], dict[str, Any]]
     comparison: Callable[[ModelSpec, nn.Module], Image.Image]
     recipe: Callable[[ModelSpec], type[Recipe[Any]]] | None = None
+    evaluate_full_size: Callable[[ModelSpec, nn.Module], dict[str, Any]] | None = None
     demo: Callable[[ModelSpec, str, np.ndarray], DemoCase] | None = None
 
 

@@ -20,7 +20,8 @@ plan:
   context; only hole pixels change.
 * ``MATTE`` (background removal): the alpha is predicted on a copy at the working side and
   upsampled to the photo by a guided filter (He et al., 2013) that follows the photo's own
-  edges; the cut-out is composited at full size.
+  edges; the cut-out is composited at full size. ``edge_aware=False`` upsamples it
+  bilinearly instead (not served: the comparison the full-size evaluation reports).
 
 An image the core model takes whole goes through it whole, as it always has.
 """
@@ -45,6 +46,7 @@ __all__ = [
     "Plan",
     "PlanSettings",
     "Window",
+    "bilinear_upsample",
     "guided_upsample",
     "plan_image",
     "windows",
@@ -72,6 +74,7 @@ class PlanSettings:
     thumbnail: int = 0  # CURVES: the network's thumbnail side
     mask_input: str = ""  # HOLES: the option holding the holes
     background_input: str = ""  # MATTE: the option holding the background
+    edge_aware: bool = True  # MATTE: guided-filter upsampling (False: bilinear, not served)
 
     @classmethod
     def of(cls, spec: ModelSpec) -> PlanSettings:
@@ -436,9 +439,18 @@ def guided_upsample(alpha: Array, guide: Array, *, radius: int = 4, eps: float =
     return np.clip(full, 0.0, 1.0, out=full)
 
 
+def bilinear_upsample(alpha: Array, guide: Array) -> Array:
+    """``alpha`` (h, w) float in [0, 1] resized bilinearly to ``guide``'s size (H, W, ...),
+    the photo's content unused: what :func:`guided_upsample` is compared with."""
+    height, width = guide.shape[:2]
+    resized = cv2.resize(alpha.astype(np.float32), (width, height), interpolation=cv2.INTER_LINEAR)
+    return np.clip(resized, 0.0, 1.0, out=resized)
+
+
 def _matte(image: Array, options: Mapping[str, Array], settings: PlanSettings) -> Plan:
-    """The alpha at the working side, upsampled by a guided filter; composited at full size
-    on the background option (r, g, b, opaque; opaque 0 keeps the alpha)."""
+    """The alpha at the working side, upsampled by a guided filter (or bilinearly, without
+    ``edge_aware``); composited at full size on the background option (r, g, b, opaque;
+    opaque 0 keeps the alpha)."""
     height, width = image.shape[:2]
     ratio = settings.tile / max(height, width)
     low = tuple(max(round(side * ratio), settings.core_min_side) for side in (width, height))
@@ -447,9 +459,10 @@ def _matte(image: Array, options: Mapping[str, Array], settings: PlanSettings) -
     transparent = np.zeros((1, 4), np.uint8)  # ask the core model for the alpha
     call = {settings.image_input: working[None], background_name: transparent}
     background = options[background_name][0]
+    upsample = guided_upsample if settings.edge_aware else bilinear_upsample
 
     def assemble(outputs: list[Array]) -> Array:
-        alpha = guided_upsample(outputs[0][0, :, :, 3].astype(np.float32) / 255.0, image)
+        alpha = upsample(outputs[0][0, :, :, 3].astype(np.float32) / 255.0, image)
         return _composite(image, alpha, background)
 
     return Plan([call], assemble)

@@ -11,8 +11,17 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from vitrine.spec import Tiling
-from vitrine.tiling import Call, PlanSettings, guided_upsample, plan_image, windows
+from vitrine.catalog import SPECS
+from vitrine.export.triton_config import fullsize_config
+from vitrine.spec import ModelSpec, Tiling
+from vitrine.tiling import (
+    Call,
+    PlanSettings,
+    bilinear_upsample,
+    guided_upsample,
+    plan_image,
+    windows,
+)
 
 Core = Callable[[Call], np.ndarray]
 
@@ -195,7 +204,10 @@ def test_guided_upsampling_follows_the_photos_edges() -> None:
     photo = np.where(truth[:, :, None], 220, 40).astype(np.uint8).repeat(3, axis=2)
     low = truth.reshape(50, 8, 50, 8).mean(axis=(1, 3)).astype(np.float32)
     guided = guided_upsample(low, photo) > 0.5
-    bilinear = cv2.resize(low, (width, height), interpolation=cv2.INTER_LINEAR) > 0.5
+    bilinear = bilinear_upsample(low, photo) > 0.5
+    assert np.array_equal(
+        bilinear, cv2.resize(low, (width, height), interpolation=cv2.INTER_LINEAR) > 0.5
+    )
 
     def wrong(mask: np.ndarray) -> int:
         return int((mask != truth).sum())
@@ -220,3 +232,40 @@ def test_the_matte_is_composited_at_full_size() -> None:
     assert result.shape == (500, 360, 4) and (result[:, :, 3] == 255).all()
     assert np.array_equal(result[:, :100, :3], np.broadcast_to([0, 0, 255], (500, 100, 3)))
     assert np.array_equal(result[:, -100:, :3], image[:, -100:])
+
+
+def test_the_matte_without_edge_aware_upsampling_is_the_bilinear_alpha() -> None:
+    """The comparison variant: the same plan and composite, the alpha resized bilinearly."""
+    image = _photo(500, 360)
+    transparent = np.zeros((1, 4), np.uint8)
+
+    def matte(call: Call) -> np.ndarray:
+        images = call["image"]
+        rows, columns = np.mgrid[: images.shape[1], : images.shape[2]]
+        alpha = np.where(rows + columns < images.shape[1], 0, 255).astype(np.uint8)
+        return np.concatenate(
+            [images, np.broadcast_to(alpha[None, :, :, None], (1, *alpha.shape, 1))], 3
+        )
+
+    settings = _settings(Tiling.MATTE, tile=90, background_input="background")
+    guided = _run(image, {"background": transparent}, settings, matte)[1]
+    variant = dataclasses.replace(settings, edge_aware=False)
+    plan, bilinear = _run(image, {"background": transparent}, variant, matte)
+    low = matte(plan.calls[0])[0, :, :, 3].astype(np.float32) / 255.0
+    expected = np.round(bilinear_upsample(low, image) * 255.0).astype(np.uint8)
+    assert np.array_equal(bilinear[:, :, 3], expected)
+    assert np.array_equal(bilinear[:, :, :3], image)  # opaque 0: the photo with its alpha
+    assert not np.array_equal(bilinear[:, :, 3], guided[:, :, 3])
+
+
+_EDITORS = [spec for spec in SPECS.values() if spec.large is not None]
+
+
+@pytest.mark.parametrize("spec", _EDITORS, ids=lambda spec: spec.name)
+def test_plan_settings_are_what_the_full_size_step_is_configured_with(spec: ModelSpec) -> None:
+    settings = PlanSettings.of(spec)
+    config = fullsize_config(spec)
+    parameters = {key: value.string_value for key, value in config.parameters.items()}
+    assert PlanSettings.from_parameters(parameters) == settings
+    assert settings.image_input == config.input[0].name
+    assert settings.edge_aware  # served: the guided filter
