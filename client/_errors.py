@@ -77,16 +77,20 @@ _BY_STATUS: dict[str, type[VitrineError]] = {
 def map_error(error: InferenceServerException) -> VitrineError:
     """The typed error for a tritonclient error, keeping its message and status code.
 
-    tritonclient reports statuses as ``"StatusCode.NAME"``; the prefix is dropped. A dead
-    python-backend step answers INTERNAL "Stub process ... is not healthy" until the
-    server's watchdog reloads it (seconds), so that one is ``Unavailable``: retryable.
+    tritonclient reports statuses as ``"StatusCode.NAME"``; the prefix is dropped. Two
+    answers that would be server errors are transient, so ``Unavailable`` (retryable): a
+    dead python-backend step ("Stub process ... is not healthy", until the server's
+    watchdog reloads it) and a pipeline whose next step was refused by a stopping server
+    ("Server is stopping" or "Server not ready", while the server restarts).
     """
     raw_status: str | None = error.status()
     status = raw_status.removeprefix("StatusCode.") if raw_status else None
     message: str = error.message() or str(error)
-    if status == "INTERNAL" and _DEAD_STEP in message:
-        return Unavailable(message, status=status)
-    return _BY_STATUS.get(status or "", ServerError)(message, status=status)
+    kind = _BY_STATUS.get(status or "", ServerError)
+    if kind is ServerError and any(words in message for words in _TRANSIENT):
+        kind = Unavailable
+    return kind(message, status=status)
 
 
-_DEAD_STEP = "is not healthy"  # Triton's words for a python-backend stub that died
+# Triton's words for a python-backend stub that died, and for a step of a stopping server.
+_TRANSIENT = ("is not healthy", "Server is stopping", "Server not ready")

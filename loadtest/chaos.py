@@ -123,6 +123,7 @@ class Call:
     seconds: float
     pipeline: str
     outcome: str  # "ok", "wrong" (an image unlike the healthy one) or the error's type
+    message: str = ""  # the error's message
 
 
 @dataclass(frozen=True)
@@ -176,14 +177,16 @@ class ClientLoad:
                 if self._stop.is_set():
                     return
                 started = time.monotonic()
+                message = ""
                 try:
                     result = getattr(client, case.spec.client_method)(case.upload, **case.kwargs)
                     same = np.array_equal(np.asarray(result.image), case.expected)
                     outcome = "ok" if same else "wrong"
                 except VitrineError as error:
-                    outcome = type(error).__name__
+                    outcome, message = type(error).__name__, str(error)
                 ended = time.monotonic()
-                self.calls.append(Call(ended, ended - started, case.spec.pipeline, outcome))
+                call = Call(ended, ended - started, case.spec.pipeline, outcome, message)
+                self.calls.append(call)
 
     def ended_between(self, start: float, end: float) -> list[Call]:
         return [call for call in list(self.calls) if start <= call.ended < end]
@@ -202,6 +205,7 @@ class Cycle:
     ended_stubs: int  # old-generation stubs the watchdog had to kill
     calls: int  # calls that ended during the cycle
     outcomes: dict[str, int]
+    messages: dict[str, str]  # per error type, its first message
     slowest: float  # seconds of the slowest call
     rss_before: int
     rss_after: int
@@ -230,6 +234,7 @@ class ChaosRun:
     final_threads: int = 0
     final_stubs: dict[str, int] = field(default_factory=dict)
     warmup_outcomes: dict[str, int] = field(default_factory=dict)  # before the first fault
+    warmup_messages: dict[str, str] = field(default_factory=dict)
     cycles: list[Cycle] = field(default_factory=list)
 
     def outcomes(self) -> Counter[str]:
@@ -238,6 +243,13 @@ class ChaosRun:
         for cycle in self.cycles:
             total.update(cycle.outcomes)
         return total
+
+    def messages(self) -> dict[str, str]:
+        """Per error type, the first message it was seen with, warm-up included."""
+        first = dict(self.warmup_messages)
+        for cycle in self.cycles:
+            first = cycle.messages | first
+        return first
 
     @property
     def calls(self) -> int:
@@ -324,6 +336,7 @@ def _cycle(
         ended_stubs=0 if event is None else len(event.ended),
         calls=len(calls),
         outcomes=dict(Counter(call.outcome for call in calls)),
+        messages=_first_messages(calls),
         slowest=max((call.seconds for call in calls), default=0.0),
         rss_before=rss_before,
         rss_after=resident_bytes(server.pid or 0),
@@ -333,6 +346,14 @@ def _cycle(
         stubs_after=_stub_counts(server),
     )
     return cycle, until
+
+
+def _first_messages(calls: Sequence[Call]) -> dict[str, str]:
+    first: dict[str, str] = {}
+    for call in calls:
+        if call.message:
+            first.setdefault(call.outcome, call.message)
+    return first
 
 
 def run_chaos(
@@ -364,6 +385,7 @@ def run_chaos(
         mark = time.monotonic()
         warm_up_calls = load.ended_between(0.0, mark)
         run.warmup_outcomes = dict(Counter(call.outcome for call in warm_up_calls))
+        run.warmup_messages = _first_messages(warm_up_calls)
         run.baseline_rss = resident_bytes(server.pid or 0)
         run.baseline_threads = _server_threads(server)
         for index, fault in enumerate(faults):

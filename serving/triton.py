@@ -443,9 +443,31 @@ class EmbeddedTriton:
             self._finalizer.detach()
         return process.returncode
 
-    def restart(self) -> None:
-        """Stop (or reap) the server and start it again on the same ports."""
-        self.stop()
+    def kill(self) -> int | None:
+        """SIGKILL the server and its process group at once, without a graceful stop.
+
+        A stopping Triton unloads its models while its endpoints still answer: calls in that
+        window get NOT_FOUND ("unknown model") or CANCELLED. A killed one only drops its
+        connections, which callers see as the retryable UNAVAILABLE.
+        """
+        process = self._process
+        if process is None:
+            return None
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        _kill_group(process.pid)
+        if self._finalizer is not None:
+            self._finalizer.detach()
+        return process.returncode
+
+    def restart(self, *, graceful: bool = True) -> None:
+        """Stop (or reap) the server and start it again on the same ports; ``graceful``
+        False kills it instead of stopping it (see :meth:`kill`)."""
+        if graceful:
+            self.stop()
+        else:
+            self.kill()
         self.start()
 
     def log_tail(self, lines: int = _LOG_TAIL_LINES) -> str:

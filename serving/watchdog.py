@@ -25,7 +25,9 @@ model-repository API that only it can reach (``admin_key``). Measured on this Tr
 Callers meanwhile get answers from the healthy instances, or INTERNAL "Stub process ... is
 not healthy" from a dead or stopped one, which the client maps to the retryable
 ``Unavailable``. Old-generation stubs still alive ``grace`` seconds after the load are ended
-with SIGKILL. If the step still fails, or the server process is gone, the server restarts.
+with SIGKILL. If the step still fails, or the server process is gone, the server is killed
+and started again: a graceful stop would answer NOT_FOUND while it unloads the models, a
+killed server only drops its connections (the retryable UNAVAILABLE).
 
 The same replacement returns the memory a large photo leaves behind: a python step's
 shared-memory pool grows to the largest tensor it has held and never shrinks, so once every
@@ -217,7 +219,7 @@ class Watchdog:
                 self._record(detected_at, names, "reload", models, seconds, True, ended)
                 return True
         logger.warning("pipelines %s failing; restarting the server", names)
-        self.server.restart()
+        self.server.restart(graceful=False)
         fresh = self._client()  # the old channel is still backing off from the dead server
         try:
             healed = not self._failing(fresh)

@@ -69,7 +69,7 @@ def chaos(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChaosRun]:
 def _assert_unnoticed(run: ChaosRun) -> None:
     outcomes = run.outcomes()
     # No NotFound, ServerError, DeadlineExceeded or wrong image: an image, or a retryable error.
-    assert set(outcomes) <= {"ok", *RETRYABLE}, outcomes
+    assert set(outcomes) <= {"ok", *RETRYABLE}, (outcomes, run.messages())
     assert run.failed <= 0.01 * run.calls, f"{run.failed} of {run.calls} calls failed"
     for cycle in run.cycles:
         assert cycle.slowest <= DEADLINE + 1.0, f"{cycle.fault}: a call outlived its deadline"
@@ -119,7 +119,7 @@ def test_a_killed_full_size_stub_is_healed_by_a_restart_at_worst(
     run = _guarded_run(tmp_path_factory, rounds=1, faults=(fault,))
     (cycle,) = run.cycles
     assert cycle.action in ("reload", "restart"), cycle
-    assert set(run.outcomes()) <= {"ok", *RETRYABLE}, run.outcomes()
+    assert set(run.outcomes()) <= {"ok", *RETRYABLE}, (run.outcomes(), run.messages())
     assert run.final_stubs == run.configured_stubs
 
 

@@ -154,10 +154,24 @@ def test_other_statuses_are_not_retried(status: str, kind: type[VitrineError]) -
     assert len(call.timeouts) == 1 and clock.sleeps == []  # type: ignore[attr-defined]
 
 
-def test_a_dead_pipeline_step_is_retryable() -> None:
-    message = "in ensemble 'superres_x2_pipeline', Stub process 'superres_x2_0_0' is not healthy."
+@pytest.mark.parametrize(
+    "message",
+    [
+        "in ensemble 'superres_x2_pipeline', Stub process 'superres_x2_0_0' is not healthy.",
+        "in ensemble 'superres_x2_pipeline', Model 'superres_x2_fullsize', [request id: "
+        "<id_unknown>] Server is stopping, scheduler for model has stopped accepting new "
+        "inference requests",
+    ],
+    ids=["dead step", "stopping server"],
+)
+def test_a_transient_pipeline_failure_is_retryable(message: str) -> None:
     error = map_error(InferenceServerException(message, status="StatusCode.INTERNAL"))
     assert isinstance(error, Unavailable) and error.status == "INTERNAL"
+
+
+def test_other_internal_errors_are_server_errors() -> None:
+    error = map_error(InferenceServerException("onnx runtime error", status="StatusCode.INTERNAL"))
+    assert type(error) is ServerError
 
 
 def test_resource_exhausted_is_retried_like_unavailable() -> None:
