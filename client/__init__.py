@@ -11,7 +11,7 @@ from ._errors import (
     Unavailable,
     VitrineError,
 )
-from ._generate import Category, Color, GeneratorModel, StyleModel
+from ._generate import Category, Color, GeneratorModel, MixingModel
 from ._options import Background, MaskInput, Strength
 from ._requests import Direction, OutputFormat, Scale, Style
 from ._results import ArrayResult, GeneratedImages, Health, ImageResult
@@ -32,7 +32,7 @@ __all__ = [
     "Background",
     "MaskInput",
     "GeneratorModel",
-    "StyleModel",
+    "MixingModel",
     "Category",
     "Color",
     "VitrineError",

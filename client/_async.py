@@ -17,7 +17,7 @@ from ._generate import (
     Category,
     Color,
     GeneratorModel,
-    StyleModel,
+    MixingModel,
     plan_generate,
     plan_generate_array,
 )
@@ -287,7 +287,7 @@ class AsyncVitrineClient(ClientBase):
         fine_seed: int,
         category: Category,
         color: Color,
-        model: StyleModel = "stylegan",
+        model: MixingModel = "stylegan",
         count: int = 1,
         truncation: float = 1.0,
         output_format: OutputFormat = "png",

@@ -43,7 +43,7 @@ __all__ = [
     "Category",
     "Color",
     "GeneratorModel",
-    "StyleModel",
+    "MixingModel",
     "parse_images",
     "plan_generate",
     "plan_generate_array",
@@ -51,7 +51,7 @@ __all__ = [
 
 GeneratorModel = Literal["dcgan", "vae", "stylegan"]
 """Generator names; pinned by a test to ``specs_for_method("generate")``."""
-StyleModel = Literal["stylegan"]
+MixingModel = Literal["stylegan"]
 """The generators that mix styles (``mix_styles``); pinned by a test to the specs."""
 Category = Literal[
     "tshirt",

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from vitrine.catalog import SPECS
+from vitrine.registry import SPECS
 from vitrine.pipeline import (
     GENERATED_OUTPUTS,
     PIPELINE_OUTPUTS,
@@ -39,7 +39,7 @@ def _pipeline(spec: ModelSpec) -> ModelContract:
 
 
 def contracts() -> tuple[ModelContract, ...]:
-    """Every spec's pipeline and core model, in catalog order."""
+    """Every spec's pipeline and core model, in registry order."""
     return tuple(
         contract
         for spec in SPECS.values()

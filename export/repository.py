@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from tritonclient.grpc import model_config_pb2 as pb
 
-from vitrine.catalog import SPECS
+from vitrine.registry import SPECS
 from vitrine.export.triton_config import (
     Target,
     core_config,

@@ -48,7 +48,7 @@ from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
-from vitrine.catalog import SPECS
+from vitrine.registry import SPECS
 from vitrine.errors import ConfigError
 from vitrine.provenance import git_commit
 from vitrine.spec import ModelSpec
@@ -479,13 +479,13 @@ def _decoded_images(data: bytes) -> object:
 
 @contextlib.contextmanager
 def _vitrine(config: BenchConfig) -> Iterator[tuple[str, Path]]:
-    from vitrine.serving.embedded import embedded_repository
+    from vitrine.serving.serve import embedded_repository
 
     repository = config.repository or embedded_repository()
     if config.address is not None:
         yield config.address, repository
         return
-    from vitrine.serving.triton import EmbeddedTriton, free_port
+    from vitrine.serving.embedded import EmbeddedTriton, free_port
 
     ports = {name: free_port() for name in ("grpc_port", "http_port", "metrics_port")}
     with EmbeddedTriton(repository, **ports) as server:
@@ -504,7 +504,7 @@ def _peer(models: Sequence[str], needed: bool) -> Iterator[str | None]:
 @contextlib.contextmanager
 def peer_process(models: Sequence[str]) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """The naive peer serving ``models`` on a free loopback port: its address and process."""
-    from vitrine.serving.triton import free_port
+    from vitrine.serving.embedded import free_port
 
     port = free_port()
     log_path = Path(tempfile.gettempdir()) / f"vitrine-peer-{port}.log"
@@ -683,7 +683,7 @@ def bench(config: BenchConfig, echo: Callable[[str], None] = print) -> dict[str,
         if needs_server:
             address, repository = stack.enter_context(_vitrine(config))
         else:
-            from vitrine.serving.embedded import embedded_repository
+            from vitrine.serving.serve import embedded_repository
 
             address, repository = "", config.repository or embedded_repository()
         peered = _peer_models(specs)

@@ -1,6 +1,6 @@
 """The ``vitrine loadtest`` and ``vitrine bench`` subcommands (wired by ``vitrine.cli``).
 
-Only argparse and the catalog are imported here, so ``vitrine --help`` works on the base
+Only argparse and the model registry are imported here, so ``vitrine --help`` works on the base
 install; Locust, onnxruntime, torch and the server load when a command runs.
 """
 
@@ -10,7 +10,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from vitrine.catalog import SPECS
+from vitrine.registry import SPECS
 from vitrine.errors import ConfigError
 
 __all__ = ["add_loadtest_commands", "cmd_bench", "cmd_loadtest"]

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from vitrine import paths
-from vitrine.catalog import SPECS
+from vitrine.registry import SPECS
 from vitrine.loadtest.bench import Worker, measure
 from vitrine.provenance import git_commit
 from vitrine.spec import ModelSpec
@@ -41,7 +41,7 @@ GPU_SYSTEMS = ("torch_cuda", "ort_cuda", "trt_fp16")
 class GpuBenchConfig:
     """What ``vitrine bench --target gpu`` measures."""
 
-    models: tuple[str, ...] = ()  # empty: the whole catalog
+    models: tuple[str, ...] = ()  # empty: every spec
     sizes: tuple[int, ...] = ()  # editors' square sides; empty: the opt and max buckets
     duration_s: float = 3.0
     warmup: int = 3

@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from vitrine.catalog import SPECS
+from vitrine.registry import SPECS
 from vitrine.errors import ConfigError
 from vitrine.provenance import git_commit
 from vitrine.spec import ModelSpec
@@ -494,7 +494,7 @@ def _server(config: GpuTorchBenchConfig) -> Iterator[tuple[str, Path]]:
         yield config.address, repository
         return
     from vitrine.serving.gpu_torch import gpu_torch_repository, require_gpu, server_arguments
-    from vitrine.serving.triton import EmbeddedTriton, free_port
+    from vitrine.serving.embedded import EmbeddedTriton, free_port
 
     if config.address is not None:
         raise ConfigError("--address needs --repository: the limit runs the served artifacts")

@@ -1,7 +1,7 @@
 """Traffic-mix files: which calls a load test sends, in what proportions, at which sizes.
 
 A mix is a TOML file with a ``description`` and one ``[[call]]`` table per Locust task
-(see ``mixes/storefront.toml``, the default). Every call names a spec of the catalog and a
+(see ``mixes/storefront.toml``, the default). Every call names a spec of the registry and a
 path; the request name Locust reports is the Triton model the call reaches (the pipeline
 ensemble or the core model), so thresholds and Triton's metrics use the same names.
 
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, cast
 
-from vitrine.catalog import SPECS
+from vitrine.registry import SPECS
 from vitrine.client import VitrineClient
 from vitrine.errors import ConfigError
 from vitrine.pipeline import OUTPUT_FORMATS

@@ -33,7 +33,7 @@ def create_app(models: Sequence[str]) -> Any:
     from PIL import Image
 
     from vitrine import paths
-    from vitrine.catalog import get_spec
+    from vitrine.registry import get_spec
     from vitrine.loadtest.payloads import encode
     from vitrine.options import core_value, example_options
     from vitrine.sampling import InvalidGeneration, sample

@@ -1,6 +1,6 @@
 """Embedded Triton server launcher."""
 
-from .triton import (
+from .embedded import (
     EmbeddedTriton,
     TritonInstall,
     TritonNotInstalled,

@@ -31,7 +31,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from vitrine.catalog import SPECS
+from vitrine.registry import SPECS
 from vitrine.export.tensorrt import (
     ENGINE_FILE,
     MANIFEST_FILE,

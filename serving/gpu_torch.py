@@ -13,7 +13,7 @@ from pathlib import Path
 from vitrine import paths
 from vitrine.devices import GpuReport, detect
 from vitrine.errors import ConfigError
-from vitrine.serving.embedded import cache_key
+from vitrine.serving.serve import cache_key
 
 __all__ = ["CUDA_POOL_BYTES", "gpu_torch_repository", "require_gpu", "server_arguments"]
 

@@ -25,7 +25,7 @@ import tritonclient.grpc as grpcclient
 from PIL import Image
 from tritonclient.utils import InferenceServerException
 
-from vitrine.catalog import SPECS
+from vitrine.registry import SPECS
 from vitrine.channel import channel_args
 from vitrine.options import core_value, example_options, wire_value
 from vitrine.pipeline import (

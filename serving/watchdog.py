@@ -15,7 +15,7 @@ model-repository API that only it can reach (``admin_key``). Measured on this Tr
 - loading it with any other config change, or after its files changed, is a full reload:
   the ensembles stay up, but when a stub of the old model had died Triton never retires the
   old model, so its other stubs and threads live on beside the new ones (hence
-  :func:`~vitrine.serving.triton.compile_models`: the stubs would write ``__pycache__``);
+  :func:`~vitrine.serving.embedded.compile_models`: the stubs would write ``__pycache__``);
 - a change to the instance groups alone (Triton compares them without name and count)
   replaces the instances in place: the new stubs start while the old ones serve, the
   ensembles stay loaded, and the old stubs, a dead or stopped one included, are finalized
@@ -50,13 +50,13 @@ from typing import Any
 import tritonclient.grpc as grpcclient
 from tritonclient.utils import InferenceServerException
 
-from vitrine.catalog import SPECS
+from vitrine.registry import SPECS
 from vitrine.channel import channel_args
 from vitrine.pipeline import pipeline_steps
 from vitrine.serving.probe import probe_pipelines, probe_steps, step_probes
 from vitrine.serving.recycling import GrowthTracker
 from vitrine.serving.stubs import configured_stubs, end, stubs, unhealthy_models
-from vitrine.serving.triton import ADMIN_HEADER, EmbeddedTriton
+from vitrine.serving.embedded import ADMIN_HEADER, EmbeddedTriton
 from vitrine.spec import ModelSpec
 
 __all__ = ["HealEvent", "Watchdog", "next_generation", "served_specs"]

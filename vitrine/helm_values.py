@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from vitrine.catalog import SPECS
+from vitrine.registry import SPECS
 from vitrine.pipeline import ENCODE_MODEL, pipeline_steps
 from vitrine.spec import ModelSpec
 

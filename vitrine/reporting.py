@@ -1,6 +1,6 @@
 """Model cards and the README's results table, rendered from committed files only.
 
-A model's card (``reports/<model>/README.md``) is made from its spec (:mod:`vitrine.catalog`),
+A model's card (``reports/<model>/README.md``) is made from its spec (:mod:`vitrine.registry`),
 its evaluation report (``eval.json``, written by ``vitrine eval``), its parity report
 (``parity.json``, ``vitrine export``), the JSON sidecar of the checkpoint it serves
 (``weights/<name>.json``, ``vitrine train``) and ``notes.md`` beside the card: the one
@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from vitrine import paths
-from vitrine.catalog import SPECS, get_spec
+from vitrine.registry import SPECS, get_spec
 from vitrine.spec import ModelSpec
 from vitrine.tasks import Scoring, handler
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from vitrine import paths
-from vitrine.catalog import SPECS
+from vitrine.registry import SPECS
 from vitrine.export.onnx_export import export_onnx
 from vitrine.export.tensorrt import GateFailed, cpu_fp16_gate, gate_shapes
 from vitrine.spec import ModelSpec

@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 from vitrine import paths
-from vitrine.catalog import (
+from vitrine.registry import (
     OUTPUT_MAX_PIXELS,
     OUTPUT_MAX_SIDE,
     SPECS,

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from vitrine import paths
-from vitrine.catalog import SPECS
+from vitrine.registry import SPECS
 from vitrine.export.artifacts import ParityError, export_checkpoint
 from vitrine.spec import ModelSpec
 

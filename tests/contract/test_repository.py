@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from vitrine.catalog import SPECS
+from vitrine.registry import SPECS
 from vitrine.export.repository import repository_models
 from vitrine.export.triton_config import Target
 

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from vitrine import paths
-from vitrine.catalog import SPECS
+from vitrine.registry import SPECS
 from vitrine.spec import ModelSpec
 from vitrine.training.checkpoint import load_checkpoint
 from vitrine.training.config import load_config

@@ -10,7 +10,7 @@ import onnx
 import pytest
 import torch
 
-from vitrine.catalog import SPECS
+from vitrine.registry import SPECS
 from vitrine.client import AsyncVitrineClient, VitrineClient
 from vitrine.export.fp16 import convert_fp16
 from vitrine.export.onnx_export import dynamic_axes, export_onnx

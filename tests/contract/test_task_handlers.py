@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch.overrides import TorchFunctionMode
 
-from vitrine.catalog import SPECS
+from vitrine.registry import SPECS
 from vitrine.export.parity import sample_inputs
 from vitrine.loadtest.bench import ADAPTERS
 from vitrine.loadtest.payloads import CALLERS

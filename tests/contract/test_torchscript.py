@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from vitrine import paths
-from vitrine.catalog import SPECS
+from vitrine.registry import SPECS
 from vitrine.export.parity import sample_inputs
 from vitrine.export.precision_gate import precision_gate
 from vitrine.export.torchscript import (

@@ -11,7 +11,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from vitrine.catalog import SPECS
+from vitrine.registry import SPECS
 from vitrine.errors import ConfigError, UnknownName
 from vitrine.spec import ModelSpec
 from vitrine.training.checkpoint import load_checkpoint

@@ -23,7 +23,7 @@ from PIL import Image
 from tritonclient.grpc import model_config_pb2 as pb
 from tritonclient.utils import InferenceServerException
 
-from vitrine.catalog import SPECS
+from vitrine.registry import SPECS
 from vitrine.client import VitrineClient
 from vitrine.options import core_value, example_options, wire_value
 from vitrine.pipeline import ENCODED_INPUT, FORMAT_INPUT, QUALITY_INPUT, pipeline_steps
@@ -76,7 +76,7 @@ class Servers:
         from vitrine.export.build import build_target
         from vitrine.export.gpu_torch import Placement
         from vitrine.export.triton_config import Target
-        from vitrine.serving.triton import EmbeddedTriton, free_port
+        from vitrine.serving.embedded import EmbeddedTriton, free_port
 
         names = CPU_MODELS if device == "cpu" else tuple(SPECS)
         placement = Placement(device=device, core_instances=1 if device == "cpu" else None)

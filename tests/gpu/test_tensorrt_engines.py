@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from vitrine import paths
-from vitrine.catalog import SPECS
+from vitrine.registry import SPECS
 from vitrine.export.onnx_export import export_onnx
 from vitrine.export.tensorrt import build_gated_engine, detect_gpu, detect_toolchain, gate_shapes
 from vitrine.options import example_options

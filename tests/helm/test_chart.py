@@ -25,7 +25,7 @@ from helm_chart import (
 )
 from PIL import Image
 
-from vitrine.catalog import SPECS
+from vitrine.registry import SPECS
 from vitrine.client import Health, VitrineClient
 from vitrine.helm_values import model_entry
 from vitrine.spec import ModelSpec
@@ -426,7 +426,7 @@ def test_inconsistent_values_fail_with_a_reason(helm: Path, sets: list[str], mes
 
 def test_the_server_gets_the_malloc_settings_of_the_embedded_server(render: Render) -> None:
     """A photo's buffers go back to the system in the pod as they do in `vitrine serve`."""
-    from vitrine.serving.triton import MALLOC_ENVIRONMENT
+    from vitrine.serving.embedded import MALLOC_ENVIRONMENT
 
     env = {e["name"]: e.get("value") for e in _triton(render())["env"]}
     assert {name: env.get(name) for name in MALLOC_ENVIRONMENT} == MALLOC_ENVIRONMENT

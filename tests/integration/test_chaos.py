@@ -26,7 +26,7 @@ from vitrine.loadtest.chaos import (
     build_repository,
     run_chaos,
 )
-from vitrine.serving.triton import EmbeddedTriton, free_port
+from vitrine.serving.embedded import EmbeddedTriton, free_port
 from vitrine.serving.watchdog import Watchdog
 
 pytestmark = pytest.mark.integration

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from vitrine import paths
-from vitrine.catalog import SPECS
+from vitrine.registry import SPECS
 from vitrine.serving.demo import DEMO_SEED, run_demo
 from vitrine.spec import ModelSpec, Task
 from vitrine.training.photos import VALIDATION_PHOTOS

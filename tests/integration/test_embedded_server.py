@@ -24,7 +24,7 @@ import tritonclient.grpc as grpcclient
 from PIL import Image
 from tritonclient.grpc import model_config_pb2
 
-from vitrine.catalog import get_spec
+from vitrine.registry import get_spec
 from vitrine.export.triton_config import (
     RESPONSE_CACHE_ARGUMENT,
     Target,

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from PIL import Image
 from tritonclient.utils import InferenceServerException
 
-from vitrine.catalog import SPECS, specs_for_method
+from vitrine.registry import SPECS, specs_for_method
 from vitrine.options import encode_mask
 from vitrine.pipeline import (
     ENCODED_INPUT,
@@ -28,7 +28,7 @@ from vitrine.pipeline import (
     generator_pipeline_inputs,
 )
 from vitrine.serving.probe import probe_pipelines, probe_steps, step_probes
-from vitrine.serving.triton import EmbeddedTriton
+from vitrine.serving.embedded import EmbeddedTriton
 from vitrine.spec import ModelSpec, Option, OptionKind
 
 pytestmark = pytest.mark.integration

@@ -11,11 +11,11 @@ import tritonclient.grpc as grpcclient
 from PIL import Image
 from tritonclient.utils import InferenceServerException, np_to_triton_dtype
 
-from vitrine.catalog import specs_for_method
+from vitrine.registry import specs_for_method
 from vitrine.client import AsyncVitrineClient, InvalidRequest, VitrineClient
 from vitrine.pipeline import ENCODED_OUTPUT, generator_pipeline_inputs
 from vitrine.sampling import sample
-from vitrine.serving.triton import EmbeddedTriton
+from vitrine.serving.embedded import EmbeddedTriton
 from vitrine.spec import ModelSpec
 
 pytestmark = pytest.mark.integration

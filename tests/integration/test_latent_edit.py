@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from vitrine.client import AsyncVitrineClient, InvalidRequest, VitrineClient
-from vitrine.serving.triton import EmbeddedTriton
+from vitrine.serving.embedded import EmbeddedTriton
 from vitrine.training.catalog_data import load_catalog
 
 pytestmark = pytest.mark.integration

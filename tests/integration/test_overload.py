@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from vitrine.client import AsyncVitrineClient, Unavailable, VitrineClient
-from vitrine.serving.triton import EmbeddedTriton
+from vitrine.serving.embedded import EmbeddedTriton
 
 pytestmark = pytest.mark.integration
 

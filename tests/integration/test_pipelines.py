@@ -10,9 +10,9 @@ import pytest
 from PIL import Image
 from scipy import ndimage
 
-from vitrine.catalog import SPECS, specs_for_method
+from vitrine.registry import SPECS, specs_for_method
 from vitrine.client import AsyncVitrineClient, InvalidRequest, VitrineClient
-from vitrine.serving.triton import EmbeddedTriton
+from vitrine.serving.embedded import EmbeddedTriton
 from vitrine.spec import ModelSpec
 from vitrine.training.background import eval_composites
 from vitrine.training.photos import load_photo

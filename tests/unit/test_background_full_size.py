@@ -7,7 +7,7 @@ import dataclasses
 import numpy as np
 import torch
 
-from vitrine.catalog import get_spec
+from vitrine.registry import get_spec
 from vitrine.training.architectures.matte_unet import MatteUNet
 from vitrine.training.background import (
     METHODS,

@@ -7,7 +7,7 @@ import dataclasses
 
 import numpy as np
 
-from vitrine.catalog import get_spec
+from vitrine.registry import get_spec
 from vitrine.training.background import BackgroundRemovalRecipe
 from vitrine.training.config import load_config
 

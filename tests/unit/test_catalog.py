@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from vitrine.catalog import SPECS, _registry, get_spec, specs_for_method
+from vitrine.registry import SPECS, _registry, get_spec, specs_for_method
 from vitrine.spec import TensorSpec
 
 

@@ -19,7 +19,7 @@ from PIL import Image
 from tritonclient.utils import InferenceServerException, deserialize_bytes_tensor
 
 import vitrine.client
-from vitrine.catalog import SPECS
+from vitrine.registry import SPECS
 from vitrine.channel import channel_args
 from vitrine.client import (
     ArrayResult,
@@ -53,7 +53,7 @@ def test_public_names() -> None:
         "Background",
         "MaskInput",
         "GeneratorModel",
-        "StyleModel",
+        "MixingModel",
         "Category",
         "Color",
         "VitrineError",

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from vitrine.catalog import get_spec
+from vitrine.registry import get_spec
 from vitrine.client import InvalidRequest, ServerError
 from vitrine.client._images import check_sides, decode_image, encode_image, to_rgb
 

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 from tritonclient.utils import deserialize_bytes_tensor
 
-from vitrine.catalog import SPECS, get_spec, specs_for_method
+from vitrine.registry import SPECS, get_spec, specs_for_method
 from vitrine.client import (
     ArrayResult,
     AsyncVitrineClient,

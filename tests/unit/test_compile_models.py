@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from vitrine.serving.triton import compile_models
+from vitrine.serving.embedded import compile_models
 
 
 def _repository(root: Path) -> Path:

@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch import nn
 
-from vitrine.catalog import SPECS
+from vitrine.registry import SPECS
 from vitrine.training.architectures import build_architecture
 from vitrine.training.vae import _standing_statistics, kl_divergence
 

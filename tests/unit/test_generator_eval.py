@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from vitrine.catalog import GENERATOR_TARGETS, get_spec
+from vitrine.registry import GENERATOR_TARGETS, get_spec
 from vitrine.spec import Task
 from vitrine.training.catalog_data import load_catalog
 from vitrine.training.evaluate import as_rows

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from vitrine.catalog import SPECS
+from vitrine.registry import SPECS
 from vitrine.cli import main
 from vitrine.loadtest.gpu_bench import GpuBenchConfig, missing_gpu_stack, workloads
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from vitrine.catalog import SPECS
+from vitrine.registry import SPECS
 from vitrine.export import tensorrt as trt_plan
 from vitrine.export.repository import build_repository
 from vitrine.export.triton_config import Target

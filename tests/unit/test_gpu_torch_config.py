@@ -8,7 +8,7 @@ import json
 import pytest
 from tritonclient.grpc import model_config_pb2 as pb
 
-from vitrine.catalog import SPECS
+from vitrine.registry import SPECS
 from vitrine.cli import main
 from vitrine.export.gpu_torch import (
     GPU_CORE_INSTANCES,

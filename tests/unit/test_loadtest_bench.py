@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from vitrine.catalog import SPECS
+from vitrine.registry import SPECS
 from vitrine.client import VitrineClient
 from vitrine.loadtest import bench
 from vitrine.loadtest.bench import (

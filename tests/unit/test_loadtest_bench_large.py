@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from vitrine.catalog import SPECS
+from vitrine.registry import SPECS
 from vitrine.errors import ConfigError
 from vitrine.loadtest import bench_large
 from vitrine.loadtest.bench import write_run

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from vitrine.catalog import SPECS
+from vitrine.registry import SPECS
 from vitrine.loadtest.mix import DEFAULT_MIX, MixError, load_mix, parse_mix
 
 

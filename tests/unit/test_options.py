@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from vitrine.catalog import SPECS
+from vitrine.registry import SPECS
 from vitrine.client import InvalidRequest
 from vitrine.client._options import background_text, mask_pixels
 from vitrine.imaging import InvalidImage, encode_image

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from vitrine.catalog import SPECS
+from vitrine.registry import SPECS
 from vitrine.training.architectures import build_architecture
 from vitrine.training.architectures.cyclegan import CycleTranslator, PatchCritic
 from vitrine.training.photo_sketch import _PHOTO_NAMES, _SKETCH_NAMES, pencil_sketch, sobel_sketch

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from vitrine import paths, reporting
-from vitrine.catalog import SPECS
+from vitrine.registry import SPECS
 
 
 @pytest.mark.parametrize("name", SPECS)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from vitrine.catalog import SPECS
+from vitrine.registry import SPECS
 from vitrine.export.triton_config import Target, core_config, decode_config, pipeline_config, render
 from vitrine.serving.stubs import (
     STUB_EXECUTABLE,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from vitrine.catalog import SPECS
+from vitrine.registry import SPECS
 from vitrine.training.architectures import build_architecture
 from vitrine.training.styles import STYLE_NAMES, STYLE_SIDE, style_image
 from vitrine.training.texture_features import TextureFeatures, gram

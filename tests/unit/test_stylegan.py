@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from vitrine.catalog import SPECS
+from vitrine.registry import SPECS
 from vitrine.training.architectures import build_architecture
 from vitrine.training.architectures.stylegan import StyleGenerator
 

@@ -13,7 +13,7 @@ import onnx
 import pytest
 import torch
 
-from vitrine.catalog import SPECS
+from vitrine.registry import SPECS
 from vitrine.export import tensorrt as trt_plan
 from vitrine.export.onnx_export import export_onnx
 from vitrine.export.tensorrt import (

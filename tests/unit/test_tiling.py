@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from vitrine.catalog import SPECS
+from vitrine.registry import SPECS
 from vitrine.export.triton_config import fullsize_config
 from vitrine.spec import ModelSpec, Tiling
 from vitrine.tiling import (

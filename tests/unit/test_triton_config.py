@@ -7,7 +7,7 @@ from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2 as pb
 from tritonclient.utils import deserialize_bytes_tensor
 
-from vitrine.catalog import get_spec
+from vitrine.registry import get_spec
 from vitrine.export.triton_config import (
     Target,
     core_config,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from vitrine.serving.triton import EmbeddedTriton, TritonNotInstalled, find_triton
+from vitrine.serving.embedded import EmbeddedTriton, TritonNotInstalled, find_triton
 
 VERSION = f"{sys.version_info.major}.{sys.version_info.minor}"
 

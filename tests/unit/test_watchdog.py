@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from vitrine.catalog import SPECS
+from vitrine.registry import SPECS
 from vitrine.serving.watchdog import _dead_stubs, next_generation, served_specs
 
 

@@ -1,4 +1,4 @@
-"""The catalog: every served model's spec, in one explicit registry."""
+"""The model registry: every served model's spec, registered once by name."""
 
 from __future__ import annotations
 
@@ -260,7 +260,7 @@ def _translate() -> ModelSpec:
     )
 
 
-_CATALOG = Conditioning(
+_FASHION_MNIST = Conditioning(
     categories=CATEGORIES, colours=CATALOG_COLOURS, latent_dim=64, side=32, max_count=16
 )
 """What every catalog generator is conditioned on (``vitrine.training.catalog_data``)."""
@@ -276,7 +276,7 @@ GENERATOR_TARGETS = {
 """Issue 4's targets for every catalog generator, as margins ``vitrine eval`` reports."""
 
 
-def _generator(name: str, conditioning: Conditioning = _CATALOG, **fields: Any) -> ModelSpec:
+def _generator(name: str, conditioning: Conditioning = _FASHION_MNIST, **fields: Any) -> ModelSpec:
     """A conditional generator: latent (N, Z) + category and colour indices -> images."""
     z, side, count = conditioning.latent_dim, conditioning.side, conditioning.max_count
     label = TensorSpec(name="", dtype="INT32", dims=(1,), axis_names=(None,))
@@ -353,7 +353,7 @@ def _vae() -> ModelSpec:
 def _vae_edit() -> ModelSpec:
     """The trained VAE's encoder and decoder: ``z = lerp(mean(image), mean(other), blend)
     + spread * noise(seed)``, decoded. ``variations`` and ``interpolate`` call it."""
-    side, count = _CATALOG.side, _CATALOG.max_count
+    side, count = _FASHION_MNIST.side, _FASHION_MNIST.max_count
     spec = _editor(
         "vae_edit",
         Task.LATENT_EDIT,
@@ -362,10 +362,10 @@ def _vae_edit() -> ModelSpec:
         arch_kwargs=_VAE_KWARGS,
         options=(
             Option("other", OptionKind.IMAGE),  # the image to blend towards
-            Option("category", OptionKind.LABEL, choices=_CATALOG.categories),
-            Option("color", OptionKind.LABEL, choices=_CATALOG.colours),
+            Option("category", OptionKind.LABEL, choices=_FASHION_MNIST.categories),
+            Option("color", OptionKind.LABEL, choices=_FASHION_MNIST.colours),
             Option("blend", OptionKind.STRENGTH),  # 0: image, 1: other
-            Option("seed", OptionKind.SEED, size=_CATALOG.latent_dim),
+            Option("seed", OptionKind.SEED, size=_FASHION_MNIST.latent_dim),
             Option("spread", OptionKind.STRENGTH),  # scale of the seed's noise
         ),
         min_side=side,
@@ -394,7 +394,7 @@ def _vae_edit() -> ModelSpec:
 def _stylegan() -> ModelSpec:
     return _generator(
         "stylegan",
-        dataclasses.replace(_CATALOG, style_mixing=True),
+        dataclasses.replace(_FASHION_MNIST, style_mixing=True),
         description="StyleGAN-lite: mapping network, modulated convolutions, noise; 32 px catalog",
         architecture="stylegan",
         arch_kwargs={
