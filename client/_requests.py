@@ -13,10 +13,10 @@ import numpy.typing as npt
 import tritonclient.grpc as grpcclient
 from PIL import Image
 
-from vitrine.registry import specs_for_method
 from vitrine.imaging import JPEG_WITHOUT_ALPHA, InvalidImage
 from vitrine.options import core_value, label_value, strength_value
 from vitrine.pipeline import ENCODED_OUTPUT, OUTPUT_FORMATS, pipeline_inputs
+from vitrine.registry import specs_for_method
 from vitrine.spec import ModelSpec, Option, OptionKind, TensorSpec
 
 from ._errors import InvalidRequest, ServerError

@@ -6,13 +6,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from vitrine.registry import SPECS
 from vitrine.pipeline import (
     GENERATED_OUTPUTS,
     PIPELINE_OUTPUTS,
     generator_pipeline_inputs,
     pipeline_inputs,
 )
+from vitrine.registry import SPECS
 from vitrine.spec import ModelSpec, TensorSpec
 
 from ._results import Health

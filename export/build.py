@@ -8,11 +8,11 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from vitrine import paths
-from vitrine.registry import SPECS
 from vitrine.errors import ConfigError
 from vitrine.export.gpu_torch import Placement
 from vitrine.export.repository import build_repository
 from vitrine.export.triton_config import Target
+from vitrine.registry import SPECS
 from vitrine.spec import ModelSpec
 
 __all__ = ["build_target"]

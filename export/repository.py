@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING
 
 from tritonclient.grpc import model_config_pb2 as pb
 
-from vitrine.registry import SPECS
 from vitrine.export.triton_config import (
     Target,
     core_config,
@@ -24,6 +23,7 @@ from vitrine.export.triton_config import (
     sample_warmup_files,
     warmup_files,
 )
+from vitrine.registry import SPECS
 from vitrine.spec import ModelSpec
 
 if TYPE_CHECKING:

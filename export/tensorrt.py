@@ -638,8 +638,8 @@ def build_gated_engine(
 def export_all_onnx(out_dir: Path, weights_dir: Path | None = None) -> dict[str, Path]:
     """``out_dir/<model>/model.onnx`` for every spec, from the shipped weights (parity-checked)."""
     from vitrine import paths
-    from vitrine.registry import SPECS
     from vitrine.export.artifacts import export_checkpoint
+    from vitrine.registry import SPECS
 
     weights_dir = weights_dir or paths.weights_dir()
     files = {}

@@ -48,9 +48,9 @@ from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
-from vitrine.registry import SPECS
 from vitrine.errors import ConfigError
 from vitrine.provenance import git_commit
+from vitrine.registry import SPECS
 from vitrine.spec import ModelSpec
 from vitrine.tasks import Family
 

@@ -36,9 +36,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from vitrine.registry import SPECS
 from vitrine.errors import ConfigError
 from vitrine.provenance import git_commit
+from vitrine.registry import SPECS
 from vitrine.spec import ModelSpec
 
 __all__ = [
@@ -184,8 +184,8 @@ def _server(config: LargeBenchConfig) -> Iterator[_System]:
         yield _System(config.address)
         return
     from vitrine.loadtest.memory import server_memory
-    from vitrine.serving.serve import embedded_repository
     from vitrine.serving.embedded import EmbeddedTriton, free_port
+    from vitrine.serving.serve import embedded_repository
 
     repository = config.repository or embedded_repository()
     ports = {name: free_port() for name in ("grpc_port", "http_port", "metrics_port")}

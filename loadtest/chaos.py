@@ -35,13 +35,13 @@ from typing import Any
 
 import numpy as np
 
-from vitrine.registry import SPECS as CATALOG
 from vitrine.client import VitrineClient, VitrineError
 from vitrine.loadtest.payloads import encode, photo_inputs
 from vitrine.options import example_options
 from vitrine.pipeline import ENCODE_MODEL, pipeline_steps
-from vitrine.serving.stubs import resident_bytes, stubs
+from vitrine.registry import SPECS as CATALOG
 from vitrine.serving.embedded import EmbeddedTriton, free_port
+from vitrine.serving.stubs import resident_bytes, stubs
 from vitrine.serving.watchdog import Watchdog
 from vitrine.spec import ModelSpec
 

@@ -10,8 +10,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from vitrine.registry import SPECS
 from vitrine.errors import ConfigError
+from vitrine.registry import SPECS
 
 __all__ = ["add_loadtest_commands", "cmd_bench", "cmd_loadtest"]
 

@@ -27,9 +27,9 @@ from typing import Any
 import numpy as np
 
 from vitrine import paths
-from vitrine.registry import SPECS
 from vitrine.loadtest.bench import Worker, measure
 from vitrine.provenance import git_commit
+from vitrine.registry import SPECS
 from vitrine.spec import ModelSpec
 
 __all__ = ["GPU_SYSTEMS", "GpuBenchConfig", "missing_gpu_stack", "run_gpu_bench", "workloads"]

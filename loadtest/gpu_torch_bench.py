@@ -37,9 +37,9 @@ from typing import Any
 
 import numpy as np
 
-from vitrine.registry import SPECS
 from vitrine.errors import ConfigError
 from vitrine.provenance import git_commit
+from vitrine.registry import SPECS
 from vitrine.spec import ModelSpec
 from vitrine.tasks import Family
 
@@ -493,8 +493,8 @@ def _server(config: GpuTorchBenchConfig) -> Iterator[tuple[str, Path]]:
     if config.address is not None and repository is not None:
         yield config.address, repository
         return
-    from vitrine.serving.gpu_torch import gpu_torch_repository, require_gpu, server_arguments
     from vitrine.serving.embedded import EmbeddedTriton, free_port
+    from vitrine.serving.gpu_torch import gpu_torch_repository, require_gpu, server_arguments
 
     if config.address is not None:
         raise ConfigError("--address needs --repository: the limit runs the served artifacts")

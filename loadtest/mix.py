@@ -20,10 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, cast
 
-from vitrine.registry import SPECS
 from vitrine.client import VitrineClient
 from vitrine.errors import ConfigError
 from vitrine.pipeline import OUTPUT_FORMATS
+from vitrine.registry import SPECS
 from vitrine.spec import ModelSpec
 from vitrine.tasks import Family
 

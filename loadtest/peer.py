@@ -33,9 +33,9 @@ def create_app(models: Sequence[str]) -> Any:
     from PIL import Image
 
     from vitrine import paths
-    from vitrine.registry import get_spec
     from vitrine.loadtest.payloads import encode
     from vitrine.options import core_value, example_options
+    from vitrine.registry import get_spec
     from vitrine.sampling import InvalidGeneration, sample
     from vitrine.spec import ModelSpec
     from vitrine.training.checkpoint import load_checkpoint

@@ -118,8 +118,8 @@ def _server(address: str | None, metrics_url: str | None) -> Iterator[tuple[str,
             metrics_url = f"http://{host}:8002/metrics"
         yield address, metrics_url
         return
-    from vitrine.serving.serve import embedded_repository
     from vitrine.serving.embedded import EmbeddedTriton, free_port
+    from vitrine.serving.serve import embedded_repository
 
     ports = {name: free_port() for name in ("grpc_port", "http_port", "metrics_port")}
     logger.info("starting the embedded server")

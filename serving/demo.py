@@ -23,10 +23,10 @@ from PIL import Image, ImageDraw
 from rich.console import Console
 from rich.table import Table
 
-from vitrine.registry import SPECS
 from vitrine.client import VitrineClient
-from vitrine.serving.serve import embedded_repository
+from vitrine.registry import SPECS
 from vitrine.serving.embedded import EmbeddedTriton, free_port
+from vitrine.serving.serve import embedded_repository
 from vitrine.spec import ModelSpec
 from vitrine.tasks import Family
 from vitrine.training.catalog_data import load_catalog

@@ -31,7 +31,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from vitrine.registry import SPECS
 from vitrine.export.tensorrt import (
     ENGINE_FILE,
     MANIFEST_FILE,
@@ -49,6 +48,7 @@ from vitrine.export.triton_config import (
     RESPONSE_CACHE_ARGUMENT,
     engine_filename,
 )
+from vitrine.registry import SPECS
 from vitrine.spec import ModelSpec
 
 __all__ = [

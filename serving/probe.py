@@ -25,7 +25,6 @@ import tritonclient.grpc as grpcclient
 from PIL import Image
 from tritonclient.utils import InferenceServerException
 
-from vitrine.registry import SPECS
 from vitrine.channel import channel_args
 from vitrine.options import core_value, example_options, wire_value
 from vitrine.pipeline import (
@@ -38,6 +37,7 @@ from vitrine.pipeline import (
     pipeline_steps,
     sampled_outputs,
 )
+from vitrine.registry import SPECS
 from vitrine.sampling import example_labels, sample, unseen_seeds
 from vitrine.spec import ModelSpec
 

@@ -50,13 +50,13 @@ from typing import Any
 import tritonclient.grpc as grpcclient
 from tritonclient.utils import InferenceServerException
 
-from vitrine.registry import SPECS
 from vitrine.channel import channel_args
 from vitrine.pipeline import pipeline_steps
+from vitrine.registry import SPECS
+from vitrine.serving.embedded import ADMIN_HEADER, EmbeddedTriton
 from vitrine.serving.probe import probe_pipelines, probe_steps, step_probes
 from vitrine.serving.recycling import GrowthTracker
 from vitrine.serving.stubs import configured_stubs, end, stubs, unhealthy_models
-from vitrine.serving.embedded import ADMIN_HEADER, EmbeddedTriton
 from vitrine.spec import ModelSpec
 
 __all__ = ["HealEvent", "Watchdog", "next_generation", "served_specs"]

@@ -12,10 +12,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from vitrine import paths
-from vitrine.registry import SPECS, get_spec
 from vitrine.errors import ConfigError, UserError
 from vitrine.export.triton_config import Target
 from vitrine.loadtest.cli import add_loadtest_commands
+from vitrine.registry import SPECS, get_spec
 from vitrine.serving.embedded import EXIT_TIMEOUT_SECONDS
 from vitrine.tasks import handler
 
@@ -188,8 +188,8 @@ def _cmd_build(args: argparse.Namespace) -> int:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
-    from vitrine.serving.serve import serve
     from vitrine.serving.embedded import ServerTls
+    from vitrine.serving.serve import serve
 
     repository, extra_args = args.repository, []
     if args.target == Target.GPU_TORCH.value:

@@ -16,8 +16,8 @@ from typing import Any
 
 import yaml
 
-from vitrine.registry import SPECS
 from vitrine.pipeline import ENCODE_MODEL, pipeline_steps
+from vitrine.registry import SPECS
 from vitrine.spec import ModelSpec
 
 __all__ = [

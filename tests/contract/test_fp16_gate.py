@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from vitrine import paths
-from vitrine.registry import SPECS
 from vitrine.export.onnx_export import export_onnx
 from vitrine.export.tensorrt import GateFailed, cpu_fp16_gate, gate_shapes
+from vitrine.registry import SPECS
 from vitrine.spec import ModelSpec
 from vitrine.training.checkpoint import load_checkpoint
 

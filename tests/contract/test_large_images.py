@@ -11,6 +11,7 @@ import torch
 from PIL import Image
 
 from vitrine import paths
+from vitrine.options import background_value
 from vitrine.registry import (
     OUTPUT_MAX_PIXELS,
     OUTPUT_MAX_SIDE,
@@ -18,7 +19,6 @@ from vitrine.registry import (
     UPLOAD_MAX_PIXELS,
     UPLOAD_MAX_SIDE,
 )
-from vitrine.options import background_value
 from vitrine.spec import ModelSpec, OptionKind, Tiling
 from vitrine.tiling import PlanSettings, plan_image, windows
 from vitrine.training.architectures import build_architecture

@@ -21,8 +21,8 @@ from typing import Any
 import pytest
 
 from vitrine import paths
-from vitrine.registry import SPECS
 from vitrine.export.artifacts import ParityError, export_checkpoint
+from vitrine.registry import SPECS
 from vitrine.spec import ModelSpec
 
 pytestmark = pytest.mark.expensive  # exports every model's shipped weights

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from vitrine.registry import SPECS
 from vitrine.export.repository import repository_models
 from vitrine.export.triton_config import Target
+from vitrine.registry import SPECS
 
 COMMITTED = Path(__file__).resolve().parents[2] / "model_repository"
 

@@ -10,11 +10,11 @@ import onnx
 import pytest
 import torch
 
-from vitrine.registry import SPECS
 from vitrine.client import AsyncVitrineClient, VitrineClient
 from vitrine.export.fp16 import convert_fp16
 from vitrine.export.onnx_export import dynamic_axes, export_onnx
 from vitrine.export.parity import parity_report, sample_inputs
+from vitrine.registry import SPECS
 from vitrine.spec import ModelSpec, OptionKind, Task
 from vitrine.training.architectures import build_architecture
 from vitrine.training.config import load_config

@@ -10,10 +10,10 @@ import pytest
 import torch
 from torch.overrides import TorchFunctionMode
 
-from vitrine.registry import SPECS
 from vitrine.export.parity import sample_inputs
 from vitrine.loadtest.bench import ADAPTERS
 from vitrine.loadtest.payloads import CALLERS
+from vitrine.registry import SPECS
 from vitrine.spec import ModelSpec
 from vitrine.tasks import TASKS, Family, Task
 from vitrine.training.architectures import build_architecture

@@ -17,7 +17,6 @@ import pytest
 import torch
 
 from vitrine import paths
-from vitrine.registry import SPECS
 from vitrine.export.parity import sample_inputs
 from vitrine.export.precision_gate import precision_gate
 from vitrine.export.torchscript import (
@@ -28,6 +27,7 @@ from vitrine.export.torchscript import (
     build_artifact,
     parity_shapes,
 )
+from vitrine.registry import SPECS
 from vitrine.spec import ModelSpec
 from vitrine.training.checkpoint import load_checkpoint
 from vitrine.training.uint8_wrapper import Uint8ImageModel

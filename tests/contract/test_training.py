@@ -11,8 +11,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from vitrine.registry import SPECS
 from vitrine.errors import ConfigError, UnknownName
+from vitrine.registry import SPECS
 from vitrine.spec import ModelSpec
 from vitrine.training.checkpoint import load_checkpoint
 from vitrine.training.config import TrainConfig, load_config

@@ -23,10 +23,10 @@ from PIL import Image
 from tritonclient.grpc import model_config_pb2 as pb
 from tritonclient.utils import InferenceServerException
 
-from vitrine.registry import SPECS
 from vitrine.client import VitrineClient
 from vitrine.options import core_value, example_options, wire_value
 from vitrine.pipeline import ENCODED_INPUT, FORMAT_INPUT, QUALITY_INPUT, pipeline_steps
+from vitrine.registry import SPECS
 from vitrine.serving.probe import probe_pipelines, probe_steps, step_probes
 from vitrine.spec import ModelSpec
 from vitrine.tasks import Family

@@ -16,10 +16,10 @@ import numpy as np
 import pytest
 
 from vitrine import paths
-from vitrine.registry import SPECS
 from vitrine.export.onnx_export import export_onnx
 from vitrine.export.tensorrt import build_gated_engine, detect_gpu, detect_toolchain, gate_shapes
 from vitrine.options import example_options
+from vitrine.registry import SPECS
 from vitrine.sampling import example_labels
 from vitrine.spec import ModelSpec
 from vitrine.tasks import Family

@@ -25,9 +25,9 @@ from helm_chart import (
 )
 from PIL import Image
 
-from vitrine.registry import SPECS
 from vitrine.client import Health, VitrineClient
 from vitrine.helm_values import model_entry
+from vitrine.registry import SPECS
 from vitrine.spec import ModelSpec
 
 # Bundled by kubernetes-validate; the oldest the chart supports (Chart.yaml kubeVersion),

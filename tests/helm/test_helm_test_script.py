@@ -17,10 +17,10 @@ from collections.abc import Iterator
 import pytest
 from helm_chart import Render, load_values, only
 
-from vitrine.registry import SPECS
 from vitrine.helm_values import model_entry
-from vitrine.serving.serve import embedded_repository
+from vitrine.registry import SPECS
 from vitrine.serving.embedded import EmbeddedTriton, free_port
+from vitrine.serving.serve import embedded_repository
 from vitrine.spec import Task
 
 pytestmark = pytest.mark.integration

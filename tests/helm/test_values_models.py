@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from helm_chart import VALUES_FILES, Render, load_values, only
 
-from vitrine.registry import SPECS
 from vitrine.export.repository import repository_models
 from vitrine.export.triton_config import Target
 from vitrine.helm_values import model_entry, models_values
+from vitrine.registry import SPECS
 
 
 @pytest.mark.parametrize("values_file", ["values.yaml", "values-prod.yaml"])

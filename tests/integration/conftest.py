@@ -8,8 +8,8 @@ import pytest
 import tritonclient.grpc as grpcclient
 
 from vitrine.client import VitrineClient
-from vitrine.serving.serve import embedded_repository
 from vitrine.serving.embedded import EmbeddedTriton, free_port
+from vitrine.serving.serve import embedded_repository
 
 
 @pytest.fixture(scope="session")

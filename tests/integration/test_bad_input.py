@@ -13,10 +13,10 @@ import tritonclient.grpc as grpcclient
 from PIL import Image
 from tritonclient.utils import InferenceServerException
 
-from vitrine.registry import SPECS
 from vitrine.client import InvalidRequest, VitrineClient
 from vitrine.options import core_value, encode_mask, example_options, wire_value
 from vitrine.pipeline import ENCODED_INPUT, ENCODED_OUTPUT, FORMAT_INPUT, QUALITY_INPUT
+from vitrine.registry import SPECS
 from vitrine.spec import ModelSpec, OptionKind
 
 pytestmark = pytest.mark.integration

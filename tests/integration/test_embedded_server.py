@@ -24,7 +24,6 @@ import tritonclient.grpc as grpcclient
 from PIL import Image
 from tritonclient.grpc import model_config_pb2
 
-from vitrine.registry import get_spec
 from vitrine.export.triton_config import (
     RESPONSE_CACHE_ARGUMENT,
     Target,
@@ -41,6 +40,7 @@ from vitrine.pipeline import (
     FORMAT_INPUT,
     QUALITY_INPUT,
 )
+from vitrine.registry import get_spec
 from vitrine.serving import EmbeddedTriton, TritonStartupError, backend_directory, free_port
 from vitrine.spec import BatchingPolicy, ImageLimits, ShapeProfile
 

@@ -18,7 +18,6 @@ from hypothesis import strategies as st
 from PIL import Image
 from tritonclient.utils import InferenceServerException
 
-from vitrine.registry import SPECS, specs_for_method
 from vitrine.options import encode_mask
 from vitrine.pipeline import (
     ENCODED_INPUT,
@@ -27,8 +26,9 @@ from vitrine.pipeline import (
     QUALITY_INPUT,
     generator_pipeline_inputs,
 )
-from vitrine.serving.probe import probe_pipelines, probe_steps, step_probes
+from vitrine.registry import SPECS, specs_for_method
 from vitrine.serving.embedded import EmbeddedTriton
+from vitrine.serving.probe import probe_pipelines, probe_steps, step_probes
 from vitrine.spec import ModelSpec, Option, OptionKind
 
 pytestmark = pytest.mark.integration

@@ -11,9 +11,9 @@ import tritonclient.grpc as grpcclient
 from PIL import Image
 from tritonclient.utils import InferenceServerException, np_to_triton_dtype
 
-from vitrine.registry import specs_for_method
 from vitrine.client import AsyncVitrineClient, InvalidRequest, VitrineClient
 from vitrine.pipeline import ENCODED_OUTPUT, generator_pipeline_inputs
+from vitrine.registry import specs_for_method
 from vitrine.sampling import sample
 from vitrine.serving.embedded import EmbeddedTriton
 from vitrine.spec import ModelSpec

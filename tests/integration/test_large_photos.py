@@ -16,13 +16,13 @@ import pytest
 import tritonclient.grpc as grpcclient
 from PIL import Image
 
-from vitrine.registry import SPECS
 from vitrine.client import InvalidRequest, VitrineClient
 from vitrine.export.build import build_target
 from vitrine.export.triton_config import Target
 from vitrine.options import background_value
-from vitrine.serving.stubs import resident_bytes
+from vitrine.registry import SPECS
 from vitrine.serving.embedded import EmbeddedTriton, free_port
+from vitrine.serving.stubs import resident_bytes
 from vitrine.serving.watchdog import Watchdog
 from vitrine.spec import ModelSpec, OptionKind
 from vitrine.tiling import PlanSettings, plan_image

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from vitrine.registry import SPECS
 from vitrine.loadtest.bench import SYSTEMS, TARGETS, BenchConfig, bench
 from vitrine.loadtest.mix import load_mix
 from vitrine.loadtest.runner import loadtest
 from vitrine.loadtest.thresholds import Thresholds
 from vitrine.pipeline import pipeline_steps
+from vitrine.registry import SPECS
 from vitrine.serving.embedded import EmbeddedTriton
 from vitrine.spec import ModelSpec
 

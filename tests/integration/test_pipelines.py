@@ -10,8 +10,8 @@ import pytest
 from PIL import Image
 from scipy import ndimage
 
-from vitrine.registry import SPECS, specs_for_method
 from vitrine.client import AsyncVitrineClient, InvalidRequest, VitrineClient
+from vitrine.registry import SPECS, specs_for_method
 from vitrine.serving.embedded import EmbeddedTriton
 from vitrine.spec import ModelSpec
 from vitrine.training.background import eval_composites

@@ -9,10 +9,10 @@ import json
 import pytest
 import tritonclient.grpc as grpcclient
 
-from vitrine.registry import SPECS
 from vitrine.pipeline import pipeline_steps
-from vitrine.serving.probe import main, probe_pipelines, probe_steps, step_probes
+from vitrine.registry import SPECS
 from vitrine.serving.embedded import EmbeddedTriton
+from vitrine.serving.probe import main, probe_pipelines, probe_steps, step_probes
 from vitrine.spec import ModelSpec
 
 pytestmark = pytest.mark.integration

@@ -25,14 +25,14 @@ import numpy as np
 import pytest
 import tritonclient.grpc as grpcclient
 
-from vitrine.registry import SPECS
 from vitrine.client import Unavailable, VitrineClient, VitrineError
 from vitrine.export.triton_config import CPU_CORE_INSTANCES
 from vitrine.loadtest.metrics import parse_prometheus
+from vitrine.registry import SPECS
 from vitrine.sampling import example_labels
-from vitrine.serving.serve import embedded_repository
-from vitrine.serving.probe import probe_pipelines
 from vitrine.serving.embedded import EmbeddedTriton, free_port
+from vitrine.serving.probe import probe_pipelines
+from vitrine.serving.serve import embedded_repository
 from vitrine.serving.watchdog import Watchdog
 from vitrine.training.photos import load_photo
 

@@ -16,8 +16,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from vitrine.client import Unavailable, VitrineClient
-from vitrine.serving.serve import embedded_repository
 from vitrine.serving.embedded import EmbeddedTriton, ServerTls, free_port
+from vitrine.serving.serve import embedded_repository
 
 ROOT = Path(__file__).resolve().parents[2]
 PIXELS = np.full((16, 16, 3), 120, np.uint8)

@@ -14,8 +14,8 @@ import pytest
 
 from vitrine.loadtest.runner import loadtest
 from vitrine.loadtest.thresholds import Thresholds
-from vitrine.serving.serve import embedded_repository
 from vitrine.serving.embedded import EmbeddedTriton, free_port
+from vitrine.serving.serve import embedded_repository
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -19,7 +19,6 @@ from PIL import Image
 from tritonclient.utils import InferenceServerException, deserialize_bytes_tensor
 
 import vitrine.client
-from vitrine.registry import SPECS
 from vitrine.channel import channel_args
 from vitrine.client import (
     ArrayResult,
@@ -32,6 +31,7 @@ from vitrine.client import (
     VitrineClient,
     _base,
 )
+from vitrine.registry import SPECS
 
 CLIENTS = [VitrineClient, AsyncVitrineClient]
 MODELS = [name for spec in SPECS.values() for name in (spec.pipeline, spec.core_model)]

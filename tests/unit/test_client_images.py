@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from vitrine.registry import get_spec
 from vitrine.client import InvalidRequest, ServerError
 from vitrine.client._images import check_sides, decode_image, encode_image, to_rgb
+from vitrine.registry import get_spec
 
 SPEC = get_spec("superres_x2")
 

@@ -12,7 +12,6 @@ import pytest
 from PIL import Image
 from tritonclient.utils import deserialize_bytes_tensor
 
-from vitrine.registry import SPECS, get_spec, specs_for_method
 from vitrine.client import (
     ArrayResult,
     AsyncVitrineClient,
@@ -36,6 +35,7 @@ from vitrine.pipeline import (
     PIPELINE_OUTPUTS,
     QUALITY_INPUT,
 )
+from vitrine.registry import SPECS, get_spec, specs_for_method
 
 
 def _planner(method: str) -> Any:

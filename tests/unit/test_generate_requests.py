@@ -12,10 +12,10 @@ import pytest
 from PIL import Image
 from tritonclient.utils import deserialize_bytes_tensor
 
-from vitrine.registry import SPECS, specs_for_method
 from vitrine.client import AsyncVitrineClient, InvalidRequest, ServerError, VitrineClient
 from vitrine.client._generate import plan_generate, plan_generate_array
 from vitrine.pipeline import generator_pipeline_inputs
+from vitrine.registry import SPECS, specs_for_method
 from vitrine.sampling import (
     MAX_SEED,
     InvalidGeneration,

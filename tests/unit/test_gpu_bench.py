@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from vitrine.registry import SPECS
 from vitrine.cli import main
 from vitrine.loadtest.gpu_bench import GpuBenchConfig, missing_gpu_stack, workloads
+from vitrine.registry import SPECS
 
 
 def test_gpu_bench_names_what_is_missing(capsys: pytest.CaptureFixture[str]) -> None:

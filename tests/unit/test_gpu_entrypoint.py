@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from vitrine.registry import SPECS
 from vitrine.export import tensorrt as trt_plan
 from vitrine.export.repository import build_repository
 from vitrine.export.triton_config import Target
 from vitrine.pipeline import generator_pipeline_inputs
+from vitrine.registry import SPECS
 from vitrine.serving import gpu_entrypoint as entry
 from vitrine.serving.gpu_entrypoint import (
     EngineKey,

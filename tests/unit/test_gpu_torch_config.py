@@ -8,7 +8,6 @@ import json
 import pytest
 from tritonclient.grpc import model_config_pb2 as pb
 
-from vitrine.registry import SPECS
 from vitrine.cli import main
 from vitrine.export.gpu_torch import (
     GPU_CORE_INSTANCES,
@@ -26,6 +25,7 @@ from vitrine.export.triton_config import (
     core_config,
 )
 from vitrine.pipeline import ENCODE_MODEL
+from vitrine.registry import SPECS
 from vitrine.spec import ModelSpec
 
 ALL_SPECS = pytest.mark.parametrize("spec", SPECS.values(), ids=lambda spec: spec.name)

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 from tritonclient.utils import deserialize_bytes_tensor
 
-from vitrine.registry import SPECS
 from vitrine.client import AsyncVitrineClient, InvalidRequest, VitrineClient
 from vitrine.client._latent_edit import plan_interpolate, plan_variations
 from vitrine.options import options_from_parameter, options_parameter
 from vitrine.pipeline import pipeline_inputs
+from vitrine.registry import SPECS
 from vitrine.sampling import MAX_SEED
 
 SPEC = SPECS["vae_edit"]

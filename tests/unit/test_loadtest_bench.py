@@ -13,7 +13,6 @@ from typing import Any
 import numpy as np
 import pytest
 
-from vitrine.registry import SPECS
 from vitrine.client import VitrineClient
 from vitrine.loadtest import bench
 from vitrine.loadtest.bench import (
@@ -37,6 +36,7 @@ from vitrine.loadtest.cli import add_loadtest_commands
 from vitrine.loadtest.mix import parse_mix
 from vitrine.loadtest.payloads import catalog_samples, encode, photo_inputs, prepare
 from vitrine.options import seed_value
+from vitrine.registry import SPECS
 from vitrine.sampling import sample
 from vitrine.tasks import Family
 

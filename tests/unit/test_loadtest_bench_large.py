@@ -15,7 +15,6 @@ from typing import Any
 import numpy as np
 import pytest
 
-from vitrine.registry import SPECS
 from vitrine.errors import ConfigError
 from vitrine.loadtest import bench_large
 from vitrine.loadtest.bench import write_run
@@ -35,6 +34,7 @@ from vitrine.loadtest.cli import add_loadtest_commands
 from vitrine.loadtest.memory import MemoryCeiling, process_memory
 from vitrine.loadtest.payloads import large_photo, photo_inputs
 from vitrine.loadtest.plot import plot_large_run
+from vitrine.registry import SPECS
 
 EDITORS = [spec for spec in SPECS.values() if spec.large is not None]
 

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from vitrine.registry import SPECS
 from vitrine.loadtest.mix import DEFAULT_MIX, MixError, load_mix, parse_mix
+from vitrine.registry import SPECS
 
 
 def _mix(**call: Any) -> dict[str, Any]:

@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from vitrine.registry import SPECS
 from vitrine.client import InvalidRequest
 from vitrine.client._options import background_text, mask_pixels
 from vitrine.imaging import InvalidImage, encode_image
@@ -25,6 +24,7 @@ from vitrine.options import (
     parse_option_column,
     wire_value,
 )
+from vitrine.registry import SPECS
 from vitrine.spec import ModelSpec, Option, OptionKind
 
 STRENGTH = Option("strength", OptionKind.STRENGTH)

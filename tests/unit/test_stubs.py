@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from vitrine.registry import SPECS
 from vitrine.export.triton_config import Target, core_config, decode_config, pipeline_config, render
+from vitrine.registry import SPECS
 from vitrine.serving.stubs import (
     STUB_EXECUTABLE,
     Stub,

@@ -13,7 +13,6 @@ import onnx
 import pytest
 import torch
 
-from vitrine.registry import SPECS
 from vitrine.export import tensorrt as trt_plan
 from vitrine.export.onnx_export import export_onnx
 from vitrine.export.tensorrt import (
@@ -37,6 +36,7 @@ from vitrine.export.triton_config import (
     engine_filename,
     warmup_files,
 )
+from vitrine.registry import SPECS
 from vitrine.spec import ModelSpec, PrecisionPolicy
 from vitrine.training.architectures import build_architecture
 

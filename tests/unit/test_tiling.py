@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from vitrine.registry import SPECS
 from vitrine.export.triton_config import fullsize_config
+from vitrine.registry import SPECS
 from vitrine.spec import ModelSpec, Tiling
 from vitrine.tiling import (
     Call,

@@ -7,7 +7,6 @@ from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2 as pb
 from tritonclient.utils import deserialize_bytes_tensor
 
-from vitrine.registry import get_spec
 from vitrine.export.triton_config import (
     Target,
     core_config,
@@ -18,6 +17,7 @@ from vitrine.export.triton_config import (
     sample_warmup_files,
 )
 from vitrine.pipeline import ENCODE_MODEL, generator_pipeline_inputs
+from vitrine.registry import get_spec
 
 SPEC = get_spec("superres_x2")
 
