@@ -500,6 +500,7 @@ def bench_large(config: LargeBenchConfig, echo: Callable[[str], None] = print) -
             "cpus": os.cpu_count(),
             "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / _GIB, 1),
             "python": sys.version.split()[0],
+            "load_average_at_end": [round(load, 2) for load in os.getloadavg()],  # 1, 5, 15 min
         },
         "config": {
             key: str(value) if isinstance(value, Path) else value
