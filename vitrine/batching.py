@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from vitrine.imaging import InvalidImage
 from vitrine.spec import ImageLimits
@@ -125,7 +126,7 @@ def tensor_configs(model_config: Mapping[str, Any], key: str) -> tuple[TensorCon
 
 
 def check_tensor(
-    array: np.ndarray, config: TensorConfig, limits: ImageLimits | None = None
+    array: npt.NDArray[Any], config: TensorConfig, limits: ImageLimits | None = None
 ) -> str | None:
     """Why ``array`` (batch first) does not fit ``config``, or None when it does.
 
@@ -157,7 +158,7 @@ def check_tensor(
     return None
 
 
-def group_by_shape(requests: Sequence[Sequence[np.ndarray]]) -> list[list[int]]:
+def group_by_shape(requests: Sequence[Sequence[npt.NDArray[Any]]]) -> list[list[int]]:
     """Indices of requests whose inputs agree in shape (batch axis excluded) and dtype.
 
     Groups keep first-seen order and request order inside each group, so each group can be
@@ -170,13 +171,15 @@ def group_by_shape(requests: Sequence[Sequence[np.ndarray]]) -> list[list[int]]:
     return list(groups.values())
 
 
-def split_rows(outputs: Sequence[np.ndarray], batch_sizes: Sequence[int]) -> list[list[np.ndarray]]:
+def split_rows(
+    outputs: Sequence[npt.NDArray[Any]], batch_sizes: Sequence[int]
+) -> list[list[npt.NDArray[Any]]]:
     """Split batched ``outputs`` back into per-request slices of ``batch_sizes`` rows."""
     total = sum(batch_sizes)
     for output in outputs:
         if output.shape[:1] != (total,):
             raise ValueError(f"output has batch {output.shape[:1]}, expected {total}")
-    pieces: list[list[np.ndarray]] = []
+    pieces: list[list[npt.NDArray[Any]]] = []
     start = 0
     for size in batch_sizes:
         pieces.append([output[start : start + size] for output in outputs])
@@ -184,7 +187,7 @@ def split_rows(outputs: Sequence[np.ndarray], batch_sizes: Sequence[int]) -> lis
     return pieces
 
 
-def stack_images(images: Sequence[np.ndarray]) -> np.ndarray:
+def stack_images(images: Sequence[npt.NDArray[np.uint8]]) -> npt.NDArray[np.uint8]:
     """``(B, H, W, 3)`` from same-sized ``(H, W, 3)`` images of one request."""
     if not images:
         raise InvalidImage("request holds no images")
@@ -197,7 +200,7 @@ def stack_images(images: Sequence[np.ndarray]) -> np.ndarray:
     return np.stack(images)
 
 
-def bytes_column(array: np.ndarray, name: str) -> list[bytes]:
+def bytes_column(array: npt.NDArray[np.object_], name: str) -> list[bytes]:
     """Items of a ``(B, 1)`` Triton BYTES tensor (numpy object array) as ``bytes``."""
     if array.ndim != 2 or array.shape[1] != 1:
         raise InvalidImage(f"input {name!r} must have shape (B, 1), got {tuple(array.shape)}")
@@ -212,7 +215,7 @@ def bytes_column(array: np.ndarray, name: str) -> list[bytes]:
     return items
 
 
-def text_column(array: np.ndarray, name: str) -> list[str]:
+def text_column(array: npt.NDArray[np.object_], name: str) -> list[str]:
     """Items of a ``(B, 1)`` BYTES tensor decoded as UTF-8 text."""
     texts = []
     for item in bytes_column(array, name):
@@ -223,7 +226,7 @@ def text_column(array: np.ndarray, name: str) -> list[str]:
     return texts
 
 
-def object_column(items: Sequence[bytes]) -> np.ndarray:
+def object_column(items: Sequence[bytes]) -> npt.NDArray[np.object_]:
     """``(B, 1)`` numpy object array of ``items``: the layout of a Triton BYTES output."""
     column = np.empty((len(items), 1), dtype=np.object_)
     for row, item in enumerate(items):

@@ -285,7 +285,7 @@ def _thumbnail(image: Array, side: int) -> Array:
     columns0, columns1, column_weight = taps(width)
     upper, lower = image[rows0].astype(np.float64), image[rows1].astype(np.float64)
     top = upper * (1 - row_weight)[:, None, None] + lower * row_weight[:, None, None]
-    thumb = (
+    thumb: Array = (
         top[:, columns0] * (1 - column_weight)[None, :, None]
         + top[:, columns1] * column_weight[None, :, None]
     )
@@ -427,8 +427,8 @@ def guided_upsample(alpha: Array, guide: Array, *, radius: int = 4, eps: float =
         return cv2.boxFilter(values, -1, (2 * radius + 1, 2 * radius + 1))
 
     mean_guide, mean_alpha = box(guide_low), box(alpha)
-    variance = box(guide_low * guide_low) - mean_guide * mean_guide
-    covariance = box(guide_low * alpha) - mean_guide * mean_alpha
+    variance: Array = box(guide_low * guide_low) - mean_guide * mean_guide
+    covariance: Array = box(guide_low * alpha) - mean_guide * mean_alpha
     slope = covariance / (variance + eps)
     offset = mean_alpha - slope * mean_guide
     size = (width, height)
