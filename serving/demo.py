@@ -16,14 +16,15 @@ import json
 import time
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict, cast
 
 import numpy as np
+import numpy.typing as npt
 from PIL import Image, ImageDraw
 from rich.console import Console
 from rich.table import Table
 
-from vitrine.client import VitrineClient
+from vitrine.client import Category, Color, VitrineClient
 from vitrine.registry import SPECS
 from vitrine.serving.embedded import EmbeddedTriton, free_port
 from vitrine.serving.serve import embedded_repository
@@ -39,7 +40,7 @@ __all__ = ["run_demo"]
 
 
 def _call_pipeline(
-    client: VitrineClient, spec: ModelSpec, name: str, photo: np.ndarray, out_dir: Path
+    client: VitrineClient, spec: ModelSpec, name: str, photo: npt.NDArray[np.uint8], out_dir: Path
 ) -> dict[str, Any]:
     make_case = task_hooks(spec.task).demo
     if make_case is None:
@@ -77,7 +78,7 @@ def _call_pipeline(
     }
 
 
-def _same_pixels(raw: np.ndarray, served: np.ndarray) -> bool:
+def _same_pixels(raw: npt.NDArray[Any], served: npt.NDArray[Any]) -> bool:
     """Whether the raw core output equals the decoded pipeline result. The encode step drops
     an alpha channel that is opaque everywhere, so such a raw RGBA equals its RGB."""
     if raw.shape[-1] == 4 and served.shape[-1] == 3 and bool((raw[..., 3] == 255).all()):
@@ -155,13 +156,20 @@ def _generator_rows(client: VitrineClient, spec: ModelSpec, out_dir: Path) -> li
     return reports
 
 
+class _Labels(TypedDict):
+    """A catalog product's labels, as the generators' client methods take them."""
+
+    category: Category
+    color: Color
+
+
 _MIX_SEEDS = (1, 2, 3, 4)  # coarse seeds down, fine seeds across
 
 
 def _mixing_grid(client: VitrineClient, spec: ModelSpec, out_dir: Path) -> None:
     """``<spec>/mixing.png``: coarse styles of one seed per row, fine of one per column."""
     assert spec.conditioning is not None, f"{spec.name} is no generator"
-    labels = {"category": "dress", "color": "blue"}
+    labels: _Labels = {"category": "dress", "color": "blue"}
     rows = []
     for coarse in _MIX_SEEDS:
         panels = {}
@@ -190,9 +198,9 @@ def _latent_edit_rows(
     for category_index, colour_index in _EDIT_PAIRS:
         chosen = (catalog.categories == category_index) & (catalog.colours == colour_index)
         first, second = catalog.images[np.flatnonzero(chosen)[:2]]
-        labels = {
-            "category": options["category"].choices[category_index],
-            "color": options["color"].choices[colour_index],
+        labels: _Labels = {  # the client's literals are these choices, as regenerated
+            "category": cast(Category, options["category"].choices[category_index]),
+            "color": cast(Color, options["color"].choices[colour_index]),
         }
         varied = client.variations(first, **labels, count=4)
         path = client.interpolate(first, second, **labels, steps=5)
@@ -284,11 +292,15 @@ def run_demo(out_dir: Path | None = None) -> Path:
     started = time.perf_counter()
     with console.status("building the embedded repository from the shipped weights"):
         repository = embedded_repository()
-    ports = {name: free_port() for name in ("grpc_port", "http_port", "metrics_port")}
     calls: list[dict[str, Any]] = []
     generated: list[dict[str, Any]] = []
     edits: list[dict[str, Any]] = []
-    with console.status("starting Triton"), EmbeddedTriton(repository, **ports) as server:
+    with (
+        console.status("starting Triton"),
+        EmbeddedTriton(
+            repository, grpc_port=free_port(), http_port=free_port(), metrics_port=free_port()
+        ) as server,
+    ):
         console.print(f"Triton ready: gRPC {server.grpc_url} (log {server.log_path})")
         with VitrineClient(server.grpc_url) as client:
             client.verify()

@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import tritonclient.grpc as grpcclient
 from PIL import Image
 from tritonclient.utils import InferenceServerException
@@ -54,19 +55,19 @@ class ProbeResult:
     error: str | None = None
 
 
-def _tensor(name: str, value: np.ndarray, dtype: str) -> grpcclient.InferInput:
+def _tensor(name: str, value: npt.NDArray[Any], dtype: str) -> grpcclient.InferInput:
     tensor = grpcclient.InferInput(name, list(value.shape), dtype)
     tensor.set_data_from_numpy(value)
     return tensor
 
 
-def _probe_image(spec: ModelSpec) -> np.ndarray:
+def _probe_image(spec: ModelSpec) -> npt.NDArray[np.uint8]:
     side = spec.limits.min_side
     ramp = np.linspace(0, 255, side * side * 3).astype(np.uint8)
     return ramp.reshape(side, side, 3)
 
 
-def _png(pixels: np.ndarray) -> bytes:
+def _png(pixels: npt.NDArray[np.uint8]) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(pixels).save(buffer, format="PNG")
     return buffer.getvalue()
@@ -75,7 +76,7 @@ def _png(pixels: np.ndarray) -> bytes:
 _FORMAT, _QUALITY = b"png", 90  # what every probe asks back
 
 
-def _encode_inputs(pixels: np.ndarray) -> list[grpcclient.InferInput]:
+def _encode_inputs(pixels: npt.NDArray[np.uint8]) -> list[grpcclient.InferInput]:
     return [
         _tensor(DECODED_OUTPUT, pixels[None], "UINT8"),
         _tensor(FORMAT_INPUT, np.array([[_FORMAT]], dtype=object), "BYTES"),
