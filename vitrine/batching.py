@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -87,6 +87,12 @@ def int_parameter(
     return value
 
 
+@overload
+def limits_from_parameters(
+    params: Mapping[str, str], *, required: Literal[True] = True
+) -> ImageLimits: ...
+@overload
+def limits_from_parameters(params: Mapping[str, str], *, required: bool) -> ImageLimits | None: ...
 def limits_from_parameters(
     params: Mapping[str, str], *, required: bool = True
 ) -> ImageLimits | None:
