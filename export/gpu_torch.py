@@ -108,7 +108,7 @@ def label_counts(spec: ModelSpec) -> dict[str, int]:
 
 
 def _instances(kind: int, count: int, gpus: tuple[int, ...] = ()) -> pb.ModelInstanceGroup:
-    return pb.ModelInstanceGroup(kind=kind, count=count, gpus=gpus)  # type: ignore[arg-type]
+    return pb.ModelInstanceGroup(kind=kind, count=count, gpus=gpus)
 
 
 def torch_core_config(spec: ModelSpec, placement: Placement | None = None) -> pb.ModelConfig:

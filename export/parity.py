@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import onnx
 import onnxruntime as ort
 import torch
@@ -28,7 +29,7 @@ from vitrine.training.uint8_wrapper import Uint8ImageModel
 __all__ = ["OnnxRunner", "compare_uint8", "parity_report", "sample_images", "sample_inputs"]
 
 
-def sample_images(shape: tuple[int, ...], seed: int = 0) -> np.ndarray:
+def sample_images(shape: tuple[int, ...], seed: int = 0) -> npt.NDArray[np.uint8]:
     """``shape`` = (N, H, W, 3) uint8: random crops of the validation photos, resized to H x W."""
     batch, height, width, _ = shape
     rng = np.random.default_rng(seed)
@@ -44,7 +45,9 @@ def sample_images(shape: tuple[int, ...], seed: int = 0) -> np.ndarray:
     return np.stack(images)
 
 
-def _sample_option(option: Option, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
+def _sample_option(
+    option: Option, shape: tuple[int, ...], rng: np.random.Generator
+) -> npt.NDArray[Any]:
     """Valid values of ``option`` for a batch of ``shape`` = (N, *core dims)."""
     if option.kind is OptionKind.STRENGTH:
         return rng.uniform(0.0, 1.0, shape).astype(np.float32)
@@ -65,7 +68,7 @@ def _sample_option(option: Option, shape: tuple[int, ...], rng: np.random.Genera
     return masks
 
 
-def _generator_inputs(spec: ModelSpec, batch: int, seed: int) -> dict[str, np.ndarray]:
+def _generator_inputs(spec: ModelSpec, batch: int, seed: int) -> dict[str, npt.NDArray[Any]]:
     """Latents as the sample step draws them, with labels cycling through every value; a
     style-mixing generator's fine styles from another seed, truncation 1, 0.7, 0.4, ..."""
     assert spec.conditioning is not None
@@ -84,7 +87,9 @@ def _generator_inputs(spec: ModelSpec, batch: int, seed: int) -> dict[str, np.nd
     return feeds
 
 
-def sample_inputs(spec: ModelSpec, shape: tuple[int, ...], seed: int = 0) -> dict[str, np.ndarray]:
+def sample_inputs(
+    spec: ModelSpec, shape: tuple[int, ...], seed: int = 0
+) -> dict[str, npt.NDArray[Any]]:
     """Feeds of every core input for a batch of ``shape``: photo crops plus options (editors),
     seeded latents and labels (generators, ``shape`` = (N, Z))."""
     if spec.is_generator:
@@ -95,7 +100,9 @@ def sample_inputs(spec: ModelSpec, shape: tuple[int, ...], seed: int = 0) -> dic
     return {spec.input.name: sample_images(shape, seed), **options}
 
 
-def compare_uint8(reference: np.ndarray, candidate: np.ndarray) -> dict[str, Any]:
+def compare_uint8(
+    reference: npt.NDArray[np.uint8], candidate: npt.NDArray[np.uint8]
+) -> dict[str, Any]:
     """Max abs error, share of differing values and PSNR (None when identical) of ``candidate``."""
     if reference.shape != candidate.shape:
         raise ValueError(f"shape mismatch: {reference.shape} vs {candidate.shape}")
@@ -132,7 +139,7 @@ class OnnxRunner:
         session = ort.InferenceSession(model.SerializeToString(), options)
         return cls(session=session, output_name=output_name, probe_name=probe_name)
 
-    def run(self, feeds: dict[str, np.ndarray]) -> tuple[np.ndarray, bool]:
+    def run(self, feeds: dict[str, npt.NDArray[Any]]) -> tuple[npt.NDArray[np.uint8], bool]:
         """The uint8 output and whether the pre-cast float tensor is all finite."""
         output, probe = self.session.run([self.output_name, self.probe_name], feeds)
         return output, bool(np.isfinite(probe).all())

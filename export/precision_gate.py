@@ -14,12 +14,13 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from vitrine.spec import ModelSpec
 
 __all__ = ["Candidate", "gate_shapes", "precision_gate"]
 
-Candidate = Callable[[dict[str, np.ndarray]], tuple[np.ndarray, "bool | None"]]
+Candidate = Callable[[dict[str, npt.NDArray[Any]]], tuple[npt.NDArray[np.uint8], "bool | None"]]
 
 
 def gate_shapes(spec: ModelSpec, *, max_batch: int | None = None) -> tuple[tuple[str, Any], ...]:

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import onnx
 
 from vitrine.export.fp16 import convert_fp16, fp32_nodes, fp32_op_nodes
@@ -476,7 +477,7 @@ class _EngineRunner:
     def __exit__(self, *exc: object) -> None:
         self._runner.deactivate()
 
-    def run(self, feeds: dict[str, np.ndarray]) -> tuple[np.ndarray, bool | None]:
+    def run(self, feeds: dict[str, npt.NDArray[Any]]) -> tuple[npt.NDArray[np.uint8], bool | None]:
         output = self._runner.infer(feeds)[self.output_name]
         return np.asarray(output), None  # only the uint8 output is observable in an engine
 

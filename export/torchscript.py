@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import torch
 from torch import nn
 
@@ -88,7 +89,8 @@ def inference() -> Iterator[None]:
     """How artifacts run, in serving and in the benchmark's limit alike: no autograd, and
     the frozen graph run as it is, without the profiling executor re-specialising (and
     recompiling) it for every new input shape."""
-    with torch.inference_mode(), torch.jit.optimized_execution(False):
+    # torch.jit's __all__ leaves out optimized_execution and TracerWarning, which it exports.
+    with torch.inference_mode(), torch.jit.optimized_execution(False):  # type: ignore[attr-defined]
         yield
 
 
@@ -157,7 +159,7 @@ class ServedModule(nn.Module):
         return to_uint8(self.float_output(*inputs))
 
 
-def _tensors(feeds: dict[str, np.ndarray], device: torch.device) -> list[torch.Tensor]:
+def _tensors(feeds: dict[str, npt.NDArray[Any]], device: torch.device) -> list[torch.Tensor]:
     return [torch.from_numpy(np.ascontiguousarray(feed)).to(device) for feed in feeds.values()]
 
 
@@ -165,9 +167,10 @@ def _trace(module: ServedModule, example: list[torch.Tensor]) -> torch.jit.Scrip
     with torch.inference_mode(False), torch.no_grad(), _torchscript():
         # torch's own size checks warn harmlessly; a branch of ours decided at the trace shape
         # would be baked into the artifact: fail rather than serve it.
-        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning, module=r"torch\.")
-        warnings.filterwarnings("error", category=torch.jit.TracerWarning, module=r"vitrine\.")
-        traced = torch.jit.trace(module.eval(), tuple(example), check_trace=False)
+        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning, module=r"torch\.")  # type: ignore[attr-defined]
+        warnings.filterwarnings("error", category=torch.jit.TracerWarning, module=r"vitrine\.")  # type: ignore[attr-defined]
+        # torch.jit.trace and torch.jit.load have no annotations.
+        traced = torch.jit.trace(module.eval(), tuple(example), check_trace=False)  # type: ignore[no-untyped-call]
         frozen: torch.jit.ScriptModule = torch.jit.freeze(traced.eval())
     return frozen
 
@@ -205,7 +208,7 @@ class TorchScriptArtifact:
             )
         exact_fp32()
         with _torchscript():
-            self.module = torch.jit.load(str(folder / ARTIFACT_FILE), map_location=self.device)
+            self.module = torch.jit.load(str(folder / ARTIFACT_FILE), map_location=self.device)  # type: ignore[no-untyped-call]
 
     @property
     def precision(self) -> str:
@@ -219,7 +222,7 @@ class TorchScriptArtifact:
             output: torch.Tensor = self.module(*inputs)
         return output
 
-    def run(self, feeds: dict[str, np.ndarray]) -> tuple[np.ndarray, bool | None]:
+    def run(self, feeds: dict[str, npt.NDArray[Any]]) -> tuple[npt.NDArray[np.uint8], bool | None]:
         """The uint8 output for numpy feeds (as the gate's reference takes them); finiteness
         is not observable behind the uint8 cast (None)."""
         output = self(*_tensors(feeds, self.device))
@@ -306,7 +309,7 @@ class _Observed:
     def __init__(self, artifact: TorchScriptArtifact, module: ServedModule) -> None:
         self.artifact, self.module = artifact, module
 
-    def run(self, feeds: dict[str, np.ndarray]) -> tuple[np.ndarray, bool]:
+    def run(self, feeds: dict[str, npt.NDArray[Any]]) -> tuple[npt.NDArray[np.uint8], bool]:
         output, _ = self.artifact.run(feeds)
         with inference():
             raw = self.module.float_output(*_tensors(feeds, self.artifact.device))

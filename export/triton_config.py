@@ -88,11 +88,15 @@ def engine_filename(compute_capability: str) -> str:
 
 def render(config: pb.ModelConfig) -> str:
     """The config as ``config.pbtxt`` text."""
-    return text_format.MessageToString(config)
+    text: str = text_format.MessageToString(config)
+    return text
 
 
 def _dtype(tensor: TensorSpec) -> int:
-    return pb.DataType.Value("TYPE_STRING" if tensor.dtype == "BYTES" else f"TYPE_{tensor.dtype}")
+    data_type: int = pb.DataType.Value(
+        "TYPE_STRING" if tensor.dtype == "BYTES" else f"TYPE_{tensor.dtype}"
+    )
+    return data_type
 
 
 def _inputs(tensors: Iterable[TensorSpec]) -> list[pb.ModelInput]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
+import numpy.typing as npt
 import triton_python_backend_utils as pb_utils
 
 from vitrine.batching import object_column, text_column
@@ -51,11 +51,12 @@ class TritonPythonModel:
         return pb_utils.InferenceResponse(output_tensors=[output])
 
 
-def _input(request: Any, name: str) -> np.ndarray:
+def _input(request: Any, name: str) -> npt.NDArray[Any]:
     tensor = pb_utils.get_input_tensor_by_name(request, name)
     if tensor is None:
         raise InvalidImage(f"missing input {name!r}")
-    return tensor.as_numpy()
+    array: npt.NDArray[Any] = tensor.as_numpy()
+    return array
 
 
 def _error(message: str, code: Any) -> Any:

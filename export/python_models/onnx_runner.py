@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import onnxruntime as ort
 import triton_python_backend_utils as pb_utils
 
@@ -62,7 +63,7 @@ class TritonPythonModel:
     def execute(self, requests: list[Any]) -> list[Any]:
         responses: list[Any] = [None] * len(requests)
         valid: list[int] = []
-        arrays: list[list[np.ndarray]] = []
+        arrays: list[list[npt.NDArray[Any]]] = []
         for index, request in enumerate(requests):
             try:
                 request_arrays = self._inputs(request)
@@ -103,7 +104,7 @@ class TritonPythonModel:
                 responses[index] = pb_utils.InferenceResponse(output_tensors=tensors)
         return responses
 
-    def _inputs(self, request: Any) -> list[np.ndarray]:
+    def _inputs(self, request: Any) -> list[npt.NDArray[Any]]:
         arrays = []
         for config in self.inputs:
             tensor = pb_utils.get_input_tensor_by_name(request, config.name)
@@ -119,7 +120,7 @@ class TritonPythonModel:
         return arrays
 
 
-def _concatenate(arrays: list[np.ndarray]) -> np.ndarray:
+def _concatenate(arrays: list[npt.NDArray[Any]]) -> npt.NDArray[Any]:
     return arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
 
 

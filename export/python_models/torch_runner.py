@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import torch
 import triton_python_backend_utils as pb_utils
 
@@ -57,7 +58,7 @@ class TritonPythonModel:
     def execute(self, requests: list[Any]) -> list[Any]:
         responses: list[Any] = [None] * len(requests)
         valid: list[int] = []
-        arrays: list[list[np.ndarray]] = []
+        arrays: list[list[npt.NDArray[Any]]] = []
         for index, request in enumerate(requests):
             try:
                 request_arrays = self._inputs(request)
@@ -90,12 +91,14 @@ class TritonPythonModel:
                 rows = output[start : start + len(member[0])]
                 start += len(member[0])
                 tensor = pb_utils.Tensor.from_dlpack(
-                    config.name, torch.utils.dlpack.to_dlpack(rows)
+                    # torch.utils.dlpack's __all__ leaves out to_dlpack, which it exports.
+                    config.name,
+                    torch.utils.dlpack.to_dlpack(rows),  # type: ignore[attr-defined]
                 )
                 responses[index] = pb_utils.InferenceResponse(output_tensors=[tensor])
         return responses
 
-    def _inputs(self, request: Any) -> list[np.ndarray]:
+    def _inputs(self, request: Any) -> list[npt.NDArray[Any]]:
         arrays = []
         for config in self.inputs:
             tensor = pb_utils.get_input_tensor_by_name(request, config.name)
@@ -114,7 +117,7 @@ class TritonPythonModel:
         return arrays
 
 
-def _concatenate(arrays: list[np.ndarray]) -> np.ndarray:
+def _concatenate(arrays: list[npt.NDArray[Any]]) -> npt.NDArray[Any]:
     return np.ascontiguousarray(arrays[0] if len(arrays) == 1 else np.concatenate(arrays))
 
 

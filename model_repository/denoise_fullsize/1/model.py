@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import triton_python_backend_utils as pb_utils
 
 from vitrine.batching import (
@@ -70,7 +71,7 @@ class TritonPythonModel:
         output = pb_utils.Tensor(self.output.name, np.stack(results))
         return pb_utils.InferenceResponse(output_tensors=[output])
 
-    def _inputs(self, request: Any) -> list[np.ndarray]:
+    def _inputs(self, request: Any) -> list[npt.NDArray[Any]]:
         arrays = []
         for config in self.inputs:
             tensor = pb_utils.get_input_tensor_by_name(request, config.name)
@@ -85,14 +86,16 @@ class TritonPythonModel:
             raise ValueError("inputs disagree in batch size")
         return arrays
 
-    def _photo(self, image: np.ndarray, options: dict[str, np.ndarray]) -> np.ndarray:
+    def _photo(
+        self, image: npt.NDArray[Any], options: dict[str, npt.NDArray[Any]]
+    ) -> npt.NDArray[Any]:
         plan = plan_image(image, options, self.settings)
         if len(plan.calls) == 1:
             return plan.result([self._call(plan.calls[0])])
         with ThreadPoolExecutor(self.in_flight) as pool:
             return plan.result(list(pool.map(self._call, plan.calls)))
 
-    def _call(self, call: Call) -> np.ndarray:
+    def _call(self, call: Call) -> npt.NDArray[Any]:
         request = pb_utils.InferenceRequest(
             model_name=self.core_model,
             requested_output_names=[self.output.name],
@@ -106,7 +109,10 @@ class TritonPythonModel:
         if response.has_error():
             error = response.error()
             raise CoreModelError(error.message(), error.code())
-        return pb_utils.get_output_tensor_by_name(response, self.output.name).as_numpy()
+        output: npt.NDArray[Any] = pb_utils.get_output_tensor_by_name(
+            response, self.output.name
+        ).as_numpy()
+        return output
 
 
 def _error(message: str, code: Any) -> Any:

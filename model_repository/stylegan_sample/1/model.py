@@ -13,6 +13,7 @@ import json
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import triton_python_backend_utils as pb_utils
 
 from vitrine.batching import parse_parameters, text_column
@@ -60,11 +61,11 @@ class TritonPythonModel:
         return pb_utils.InferenceResponse(output_tensors=outputs)
 
 
-def _input(request: Any, name: str) -> np.ndarray:
+def _input(request: Any, name: str) -> npt.NDArray[Any]:
     tensor = pb_utils.get_input_tensor_by_name(request, name)
     if tensor is None:
         raise InvalidGeneration(f"missing input {name!r}")
-    array = tensor.as_numpy()
+    array: npt.NDArray[Any] = tensor.as_numpy()
     if array.size != 1:
         raise InvalidGeneration(f"input {name!r} must hold one value, got shape {array.shape}")
     return array
