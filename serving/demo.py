@@ -26,7 +26,7 @@ from rich.table import Table
 
 from vitrine.client import Category, Color, VitrineClient
 from vitrine.registry import SPECS
-from vitrine.serving.embedded import EmbeddedTriton, free_port
+from vitrine.serving.embedded import EmbeddedTriton, free_ports
 from vitrine.serving.serve import embedded_repository
 from vitrine.spec import ModelSpec
 from vitrine.tasks import Family
@@ -295,12 +295,7 @@ def run_demo(out_dir: Path | None = None) -> Path:
     calls: list[dict[str, Any]] = []
     generated: list[dict[str, Any]] = []
     edits: list[dict[str, Any]] = []
-    with (
-        console.status("starting Triton"),
-        EmbeddedTriton(
-            repository, grpc_port=free_port(), http_port=free_port(), metrics_port=free_port()
-        ) as server,
-    ):
+    with console.status("starting Triton"), EmbeddedTriton(repository, **free_ports()) as server:
         console.print(f"Triton ready: gRPC {server.grpc_url} (log {server.log_path})")
         with VitrineClient(server.grpc_url) as client:
             client.verify()

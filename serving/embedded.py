@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType, TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypedDict
 
 from vitrine import paths
 from vitrine.export.triton_config import RESPONSE_CACHE_ARGUMENT
@@ -41,6 +41,7 @@ __all__ = [
     "EXIT_TIMEOUT_SECONDS",
     "MALLOC_ENVIRONMENT",
     "EmbeddedTriton",
+    "ServerPorts",
     "ServerTls",
     "TritonInstall",
     "TritonNotInstalled",
@@ -49,6 +50,7 @@ __all__ = [
     "compile_models",
     "find_triton",
     "free_port",
+    "free_ports",
     "serve_forever",
 ]
 
@@ -193,6 +195,24 @@ def free_port(host: str = "127.0.0.1") -> int:
         sock.bind((host, 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+class ServerPorts(TypedDict):
+    """The ports of an :class:`EmbeddedTriton`, as its keyword arguments."""
+
+    grpc_port: int
+    http_port: int
+    metrics_port: int
+
+
+def free_ports(host: str = "127.0.0.1") -> ServerPorts:
+    """gRPC, HTTP and metrics ports on ``host`` unused right now:
+    ``EmbeddedTriton(repository, **free_ports())``."""
+    return {
+        "grpc_port": free_port(host),
+        "http_port": free_port(host),
+        "metrics_port": free_port(host),
+    }
 
 
 @dataclass(frozen=True)
