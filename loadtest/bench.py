@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
 import numpy as np
+import numpy.typing as npt
 
 from vitrine.errors import ConfigError
 from vitrine.provenance import git_commit
@@ -233,7 +234,7 @@ class BenchRequest:
     keyword arguments and peer path: a generator's change their seed every call, as its
     pipeline caches responses (:func:`vitrine.loadtest.payloads.fresh_seeds`)."""
 
-    feed: dict[str, np.ndarray]  # limit: the core model's inputs
+    feed: dict[str, npt.NDArray[Any]]  # limit: the core model's inputs
     raw_args: tuple[object, ...]  # raw: positional arguments of ``<client_method>_array``
     pipeline_args: tuple[object, ...]  # pipeline: positional arguments of ``<client_method>``
     kwargs: Callable[[], dict[str, Any]]  # raw and pipeline: keyword arguments
@@ -265,7 +266,7 @@ def _system_workers(
 
 
 def _limit(
-    spec: ModelSpec, feed: dict[str, np.ndarray], env: Environment, threads: int
+    spec: ModelSpec, feed: dict[str, npt.NDArray[Any]], env: Environment, threads: int
 ) -> Callable[[], Worker]:
     """The limit's worker factory: the served core model on ``feed`` in onnxruntime."""
 
@@ -485,9 +486,9 @@ def _vitrine(config: BenchConfig) -> Iterator[tuple[str, Path]]:
     if config.address is not None:
         yield config.address, repository
         return
-    from vitrine.serving.embedded import EmbeddedTriton, free_port
+    from vitrine.serving.embedded import EmbeddedTriton, free_ports
 
-    ports = {name: free_port() for name in ("grpc_port", "http_port", "metrics_port")}
+    ports = free_ports()
     with EmbeddedTriton(repository, **ports) as server:
         yield server.grpc_url, repository
 

@@ -184,11 +184,11 @@ def _server(config: LargeBenchConfig) -> Iterator[_System]:
         yield _System(config.address)
         return
     from vitrine.loadtest.memory import server_memory
-    from vitrine.serving.embedded import EmbeddedTriton, free_port
+    from vitrine.serving.embedded import EmbeddedTriton, free_ports
     from vitrine.serving.serve import embedded_repository
 
     repository = config.repository or embedded_repository()
-    ports = {name: free_port() for name in ("grpc_port", "http_port", "metrics_port")}
+    ports = free_ports()
     with EmbeddedTriton(repository, **ports) as server:
         pid = server.pid
         assert pid is not None

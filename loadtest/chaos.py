@@ -34,13 +34,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from vitrine.client import VitrineClient, VitrineError
 from vitrine.loadtest.payloads import encode, photo_inputs
 from vitrine.options import example_options
 from vitrine.pipeline import ENCODE_MODEL, pipeline_steps
 from vitrine.registry import SPECS as CATALOG
-from vitrine.serving.embedded import EmbeddedTriton, free_port
+from vitrine.serving.embedded import EmbeddedTriton, free_ports
 from vitrine.serving.stubs import resident_bytes, stubs
 from vitrine.serving.watchdog import Watchdog
 from vitrine.spec import ModelSpec
@@ -131,7 +132,7 @@ class _Case:
     spec: ModelSpec
     upload: bytes
     kwargs: dict[str, Any]
-    expected: np.ndarray
+    expected: npt.NDArray[Any]
 
 
 class ClientLoad:
@@ -437,7 +438,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     with tempfile.TemporaryDirectory(prefix="vitrine-chaos-") as work:
         repository = build_repository(Path(work) / "repository")
-        ports = {name: free_port() for name in ("grpc_port", "http_port", "metrics_port")}
+        ports = free_ports()
         server = EmbeddedTriton(
             repository,
             admin_key=secrets.token_urlsafe(16),

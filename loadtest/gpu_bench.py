@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+import numpy.typing as npt
 
 from vitrine import paths
 from vitrine.loadtest.bench import Worker, measure
@@ -90,7 +90,7 @@ def _batch_shape(spec: ModelSpec, size: int, batch: int) -> tuple[int, ...]:
 
 def workloads(
     spec: ModelSpec, config: GpuBenchConfig
-) -> Iterator[tuple[int, int, dict[str, np.ndarray]]]:
+) -> Iterator[tuple[int, int, dict[str, npt.NDArray[Any]]]]:
     """``(size, batch, feeds)`` of every cell measured for ``spec``: the core inputs."""
     from vitrine.export.parity import sample_inputs
 
@@ -99,7 +99,7 @@ def workloads(
             yield size, batch, sample_inputs(spec, _batch_shape(spec, size, batch))
 
 
-def _torch_worker(spec: ModelSpec, feeds: dict[str, np.ndarray]) -> Callable[[], Worker]:
+def _torch_worker(spec: ModelSpec, feeds: dict[str, npt.NDArray[Any]]) -> Callable[[], Worker]:
     import torch
 
     from vitrine.training.checkpoint import load_checkpoint
@@ -118,7 +118,7 @@ def _torch_worker(spec: ModelSpec, feeds: dict[str, np.ndarray]) -> Callable[[],
 
 
 def _ort_worker(
-    spec: ModelSpec, onnx_path: Path, feeds: dict[str, np.ndarray]
+    spec: ModelSpec, onnx_path: Path, feeds: dict[str, npt.NDArray[Any]]
 ) -> Callable[[], Worker]:
     import onnxruntime as ort
 
@@ -127,7 +127,7 @@ def _ort_worker(
 
 
 def _trt_worker(
-    spec: ModelSpec, engine_path: Path, feeds: dict[str, np.ndarray]
+    spec: ModelSpec, engine_path: Path, feeds: dict[str, npt.NDArray[Any]]
 ) -> Callable[[], Worker]:
     import tensorrt as trt
     import torch

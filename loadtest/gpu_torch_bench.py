@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from vitrine.errors import ConfigError
 from vitrine.provenance import git_commit
@@ -100,7 +101,7 @@ class GpuTorchBenchConfig:
 # -- the limit -------------------------------------------------------------------------------------
 
 
-def _editor_feeds(spec: ModelSpec, size: int, batch: int) -> dict[str, np.ndarray]:
+def _editor_feeds(spec: ModelSpec, size: int, batch: int) -> dict[str, npt.NDArray[Any]]:
     """The first validation photo at ``size`` (and the example options), ``batch`` times."""
     from vitrine.loadtest.payloads import photo_inputs
     from vitrine.options import core_value, example_options
@@ -113,7 +114,7 @@ def _editor_feeds(spec: ModelSpec, size: int, batch: int) -> dict[str, np.ndarra
 
 
 def _limit_worker(
-    artifact: Any, feeds: dict[str, np.ndarray], on_device: bool
+    artifact: Any, feeds: dict[str, npt.NDArray[Any]], on_device: bool
 ) -> Callable[[], object]:
     """One in-process call of the artifact: on tensors already on its device (``on_device``),
     or from host arrays to a host array, as a server must."""
@@ -493,7 +494,7 @@ def _server(config: GpuTorchBenchConfig) -> Iterator[tuple[str, Path]]:
     if config.address is not None and repository is not None:
         yield config.address, repository
         return
-    from vitrine.serving.embedded import EmbeddedTriton, free_port
+    from vitrine.serving.embedded import EmbeddedTriton, free_ports
     from vitrine.serving.gpu_torch import gpu_torch_repository, require_gpu, server_arguments
 
     if config.address is not None:
@@ -502,7 +503,7 @@ def _server(config: GpuTorchBenchConfig) -> Iterator[tuple[str, Path]]:
     if repository is None:
         report = require_gpu()
         repository, extra = gpu_torch_repository(report), server_arguments(report)
-    ports = {name: free_port() for name in ("grpc_port", "http_port", "metrics_port")}
+    ports = free_ports()
     with EmbeddedTriton(repository, extra_args=extra, **ports) as server:
         yield server.grpc_url, repository
 

@@ -8,7 +8,7 @@ from typing import Any
 
 __all__ = ["plot_gpu_torch_run"]
 
-_BARS = (  # (label, system, match)
+_BARS: tuple[tuple[str, str, Mapping[str, Any]], ...] = (  # (label, system, match)
     ("limit b8 (device)", "limit", {"batch": 8}),
     ("limit b8 (host copies)", "limit_host", {"batch": 8}),
     ("raw c=1", "raw", {"concurrency": 1}),

@@ -32,7 +32,8 @@ from vitrine.loadtest.payloads import PreparedCall, prepare  # noqa: E402
 REQUEST_TYPE = "grpc"
 
 
-@events.init_command_line_parser.add_listener
+# locust's EventHook.add_listener has no annotations.
+@events.init_command_line_parser.add_listener  # type: ignore[untyped-decorator]
 def _arguments(parser: Any) -> None:
     parser.add_argument(
         "--vitrine-mix",
@@ -75,12 +76,12 @@ def _configure(environment: Environment) -> None:
     VitrineUser.tasks = tasks
 
 
-@events.init.add_listener
+@events.init.add_listener  # type: ignore[untyped-decorator]
 def _on_init(environment: Environment, **kwargs: Any) -> None:
     _configure(environment)
 
 
-@events.test_start.add_listener
+@events.test_start.add_listener  # type: ignore[untyped-decorator]
 def _on_test_start(environment: Environment, **kwargs: Any) -> None:
     _configure(environment)  # the web UI may have changed the mix
 
@@ -94,6 +95,7 @@ class VitrineUser(User):
         options = self.environment.parsed_options
         self.timeout = float(options.vitrine_timeout) if options is not None else 10.0
         retries = int(options.vitrine_retries) if options is not None else 0
+        assert self.host is not None, "locust runs with --host, the Triton gRPC address"
         self.vitrine = VitrineClient(self.host, timeout=self.timeout, retries=retries)
 
     def on_stop(self) -> None:

@@ -20,6 +20,7 @@ from functools import cache
 from typing import Any, NamedTuple
 
 import numpy as np
+import numpy.typing as npt
 from PIL import Image
 
 from vitrine.loadtest.mix import MixCall
@@ -69,13 +70,13 @@ class PreparedCall:
 
 
 @cache
-def _validation_photos() -> tuple[np.ndarray, ...]:
+def _validation_photos() -> tuple[npt.NDArray[np.uint8], ...]:
     from vitrine.training.photos import load_split
 
     return tuple(load_split("validation").values())
 
 
-def _fitted(photo: np.ndarray, height: int, width: int) -> np.ndarray:
+def _fitted(photo: npt.NDArray[np.uint8], height: int, width: int) -> npt.NDArray[np.uint8]:
     """``photo`` centre-cropped to the aspect ratio and resized to ``(h, w)`` (Lanczos)."""
     rows, cols = photo.shape[:2]
     scale = min(rows / height, cols / width)
@@ -86,12 +87,12 @@ def _fitted(photo: np.ndarray, height: int, width: int) -> np.ndarray:
     return np.ascontiguousarray(np.asarray(resized, dtype=np.uint8))
 
 
-def photo_inputs(height: int, width: int) -> list[np.ndarray]:
+def photo_inputs(height: int, width: int) -> list[npt.NDArray[np.uint8]]:
     """Every validation photo, centre-cropped to the aspect ratio and resized to ``(h, w)``."""
     return [_fitted(photo, height, width) for photo in _validation_photos()]
 
 
-def large_photo(height: int, width: int, grain: float = 2.0) -> np.ndarray:
+def large_photo(height: int, width: int, grain: float = 2.0) -> npt.NDArray[np.uint8]:
     """A camera-sized photo: the first validation photo (chelsea, 451 x 300) fitted to
     ``(h, w)`` with Gaussian grain of ``grain`` levels (seed 0). Grain, as a camera's
     sensor leaves, makes it encode as a photo does: upscaled alone, a 12 MP chelsea is a
@@ -104,7 +105,7 @@ def large_photo(height: int, width: int, grain: float = 2.0) -> np.ndarray:
 class CatalogSample(NamedTuple):
     """A 32 x 32 catalog test image and the names of its labels."""
 
-    pixels: np.ndarray
+    pixels: npt.NDArray[np.uint8]
     category: str
     color: str
 
@@ -127,7 +128,7 @@ def catalog_samples() -> tuple[CatalogSample, ...]:
     )
 
 
-def encode(pixels: np.ndarray, fmt: str, quality: int = 90) -> bytes:
+def encode(pixels: npt.NDArray[np.uint8], fmt: str, quality: int = 90) -> bytes:
     """``pixels`` as PNG/JPEG/WebP bytes (what an upload looks like)."""
     buffer = io.BytesIO()
     options = {} if fmt == "png" else {"quality": quality}

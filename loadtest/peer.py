@@ -28,6 +28,7 @@ __all__ = ["create_app", "main"]
 def create_app(models: Sequence[str]) -> Any:
     """The FastAPI app serving ``models`` (spec names) from the shipped weights."""
     import numpy as np
+    import numpy.typing as npt
     import torch
     from fastapi import Body, FastAPI, HTTPException, Response
     from PIL import Image
@@ -57,9 +58,11 @@ def create_app(models: Sequence[str]) -> Any:
             raise HTTPException(status_code=404, detail=f"no {kind} {name!r}")
         return spec, modules[name]
 
-    def run(module: Any, *arrays: np.ndarray) -> np.ndarray:
+    def run(module: Any, *arrays: npt.NDArray[Any]) -> npt.NDArray[Any]:
         with torch.inference_mode():
-            return module(*(torch.from_numpy(array) for array in arrays)).numpy()
+            tensors = (torch.from_numpy(array) for array in arrays)
+            output: npt.NDArray[Any] = module(*tensors).numpy()
+        return output
 
     @app.get("/health")
     def health() -> dict[str, str]:

@@ -118,10 +118,10 @@ def _server(address: str | None, metrics_url: str | None) -> Iterator[tuple[str,
             metrics_url = f"http://{host}:8002/metrics"
         yield address, metrics_url
         return
-    from vitrine.serving.embedded import EmbeddedTriton, free_port
+    from vitrine.serving.embedded import EmbeddedTriton, free_ports
     from vitrine.serving.serve import embedded_repository
 
-    ports = {name: free_port() for name in ("grpc_port", "http_port", "metrics_port")}
+    ports = free_ports()
     logger.info("starting the embedded server")
     with EmbeddedTriton(embedded_repository(), **ports) as server:
         yield server.grpc_url, server.metrics_url
