@@ -169,8 +169,7 @@ def _trace(module: ServedModule, example: list[torch.Tensor]) -> torch.jit.Scrip
         # would be baked into the artifact: fail rather than serve it.
         warnings.filterwarnings("ignore", category=torch.jit.TracerWarning, module=r"torch\.")  # type: ignore[attr-defined]
         warnings.filterwarnings("error", category=torch.jit.TracerWarning, module=r"vitrine\.")  # type: ignore[attr-defined]
-        # torch.jit.trace and torch.jit.load have no annotations.
-        traced = torch.jit.trace(module.eval(), tuple(example), check_trace=False)  # type: ignore[no-untyped-call]
+        traced = torch.jit.trace(module.eval(), tuple(example), check_trace=False)
         frozen: torch.jit.ScriptModule = torch.jit.freeze(traced.eval())
     return frozen
 
@@ -208,7 +207,7 @@ class TorchScriptArtifact:
             )
         exact_fp32()
         with _torchscript():
-            self.module = torch.jit.load(str(folder / ARTIFACT_FILE), map_location=self.device)  # type: ignore[no-untyped-call]
+            self.module = torch.jit.load(str(folder / ARTIFACT_FILE), map_location=self.device)
 
     @property
     def precision(self) -> str:
