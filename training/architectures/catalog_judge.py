@@ -58,7 +58,8 @@ class CatalogJudge(nn.Module):
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """(N, features) trunk features of images ``x``."""
-        return self.trunk(x * 2.0 - 1.0)
+        output: torch.Tensor = self.trunk(x * 2.0 - 1.0)
+        return output
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         shared = self.features(x)

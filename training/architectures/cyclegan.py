@@ -37,7 +37,8 @@ class _Residual(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.body(x)
+        output: torch.Tensor = x + self.body(x)
+        return output
 
 
 class ResnetGenerator(nn.Module):
@@ -98,4 +99,5 @@ class PatchCritic(nn.Module):
         )
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
-        return self.net(image * 2.0 - 1.0)
+        output: torch.Tensor = self.net(image * 2.0 - 1.0)
+        return output

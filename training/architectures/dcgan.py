@@ -37,7 +37,8 @@ class ConditionalBatchNorm(nn.Module):
 
     def forward(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
         gain = 1.0 + self.gain(style)[:, :, None, None]
-        return self.norm(x) * gain + self.bias(style)[:, :, None, None]
+        output: torch.Tensor = self.norm(x) * gain + self.bias(style)[:, :, None, None]
+        return output
 
 
 class ConditionalGenerator(nn.Module):
@@ -105,4 +106,5 @@ class ProjectionDiscriminator(nn.Module):
     ) -> torch.Tensor:
         h = self.body(image * 2.0 - 1.0).sum(dim=(2, 3))  # (N, 4 * features)
         projection = (self.category(category) + self.colour(colour)) * h
-        return self.score(h)[:, 0] + projection.sum(dim=1)
+        output: torch.Tensor = self.score(h)[:, 0] + projection.sum(dim=1)
+        return output

@@ -46,4 +46,5 @@ class ESPCN(nn.Module):
 
     def forward(self, low_res: torch.Tensor) -> torch.Tensor:
         base = F.interpolate(low_res, scale_factor=self.scale, mode="bicubic", align_corners=False)
-        return base + self.shuffle(self.to_subpixels(self.body(low_res)))
+        output: torch.Tensor = base + self.shuffle(self.to_subpixels(self.body(low_res)))
+        return output

@@ -55,6 +55,7 @@ class GatedConv(nn.Module):
         padding = dilation * (kernel - 1) // 2
         self.conv = nn.Conv2d(in_width, 2 * out_width, kernel, stride, padding, dilation)
         nn.init.kaiming_normal_(self.conv.weight, a=0.2, nonlinearity="leaky_relu")
+        assert self.conv.bias is not None
         nn.init.zeros_(self.conv.bias)
         with torch.no_grad():  # sigmoid(gate) keeps ~0.29 of the second moment: compensate
             self.conv.weight[:out_width] *= _GATE_GAIN
@@ -142,6 +143,7 @@ class GatedUNet(nn.Module):
         self.up = nn.ModuleList(GatedConv(widths[i], widths[i]) for i in reversed(range(levels)))
         self.head = nn.Conv2d(widths[0], 3, 3, padding=1)
         nn.init.zeros_(self.head.weight)  # start as the push-pull fill
+        assert self.head.bias is not None
         nn.init.zeros_(self.head.bias)
 
     def _pad(self, image: torch.Tensor) -> torch.Tensor:
@@ -168,4 +170,5 @@ class GatedUNet(nn.Module):
             h = F.interpolate(project(h), scale_factor=2.0, mode="nearest")
             h = up(h + skip)
         y = (coarse + self.head(h)).clamp(0.0, 1.0)
-        return y[:, :, :height, :width]
+        output: torch.Tensor = y[:, :, :height, :width]
+        return output

@@ -60,4 +60,5 @@ class ResidualUNet(nn.Module):
             reversed(self.ups), reversed(self.decoders), reversed(skips[:-1]), strict=True
         ):
             features = decoder(torch.cat([up(features), skip], dim=1))
-        return (x - self.tail(features))[:, :, :height, :width]
+        output: torch.Tensor = (x - self.tail(features))[:, :, :height, :width]
+        return output

@@ -10,6 +10,9 @@ cropped back. In ONNX: Conv, InstanceNormalization, Gather, Resize and pointwise
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import cast
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -32,7 +35,8 @@ class _StyleNorm(nn.Module):
 
     def forward(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
         gain, bias = self.gain(style)[:, :, None, None], self.bias(style)[:, :, None, None]
-        return self.norm(x) * gain + bias
+        output: torch.Tensor = self.norm(x) * gain + bias
+        return output
 
 
 class _ConvNorm(nn.Module):
@@ -86,7 +90,7 @@ class StyleTransferNet(nn.Module):
         x = self.head(x, style)
         for layer in self.down:
             x = layer(x, style)
-        for first, second in self.blocks:
+        for first, second in cast(Iterable[nn.ModuleList], self.blocks):  # (conv, conv) pairs
             x = x + second(first(x, style), style)
         for layer in self.up:
             x = layer(F.interpolate(x, scale_factor=2.0, mode="nearest"), style)

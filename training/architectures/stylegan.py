@@ -64,6 +64,8 @@ class _ModulatedConv(nn.Module):
 class _StyleLayer(nn.Module):
     """Modulated 3 x 3 convolution, per-pixel noise (fixed when served), leaky ReLU."""
 
+    fixed_noise: torch.Tensor  # a buffer
+
     def __init__(
         self, in_channels: int, out_channels: int, style_dim: int, side: int, seed: int
     ) -> None:
@@ -88,6 +90,8 @@ class StyleGenerator(nn.Module):
     ``channels`` are the widths at 4, 8, 16 and 32 px; 4 px has one style layer, every
     larger side two (upsample + convolution, convolution): seven styles in all.
     """
+
+    mean_style: torch.Tensor  # a buffer
 
     def __init__(
         self,
@@ -133,7 +137,8 @@ class StyleGenerator(nn.Module):
     ) -> torch.Tensor:
         """Mapping network: latents (N, Z) and labels (N,) -> styles ``w`` (N, W)."""
         labels = torch.cat([self.category(category), self.colour(colour)], dim=1)
-        return self.mapping(torch.cat([_pixel_norm(latent), labels], dim=1))
+        output: torch.Tensor = self.mapping(torch.cat([_pixel_norm(latent), labels], dim=1))
+        return output
 
     @torch.no_grad()
     def centre_styles(
