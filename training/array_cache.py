@@ -5,15 +5,19 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from vitrine.paths import cache_dir
 
 __all__ = ["cached_arrays"]
 
 
-def cached_arrays(name: str, build: Callable[[], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+def cached_arrays(
+    name: str, build: Callable[[], dict[str, npt.NDArray[Any]]]
+) -> dict[str, npt.NDArray[Any]]:
     """The arrays cached as ``name`` (``.npz``), built by ``build`` and cached if missing.
 
     The file is written under a unique temporary name and then renamed into place, so
@@ -26,6 +30,6 @@ def cached_arrays(name: str, build: Callable[[], dict[str, np.ndarray]]) -> dict
     arrays = build()
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".npz", delete=False) as partial:
-        np.savez(partial, **arrays)  # type: ignore[arg-type]
+        np.savez(partial, **arrays)
     Path(partial.name).replace(path)
     return arrays

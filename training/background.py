@@ -38,10 +38,11 @@ import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
-from typing import Any
+from typing import Any, cast
 
 import cv2
 import numpy as np
+import numpy.typing as npt
 import torch
 import torch.nn.functional as F
 from PIL import Image
@@ -51,7 +52,7 @@ from torch import nn
 from vitrine.options import background_value
 from vitrine.spec import ModelSpec, Task
 from vitrine.tiling import PlanSettings, plan_image
-from vitrine.training.architectures.matte_unet import area_resize
+from vitrine.training.architectures.matte_unet import MatteUNet, area_resize
 from vitrine.training.config import TrainConfig
 from vitrine.training.degradations import degrade_upload
 from vitrine.training.fashion import (
@@ -136,8 +137,8 @@ class BackgroundSettings:
 class Composite:
     """A product photo: uint8 (H, W, 3) image and its true float (H, W) alpha."""
 
-    image: np.ndarray
-    alpha: np.ndarray
+    image: npt.NDArray[Any]
+    alpha: npt.NDArray[Any]
 
 
 def _neutral_colour(rng: np.random.Generator) -> RGB:
@@ -156,7 +157,9 @@ def _random_colour(rng: np.random.Generator, palette_probability: float) -> RGB:
     return red, green, blue
 
 
-def _product_layers(grey: np.ndarray, colour: RGB, side: int) -> tuple[np.ndarray, np.ndarray]:
+def _product_layers(
+    grey: npt.NDArray[Any], colour: RGB, side: int
+) -> tuple[npt.NDArray[Any], npt.NDArray[Any]]:
     """Garment colour (side, side, 3) and alpha (side, side), upscaled bicubically."""
     size = (side, side)
     rgb = cv2.resize(garment_rgb(grey, colour), size, interpolation=cv2.INTER_CUBIC)
@@ -164,7 +167,9 @@ def _product_layers(grey: np.ndarray, colour: RGB, side: int) -> tuple[np.ndarra
     return np.clip(rgb, 0.0, 1.0), np.clip(alpha, 0.0, 1.0)
 
 
-def _place(layer: np.ndarray, shape: tuple[int, int], top: int, left: int) -> np.ndarray:
+def _place(
+    layer: npt.NDArray[Any], shape: tuple[int, ...], top: int, left: int
+) -> npt.NDArray[Any]:
     """``layer`` on a zero canvas of ``shape`` with its corner at (top, left), clipped."""
     canvas = np.zeros(shape + layer.shape[2:], np.float32)
     height, width = layer.shape[:2]
@@ -175,20 +180,21 @@ def _place(layer: np.ndarray, shape: tuple[int, int], top: int, left: int) -> np
     return canvas
 
 
-def _drop_shadow(alpha: np.ndarray, rng: np.random.Generator, side: int) -> np.ndarray:
+def _drop_shadow(alpha: npt.NDArray[Any], rng: np.random.Generator, side: int) -> npt.NDArray[Any]:
     """A soft shadow of ``alpha`` (blurred, offset down-right), as darkening in [0, 1)."""
     sigma = float(rng.uniform(0.03, 0.1)) * side
     dy, dx = (int(v) for v in rng.uniform(0.01, 0.08, 2) * side)
     shadow = ndimage.shift(ndimage.gaussian_filter(alpha, sigma), (dy, dx), order=1)
-    return float(rng.uniform(0.2, 0.6)) * shadow
+    result: npt.NDArray[Any] = float(rng.uniform(0.2, 0.6)) * shadow
+    return result
 
 
 def _photo_crop(
-    photo: np.ndarray,
+    photo: npt.NDArray[Any],
     shape: tuple[int, int],
     rng: np.random.Generator,
     scale: tuple[float, float],
-) -> np.ndarray:
+) -> npt.NDArray[Any]:
     """A random crop of ``shape`` from ``photo`` rescaled by a random factor, float [0, 1]."""
     needed = max(shape[0] / photo.shape[0], shape[1] / photo.shape[1])
     factor = max(float(rng.uniform(*scale)), needed)
@@ -205,16 +211,17 @@ def _photo_crop(
     return crop.astype(np.float32) / 255.0
 
 
-def _ellipse(side: int, rng: np.random.Generator) -> np.ndarray:
+def _ellipse(side: int, rng: np.random.Generator) -> npt.NDArray[Any]:
     """A random ellipse or elliptical ring filling a ``side`` square, float {0, 1}."""
     y, x = np.mgrid[-1.0 : 1.0 : side * 1j, -1.0 : 1.0 : side * 1j]
     ry, rx = rng.uniform(0.4, 1.0, 2)
     radius = (y / ry) ** 2 + (x / rx) ** 2
     inner = float(rng.uniform(0.3, 0.9)) if rng.random() < 0.4 else 0.0
-    return ((radius <= 1.0) & (radius >= inner**2)).astype(np.float32)
+    result: npt.NDArray[Any] = ((radius <= 1.0) & (radius >= inner**2)).astype(np.float32)
+    return result
 
 
-def _plain_background(shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
+def _plain_background(shape: tuple[int, int], rng: np.random.Generator) -> npt.NDArray[Any]:
     """A studio backdrop: a vertical gradient between two random colours, float [0, 1]."""
     start, end = rng.uniform(0.0, 1.0, (2, 3)).astype(np.float32)
     ramp = np.linspace(0.0, 1.0, shape[0], dtype=np.float32)[:, None, None]
@@ -222,11 +229,11 @@ def _plain_background(shape: tuple[int, int], rng: np.random.Generator) -> np.nd
 
 
 def _composite(
-    background: np.ndarray,
-    rgb: np.ndarray,
-    alpha: np.ndarray,
+    background: npt.NDArray[Any],
+    rgb: npt.NDArray[Any],
+    alpha: npt.NDArray[Any],
     corner: tuple[int, int],
-    shadow: np.ndarray | None,
+    shadow: npt.NDArray[Any] | None,
 ) -> Composite:
     """The product layers over ``background`` (float), with an optional shadow layer."""
     shape = background.shape[:2]
@@ -239,14 +246,16 @@ def _composite(
 
 
 def _sharp_product_layers(
-    grey: np.ndarray, colour: RGB, side: int
-) -> tuple[np.ndarray, np.ndarray]:
+    grey: npt.NDArray[Any], colour: RGB, side: int
+) -> tuple[npt.NDArray[Any], npt.NDArray[Any]]:
     """:func:`_product_layers` with the alpha cut at 0.5: a crisp edge at any size."""
     rgb, alpha = _product_layers(grey, colour, side)
     return rgb, (alpha > 0.5).astype(np.float32)
 
 
-def _large_drop_shadow(alpha: np.ndarray, rng: np.random.Generator, side: int) -> np.ndarray:
+def _large_drop_shadow(
+    alpha: npt.NDArray[Any], rng: np.random.Generator, side: int
+) -> npt.NDArray[Any]:
     """:func:`_drop_shadow` made at an eighth of the side and resized back: the shadow is
     soft, and a blur of several hundred pixels at full size would take minutes."""
     small_side = max(side // 8, 1)
@@ -262,11 +271,15 @@ def _catalog_shot(
     scale: tuple[float, float],
     jitter: float,
     shadow_probability: float,
-    garment: Callable[[np.random.Generator], np.ndarray],
+    garment: Callable[[np.random.Generator], npt.NDArray[Any]],
     colour: Callable[[np.random.Generator], RGB],
-    background: Callable[[np.random.Generator, tuple[int, int]], np.ndarray],
-    layers: Callable[[np.ndarray, RGB, int], tuple[np.ndarray, np.ndarray]] = _product_layers,
-    drop_shadow: Callable[[np.ndarray, np.random.Generator, int], np.ndarray] = _drop_shadow,
+    background: Callable[[np.random.Generator, tuple[int, int]], npt.NDArray[Any]],
+    layers: Callable[
+        [npt.NDArray[Any], RGB, int], tuple[npt.NDArray[Any], npt.NDArray[Any]]
+    ] = _product_layers,
+    drop_shadow: Callable[
+        [npt.NDArray[Any], np.random.Generator, int], npt.NDArray[Any]
+    ] = _drop_shadow,
 ) -> Composite:
     """One product near the centre of a backdrop of ``shape``, as in a catalog shot: its
     side a random share ``scale`` of the shorter side, its centre off by up to ``jitter``
@@ -314,13 +327,16 @@ class BackgroundRemovalRecipe(SingleNetworkRecipe[BackgroundSettings]):
             },
         }
 
-    def _background_photo(self, rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
+    def _background_photo(
+        self, rng: np.random.Generator, shape: tuple[int, int]
+    ) -> npt.NDArray[Any]:
         """A random training-photo crop of ``shape``, sometimes turned, sometimes recoloured
         (or inverted)."""
         photo = self.photos[int(rng.integers(len(self.photos)))]
         turned = rng.random() < self.settings.background_turn_probability
         quarters = int(rng.integers(1, 4)) if turned else 0
-        scale = tuple(self.settings.background_scale)
+        low, high = self.settings.background_scale
+        scale = (low, high)
         crop = _photo_crop(photo, shape[::-1] if quarters % 2 else shape, rng, scale)
         crop = np.ascontiguousarray(np.rot90(crop, quarters))
         if rng.random() < self.settings.background_recolour_probability:
@@ -329,7 +345,7 @@ class BackgroundRemovalRecipe(SingleNetworkRecipe[BackgroundSettings]):
                 crop = 1.0 - crop
         return crop
 
-    def _background(self, rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
+    def _background(self, rng: np.random.Generator, shape: tuple[int, int]) -> npt.NDArray[Any]:
         if rng.random() < self.settings.plain_background_probability:
             return _plain_background(shape, rng)
         crop = self._background_photo(rng, shape)
@@ -339,7 +355,9 @@ class BackgroundRemovalRecipe(SingleNetworkRecipe[BackgroundSettings]):
             crop = cv2.GaussianBlur(crop, (0, 0), float(rng.uniform(1.0, 4.0)))
         return crop
 
-    def _with_distractors(self, backdrop: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    def _with_distractors(
+        self, backdrop: npt.NDArray[Any], rng: np.random.Generator
+    ) -> npt.NDArray[Any]:
         """``backdrop`` with photo cut-outs pasted anywhere: garment silhouettes, ellipses
         and rings filled with a training photo's texture. They are salient, sharp-edged and
         often central, like a cup's rim, yet background: the product is told apart by
@@ -366,9 +384,10 @@ class BackgroundRemovalRecipe(SingleNetworkRecipe[BackgroundSettings]):
             backdrop = placed * _place(texture, shape, *corner) + (1.0 - placed) * backdrop
         return backdrop
 
-    def _garment(self, rng: np.random.Generator) -> np.ndarray:
+    def _garment(self, rng: np.random.Generator) -> npt.NDArray[Any]:
         grey = self.garments[int(rng.integers(len(self.garments)))]
-        return grey[:, ::-1] if rng.random() < 0.5 else grey
+        result: npt.NDArray[Any] = grey[:, ::-1] if rng.random() < 0.5 else grey
+        return result
 
     def _colour(self, rng: np.random.Generator) -> RGB:
         if rng.random() < self.settings.neutral_probability:
@@ -379,10 +398,11 @@ class BackgroundRemovalRecipe(SingleNetworkRecipe[BackgroundSettings]):
         """One training shot at its own random size."""
         low, high = self.settings.shot_sides
         shape = (int(rng.integers(low, high + 1)), int(rng.integers(low, high + 1)))
+        smallest, largest = self.settings.product_scale
         return _catalog_shot(
             rng,
             shape,
-            scale=tuple(self.settings.product_scale),
+            scale=(smallest, largest),
             jitter=self.settings.centre_jitter,
             shadow_probability=self.settings.shadow_probability,
             garment=self._garment,
@@ -411,12 +431,13 @@ class BackgroundRemovalRecipe(SingleNetworkRecipe[BackgroundSettings]):
         """BCE on alpha plus ``dice_weight`` x soft Dice loss (mean over images). The batch
         is already at the working side, so the U-Net runs without the served resizes."""
         images, target = batch
-        alpha = model.matte(images).float().clamp(1e-6, 1.0 - 1e-6)
+        alpha = cast(MatteUNet, model).matte(images).float().clamp(1e-6, 1.0 - 1e-6)
         bce = F.binary_cross_entropy(alpha, target)
         overlap = (alpha * target).sum(dim=(1, 2, 3))
         total = alpha.sum(dim=(1, 2, 3)) + target.sum(dim=(1, 2, 3))
         dice = 1.0 - (2.0 * overlap + 1.0) / (total + 1.0)
-        return bce + self.settings.dice_weight * dice.mean()
+        loss: torch.Tensor = bce + self.settings.dice_weight * dice.mean()
+        return loss
 
     def evaluate(self, model: nn.Module) -> dict[str, Any]:
         """Validation metrics of ``model`` and of GrabCut."""
@@ -433,6 +454,12 @@ def eval_composites(split: str = "validation") -> tuple[Composite, ...]:
     for index in range(EVAL_COUNT):
         height, width = (int(v) for v in rng.integers(EVAL_SIDES[0], EVAL_SIDES[1] + 1, 2))
         photo = photos[index % len(photos)]
+
+        def backdrop(
+            rng: np.random.Generator, shape: tuple[int, int], photo: npt.NDArray[Any] = photo
+        ) -> npt.NDArray[Any]:
+            return _photo_crop(photo, shape, rng, (0.6, 1.0))
+
         composite = _catalog_shot(
             rng,
             (height, width),
@@ -441,13 +468,13 @@ def eval_composites(split: str = "validation") -> tuple[Composite, ...]:
             shadow_probability=0.5,
             garment=lambda rng: garments[int(rng.integers(len(garments)))],
             colour=lambda rng: _random_colour(rng, 1.0),
-            background=lambda rng, shape, photo=photo: _photo_crop(photo, shape, rng, (0.6, 1.0)),
+            background=backdrop,
         )
         composites.append(composite)
     return tuple(composites)
 
 
-def grabcut_mask(image: np.ndarray) -> np.ndarray:
+def grabcut_mask(image: npt.NDArray[Any]) -> npt.NDArray[Any]:
     """GrabCut's foreground (bool (H, W)) from a centred rectangle."""
     height, width = image.shape[:2]
     top, left = round(GRABCUT_MARGIN * height), round(GRABCUT_MARGIN * width)
@@ -457,36 +484,38 @@ def grabcut_mask(image: np.ndarray) -> np.ndarray:
     bgr = np.ascontiguousarray(image[:, :, ::-1])
     cv2.setRNGSeed(0)
     cv2.grabCut(bgr, mask, rect, *models, GRABCUT_ITERATIONS, cv2.GC_INIT_WITH_RECT)
-    return (mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD)
+    result: npt.NDArray[Any] = (mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD)
+    return result
 
 
 @cache
-def _grabcut(index: int) -> np.ndarray:
+def _grabcut(index: int) -> npt.NDArray[Any]:
     return grabcut_mask(eval_composites()[index].image)
 
 
-def model_alpha(model: nn.Module, image: np.ndarray) -> np.ndarray:
+def model_alpha(model: nn.Module, image: npt.NDArray[Any]) -> npt.NDArray[Any]:
     """The served alpha channel (float (H, W) in [0, 1]) for a transparent background."""
     rgba = run_uint8(model, image, background_value("transparent"), task=Task.REMOVE_BACKGROUND)
     return rgba[:, :, 3].astype(np.float32) / 255.0
 
 
-def model_mask(model: nn.Module, composite: Composite) -> np.ndarray:
+def model_mask(model: nn.Module, composite: Composite) -> npt.NDArray[Any]:
     """The served alpha of ``composite.image`` cut at 0.5 (bool (H, W))."""
     return model_alpha(model, composite.image) > 0.5
 
 
-def iou(prediction: np.ndarray, truth: np.ndarray) -> float:
+def iou(prediction: npt.NDArray[Any], truth: npt.NDArray[Any]) -> float:
     """Intersection over union of two bool masks (1 when both are empty)."""
     union = np.logical_or(prediction, truth).sum()
     return float(np.logical_and(prediction, truth).sum() / union) if union else 1.0
 
 
-def _boundary(mask: np.ndarray) -> np.ndarray:
-    return mask & ~ndimage.binary_erosion(mask, border_value=0)
+def _boundary(mask: npt.NDArray[Any]) -> npt.NDArray[Any]:
+    result: npt.NDArray[Any] = mask & ~ndimage.binary_erosion(mask, border_value=0)
+    return result
 
 
-def boundary_f(prediction: np.ndarray, truth: np.ndarray) -> float:
+def boundary_f(prediction: npt.NDArray[Any], truth: npt.NDArray[Any]) -> float:
     """F-score of boundary pixels matched within ``BOUNDARY_TOLERANCE`` px either way."""
     predicted, true = _boundary(prediction), _boundary(truth)
     if not predicted.any() or not true.any():
@@ -532,8 +561,8 @@ def evaluate_background(model: nn.Module, count: int = EVAL_COUNT) -> dict[str, 
 
 
 def _upscaled_crop(
-    photo: np.ndarray, shape: tuple[int, int], rng: np.random.Generator
-) -> np.ndarray:
+    photo: npt.NDArray[Any], shape: tuple[int, int], rng: np.random.Generator
+) -> npt.NDArray[Any]:
     """A random crop of ``photo`` at ``shape``'s aspect, 60 to 100% of the largest that
     fits, upscaled to ``shape`` (Lanczos); float [0, 1]."""
     height, width = shape
@@ -571,10 +600,11 @@ def full_size_composite(shape: tuple[int, int], index: int) -> Composite:
     return Composite(image, shot.alpha)
 
 
-def _grabcut_alpha(image: np.ndarray) -> np.ndarray:
+def _grabcut_alpha(image: npt.NDArray[Any]) -> npt.NDArray[Any]:
     """GrabCut's mask as the core model answers: RGBA (1, H, W, 4), alpha 0 or 255."""
     alpha = np.where(grabcut_mask(image), 255, 0).astype(np.uint8)
-    return np.concatenate([image, alpha[:, :, None]], axis=2)[None]
+    result: npt.NDArray[Any] = np.concatenate([image, alpha[:, :, None]], axis=2)[None]
+    return result
 
 
 def _mean_scores(cases: list[dict[str, Any]]) -> dict[str, Any]:
@@ -642,13 +672,13 @@ def evaluate_full_size(
     }
 
 
-def on_white(image: np.ndarray, alpha: np.ndarray) -> Image.Image:
+def on_white(image: npt.NDArray[Any], alpha: npt.NDArray[Any]) -> Image.Image:
     """``image`` composited on white with ``alpha`` (float (H, W) in [0, 1])."""
     a = alpha[:, :, None]
     return Image.fromarray(np.round(image * a + 255.0 * (1.0 - a)).astype(np.uint8))
 
 
-def _on_checkerboard(rgba: np.ndarray, square: int = 8) -> Image.Image:
+def _on_checkerboard(rgba: npt.NDArray[Any], square: int = 8) -> Image.Image:
     height, width = rgba.shape[:2]
     yy, xx = np.mgrid[:height, :width]
     board = np.where(((yy // square + xx // square) % 2 == 0)[:, :, None], 255.0, 204.0)
@@ -689,7 +719,7 @@ def forward(model: nn.Module, image: torch.Tensor, background: torch.Tensor) -> 
     return torch.cat([rgb, opaque + (1.0 - opaque) * alpha], dim=1)
 
 
-def demo_case(spec: ModelSpec, name: str, photo: np.ndarray) -> DemoCase:
+def demo_case(spec: ModelSpec, name: str, photo: npt.NDArray[Any]) -> DemoCase:
     """An evaluation composite (a test-split product on this photo) to put on white; the
     rival is GrabCut from a centred rectangle, on white too."""
     composite = eval_composites()[VALIDATION_PHOTOS.index(name)]

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cache
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 from tqdm import tqdm
 
 from vitrine.products import CATALOG_COLOURS, CATEGORIES, COLOURS
@@ -32,9 +34,9 @@ class CatalogSet:
     """One split: ``images`` (N, 32, 32, 3) uint8 RGB, ``categories`` and ``colours`` (N,)
     int64 indices into ``CATEGORIES`` and ``CATALOG_COLOURS``."""
 
-    images: np.ndarray
-    categories: np.ndarray
-    colours: np.ndarray
+    images: npt.NDArray[Any]
+    categories: npt.NDArray[Any]
+    colours: npt.NDArray[Any]
 
     def __len__(self) -> int:
         return len(self.images)

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import io
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 from PIL import Image, ImageFilter
 
 __all__ = ["downscale", "random_crop_flip", "degrade_upload"]
 
 
-def downscale(image: np.ndarray, scale: int) -> np.ndarray:
+def downscale(image: npt.NDArray[Any], scale: int) -> npt.NDArray[Any]:
     """Bicubic downscale by ``scale`` with antialiasing (Pillow filters over the full support)."""
     height, width = image.shape[:2]
     if height % scale or width % scale:
@@ -21,7 +23,9 @@ def downscale(image: np.ndarray, scale: int) -> np.ndarray:
     return np.asarray(small)
 
 
-def random_crop_flip(image: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
+def random_crop_flip(
+    image: npt.NDArray[Any], size: int, rng: np.random.Generator
+) -> npt.NDArray[Any]:
     """A random ``size``x``size`` crop, randomly flipped and rotated by multiples of 90 degrees."""
     height, width = image.shape[:2]
     top = int(rng.integers(0, height - size + 1))
@@ -33,12 +37,12 @@ def random_crop_flip(image: np.ndarray, size: int, rng: np.random.Generator) -> 
 
 
 def degrade_upload(
-    low_res: np.ndarray,
+    low_res: npt.NDArray[Any],
     rng: np.random.Generator,
     *,
     blur_probability: float,
     jpeg_probability: float,
-) -> np.ndarray:
+) -> npt.NDArray[Any]:
     """Optionally blur a little and JPEG-compress, as phone uploads are."""
     image = Image.fromarray(low_res)
     if rng.random() < blur_probability:

@@ -20,6 +20,7 @@ from typing import Any
 
 import cv2
 import numpy as np
+import numpy.typing as npt
 import torch
 from PIL import Image
 from skimage.restoration import denoise_bilateral, denoise_nl_means, estimate_sigma
@@ -58,10 +59,10 @@ class Noise:
     sigma: float = 0.0
     jpeg_quality: int | None = None
 
-    def apply(self, image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    def apply(self, image: npt.NDArray[Any], rng: np.random.Generator) -> npt.NDArray[Any]:
         """Degrade a uint8 RGB image into a uint8 upload."""
         noisy = image.astype(np.float64) + rng.normal(0.0, self.sigma, image.shape)
-        out = np.round(np.clip(noisy, 0.0, 255.0)).astype(np.uint8)
+        out: npt.NDArray[np.uint8] = np.round(np.clip(noisy, 0.0, 255.0)).astype(np.uint8)
         if self.jpeg_quality is None:
             return out
         buffer = io.BytesIO()
@@ -94,20 +95,20 @@ EVAL_CASES: dict[str, Noise] = {
 _EVAL_SEED = 2026
 
 
-def _cv2_nl_means(image: np.ndarray, h: float) -> np.ndarray:
+def _cv2_nl_means(image: npt.NDArray[Any], h: float) -> npt.NDArray[Any]:
     bgr = np.ascontiguousarray(image[:, :, ::-1])
     out = cv2.fastNlMeansDenoisingColored(bgr, None, h, h, 7, 21)
     return np.ascontiguousarray(out[:, :, ::-1])
 
 
-def _noise_sigma(image: np.ndarray) -> float:
+def _noise_sigma(image: npt.NDArray[Any]) -> float:
     """Estimated noise sigma (0-1 scale), the usual companion of ``denoise_nl_means``."""
     return float(
         estimate_sigma(image.astype(np.float64) / 255.0, channel_axis=-1, average_sigmas=True)
     )
 
 
-def _skimage_nl_means(image: np.ndarray, factor: float) -> np.ndarray:
+def _skimage_nl_means(image: npt.NDArray[Any], factor: float) -> npt.NDArray[Any]:
     sigma = _noise_sigma(image)
     out = denoise_nl_means(
         image.astype(np.float64) / 255.0,
@@ -118,10 +119,11 @@ def _skimage_nl_means(image: np.ndarray, factor: float) -> np.ndarray:
         fast_mode=True,
         channel_axis=-1,
     )
-    return np.round(np.clip(out, 0.0, 1.0) * 255.0).astype(np.uint8)
+    result: npt.NDArray[Any] = np.round(np.clip(out, 0.0, 1.0) * 255.0).astype(np.uint8)
+    return result
 
 
-def _bilateral(image: np.ndarray, setting: tuple[float, float]) -> np.ndarray:
+def _bilateral(image: npt.NDArray[Any], setting: tuple[float, float]) -> npt.NDArray[Any]:
     colour_sigma, spatial_sigma = setting
     out = denoise_bilateral(
         image.astype(np.float64) / 255.0,
@@ -129,10 +131,13 @@ def _bilateral(image: np.ndarray, setting: tuple[float, float]) -> np.ndarray:
         sigma_spatial=spatial_sigma,
         channel_axis=-1,
     )
-    return np.round(np.clip(out, 0.0, 1.0) * 255.0).astype(np.uint8)
+    result: npt.NDArray[Any] = np.round(np.clip(out, 0.0, 1.0) * 255.0).astype(np.uint8)
+    return result
 
 
-BASELINE_GRIDS: dict[str, tuple[Callable[[np.ndarray, Any], np.ndarray], tuple[Any, ...]]] = {
+BASELINE_GRIDS: dict[
+    str, tuple[Callable[[npt.NDArray[Any], Any], npt.NDArray[Any]], tuple[Any, ...]]
+] = {
     "cv2_nl_means": (_cv2_nl_means, (5.0, 10.0, 15.0, 20.0, 30.0, 45.0)),  # h = hColor
     "skimage_nl_means": (_skimage_nl_means, (0.4, 0.5, 0.6, 0.8, 1.0, 1.3)),  # h / est. sigma
     "skimage_bilateral": (
@@ -150,7 +155,7 @@ def best_baseline(metrics: dict[str, Any], case: str) -> tuple[str, Any]:
     return name, tuple(setting) if isinstance(setting, list) else setting
 
 
-def _degraded(case: str, name: str, clean: np.ndarray) -> np.ndarray:
+def _degraded(case: str, name: str, clean: npt.NDArray[Any]) -> npt.NDArray[Any]:
     index = (list(EVAL_CASES).index(case), VALIDATION_PHOTOS.index(name))
     return EVAL_CASES[case].apply(clean, np.random.default_rng([_EVAL_SEED, *index]))
 
@@ -200,7 +205,7 @@ class DenoisingRecipe(RestorationRecipe[DenoisingSettings]):
     degradation = "Gaussian sigma 5-50 and/or JPEG quality 10-60, quantised to uint8"
     eval_cases = EVAL_CASES
 
-    def crop(self, photo: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    def crop(self, photo: npt.NDArray[Any], rng: np.random.Generator) -> npt.NDArray[Any]:
         """A crop of ``photo`` shrunk by a random factor in ``[recipe] rescale`` (finer
         detail per pixel), then recoloured (:func:`recolour`) with ``recolour_probability``:
         most TRAIN photos are grey, the photos a storefront cleans are not."""
@@ -214,7 +219,7 @@ class DenoisingRecipe(RestorationRecipe[DenoisingSettings]):
             crop = recolour(crop, rng)
         return crop
 
-    def degrade(self, crop: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    def degrade(self, crop: npt.NDArray[Any], rng: np.random.Generator) -> npt.NDArray[Any]:
         """A random :class:`Noise` applied to ``crop``. With ``[recipe] log_sigma`` sigma is
         drawn log-uniformly (as many samples below 16 as above): uploads' noise is mostly low."""
         noise = Noise.random(rng, self.config.jpeg_probability, log_sigma=self.settings.log_sigma)
@@ -227,7 +232,7 @@ def forward(model: nn.Module, image: torch.Tensor, strength: torch.Tensor) -> to
     return blend(x, model(x), strength)
 
 
-def _denoised(model: nn.Module, image: np.ndarray) -> np.ndarray:
+def _denoised(model: nn.Module, image: npt.NDArray[Any]) -> npt.NDArray[Any]:
     return run_uint8(model, image, FULL_STRENGTH, task=Task.DENOISE)
 
 
@@ -279,7 +284,7 @@ def comparison_image(model: nn.Module) -> Image.Image:
     return stack_rows(rows)
 
 
-def demo_case(spec: ModelSpec, name: str, photo: np.ndarray) -> DemoCase:
+def demo_case(spec: ModelSpec, name: str, photo: npt.NDArray[Any]) -> DemoCase:
     """The photo with Gaussian noise (sigma 25); the rival is the best classical denoiser at
     the setting ``vitrine eval`` tuned (read from the shipped weights' report)."""
     upload = EVAL_CASES["sigma25"].apply(photo, np.random.default_rng(0))

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 from PIL import Image, ImageOps
 from skimage.color import deltaE_ciede2000, rgb2lab
 from skimage.exposure import equalize_adapthist
@@ -47,12 +48,13 @@ class Degradation:
     contrast: float = 1.0
     cast: tuple[float, float, float] = (1.0, 1.0, 1.0)
 
-    def apply(self, image: np.ndarray) -> np.ndarray:
+    def apply(self, image: npt.NDArray[Any]) -> npt.NDArray[Any]:
         """Degrade a uint8 RGB image; the result is uint8, as an uploaded photo is."""
         x = (image.astype(np.float64) / 255.0) ** self.gamma * self.gain
         x = x.mean() + (x - x.mean()) * self.contrast
         x = x * np.array(self.cast)
-        return np.round(np.clip(x, 0.0, 1.0) * 255.0).astype(np.uint8)
+        result: npt.NDArray[Any] = np.round(np.clip(x, 0.0, 1.0) * 255.0).astype(np.uint8)
+        return result
 
     @classmethod
     def random(cls, rng: np.random.Generator) -> Degradation:
@@ -75,18 +77,22 @@ EVAL_CASES: dict[str, Degradation] = {
 }
 
 
-def _clahe(image: np.ndarray) -> np.ndarray:
-    return np.round(equalize_adapthist(image) * 255.0).astype(np.uint8)
+def _clahe(image: npt.NDArray[Any]) -> npt.NDArray[Any]:
+    result: npt.NDArray[Any] = np.round(equalize_adapthist(image) * 255.0).astype(np.uint8)
+    return result
 
 
-def _autocontrast(image: np.ndarray) -> np.ndarray:
+def _autocontrast(image: npt.NDArray[Any]) -> npt.NDArray[Any]:
     return np.asarray(ImageOps.autocontrast(Image.fromarray(image), cutoff=1))
 
 
-def _grey_world(image: np.ndarray) -> np.ndarray:
+def _grey_world(image: npt.NDArray[Any]) -> npt.NDArray[Any]:
     x = image.astype(np.float64)
     means = x.reshape(-1, 3).mean(axis=0)
-    return np.round(np.clip(x * (means.mean() / np.maximum(means, 1e-6)), 0, 255)).astype(np.uint8)
+    result: npt.NDArray[Any] = np.round(
+        np.clip(x * (means.mean() / np.maximum(means, 1e-6)), 0, 255)
+    ).astype(np.uint8)
+    return result
 
 
 BASELINES = {
@@ -97,7 +103,7 @@ BASELINES = {
 }
 
 
-def mean_delta_e(reference: np.ndarray, test: np.ndarray) -> float:
+def mean_delta_e(reference: npt.NDArray[Any], test: npt.NDArray[Any]) -> float:
     """Mean CIEDE2000 colour difference between two uint8 RGB images."""
     return float(np.mean(deltaE_ciede2000(rgb2lab(reference), rgb2lab(test))))
 
@@ -108,7 +114,7 @@ class EnhancementRecipe(RestorationRecipe[NoSettings]):
     degradation = "random gamma, gain, contrast and colour cast, then optional JPEG"
     eval_cases = EVAL_CASES
 
-    def degrade(self, crop: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    def degrade(self, crop: npt.NDArray[Any], rng: np.random.Generator) -> npt.NDArray[Any]:
         """A random :class:`Degradation` of ``crop``, then the usual upload blur/JPEG."""
         return degrade_upload(
             Degradation.random(rng).apply(crop),
@@ -132,7 +138,7 @@ def evaluate_enhance(model: nn.Module) -> dict[str, Any]:
                 method: {"psnr": psnr(clean, out), "delta_e": mean_delta_e(clean, out)}
                 for method, out in outputs.items()
             }
-    cells = [photos for photos in per_case.values() for photos in photos.values()]
+    cells = [cell for photos in per_case.values() for cell in photos.values()]
     mean = {
         method: {
             metric: float(np.mean([cell[method][metric] for cell in cells]))
@@ -163,7 +169,7 @@ def comparison_image(model: nn.Module) -> Image.Image:
     return stack_rows(rows)
 
 
-def demo_case(spec: ModelSpec, name: str, photo: np.ndarray) -> DemoCase:
+def demo_case(spec: ModelSpec, name: str, photo: npt.NDArray[Any]) -> DemoCase:
     """The photo under-exposed, flattened and colour-cast (the "combined" evaluation case)."""
     upload = EVAL_CASES["combined"].apply(photo)
     return DemoCase(upload, photo, "autocontrast", BASELINES["autocontrast"](upload))

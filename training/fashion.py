@@ -18,8 +18,10 @@ from __future__ import annotations
 import gzip
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 from scipy import ndimage
 
 from vitrine.products import CATEGORIES, COLOURS, RGB
@@ -51,7 +53,7 @@ MAX_HOLE_PIXELS = 6
 _SPLIT_PREFIX = {"train": "train", "test": "t10k"}
 
 
-def _read_idx(path: Path) -> np.ndarray:
+def _read_idx(path: Path) -> npt.NDArray[Any]:
     """An idx file (gzip): big-endian magic (dtype code, number of dims), dims, then data."""
     with gzip.open(path, "rb") as file:
         data = file.read()
@@ -62,7 +64,7 @@ def _read_idx(path: Path) -> np.ndarray:
     return np.frombuffer(data, np.uint8, offset=4 + 4 * ndim).reshape(shape)
 
 
-def _parse(split: str) -> tuple[np.ndarray, np.ndarray]:
+def _parse(split: str) -> tuple[npt.NDArray[Any], npt.NDArray[Any]]:
     prefix = _SPLIT_PREFIX[split]
     paths = [DATA_DIR / f"{prefix}-{kind}-ubyte.gz" for kind in ("images-idx3", "labels-idx1")]
     missing = [str(path) for path in paths if not path.is_file()]
@@ -76,7 +78,7 @@ def _parse(split: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 @cache
-def load_fashion(split: str) -> tuple[np.ndarray, np.ndarray]:
+def load_fashion(split: str) -> tuple[npt.NDArray[Any], npt.NDArray[Any]]:
     """Images (N, 28, 28) uint8 and labels (N,) int64 of ``split`` ("train" or "test")."""
     if split not in _SPLIT_PREFIX:
         raise ValueError(f"unknown split {split!r}; use 'train' or 'test'")
@@ -84,12 +86,12 @@ def load_fashion(split: str) -> tuple[np.ndarray, np.ndarray]:
     return arrays["images"], arrays["labels"]
 
 
-def _parsed_arrays(split: str) -> dict[str, np.ndarray]:
+def _parsed_arrays(split: str) -> dict[str, npt.NDArray[Any]]:
     images, labels = _parse(split)
     return {"images": images, "labels": labels}
 
 
-def product_alpha(grey: np.ndarray) -> np.ndarray:
+def product_alpha(grey: npt.NDArray[Any]) -> npt.NDArray[Any]:
     """Float (H, W) alpha in [0, 1]: which pixels of a greyscale garment are the product.
 
     Alpha ramps linearly from 0 at ``ALPHA_LOW`` to 1 at ``ALPHA_HIGH`` (the anti-aliased
@@ -108,7 +110,7 @@ def product_alpha(grey: np.ndarray) -> np.ndarray:
     return alpha
 
 
-def garment_rgb(grey: np.ndarray, colour: RGB) -> np.ndarray:
+def garment_rgb(grey: npt.NDArray[Any], colour: RGB) -> npt.NDArray[Any]:
     """Float (H, W, 3) in [0, 1]: the garment in ``colour``, shaded by its intensities.
 
     Shading is the intensity relative to the garment's 95th percentile, mapped to
@@ -122,8 +124,9 @@ def garment_rgb(grey: np.ndarray, colour: RGB) -> np.ndarray:
     return shade[:, :, None] * (np.asarray(colour, np.float32) / 255.0)
 
 
-def colourise(grey: np.ndarray, colour: RGB) -> np.ndarray:
+def colourise(grey: npt.NDArray[Any], colour: RGB) -> npt.NDArray[Any]:
     """(H, W, 3) uint8: the garment in ``colour`` (shading kept) on a white background."""
     alpha = product_alpha(grey)[:, :, None]
     rgb = alpha * garment_rgb(grey, colour) + (1.0 - alpha)
-    return np.round(rgb * 255.0).astype(np.uint8)
+    result: npt.NDArray[Any] = np.round(rgb * 255.0).astype(np.uint8)
+    return result

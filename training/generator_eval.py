@@ -22,6 +22,7 @@ from functools import cache
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import scipy.linalg
 import torch
 from PIL import Image, ImageDraw
@@ -57,7 +58,10 @@ _COV_OFFSET = 1e-6
 
 
 def frechet_distance(
-    mean_a: np.ndarray, cov_a: np.ndarray, mean_b: np.ndarray, cov_b: np.ndarray
+    mean_a: npt.NDArray[Any],
+    cov_a: npt.NDArray[Any],
+    mean_b: npt.NDArray[Any],
+    cov_b: npt.NDArray[Any],
 ) -> float:
     """Fréchet (2-Wasserstein) distance squared between two Gaussians.
 
@@ -72,14 +76,14 @@ def frechet_distance(
     return float(np.sum((mean_a - mean_b) ** 2) + trace)
 
 
-def feature_fid(features_a: np.ndarray, features_b: np.ndarray) -> float:
+def feature_fid(features_a: npt.NDArray[Any], features_b: npt.NDArray[Any]) -> float:
     """FID of two (N, F) feature sets: the Fréchet distance of their fitted Gaussians."""
     mean_a, cov_a = features_a.mean(0), np.cov(features_a, rowvar=False)
     mean_b, cov_b = features_b.mean(0), np.cov(features_b, rowvar=False)
     return frechet_distance(mean_a, cov_a, mean_b, cov_b)
 
 
-def _labels(conditioning: Conditioning) -> tuple[np.ndarray, np.ndarray]:
+def _labels(conditioning: Conditioning) -> tuple[npt.NDArray[Any], npt.NDArray[Any]]:
     """Requested (category, colour) of every evaluated image, pair by pair."""
     pairs = np.arange(len(conditioning.categories) * len(conditioning.colours))
     pair_of_image = np.repeat(pairs, PER_PAIR)
@@ -89,8 +93,11 @@ def _labels(conditioning: Conditioning) -> tuple[np.ndarray, np.ndarray]:
 @torch.inference_mode()
 @torch.no_grad()
 def generate(
-    model: nn.Module, latents: np.ndarray, categories: np.ndarray, colours: np.ndarray
-) -> np.ndarray:
+    model: nn.Module,
+    latents: npt.NDArray[Any],
+    categories: npt.NDArray[Any],
+    colours: npt.NDArray[Any],
+) -> npt.NDArray[Any]:
     """(N, side, side, 3) uint8 images as served: through the uint8 wrapper, in batches, in
     eval mode (``model`` is left in the mode it came in: a training loop's samples)."""
     was_training = model.training
@@ -105,7 +112,7 @@ def generate(
 
 
 def _consistency(
-    verdict: Judgement, categories: np.ndarray, colours: np.ndarray
+    verdict: Judgement, categories: npt.NDArray[Any], colours: npt.NDArray[Any]
 ) -> dict[str, float]:
     return {
         "category_consistency": float(np.mean(verdict.categories == categories)),
@@ -113,13 +120,13 @@ def _consistency(
     }
 
 
-def _diversity(features: np.ndarray) -> float:
+def _diversity(features: npt.NDArray[Any]) -> float:
     """Mean pairwise feature distance within each pair's ``PER_PAIR`` rows, over pairs."""
     groups = features.reshape(-1, PER_PAIR, features.shape[1])
     return float(np.mean([pdist(group).mean() for group in groups]))
 
 
-def _per_pair(catalog: CatalogSet, colours: int) -> np.ndarray:
+def _per_pair(catalog: CatalogSet, colours: int) -> npt.NDArray[Any]:
     """Indices of the first ``PER_PAIR`` images of each pair, in evaluation order."""
     pair = catalog.categories * colours + catalog.colours
     order = np.argsort(pair, kind="stable")
@@ -127,7 +134,7 @@ def _per_pair(catalog: CatalogSet, colours: int) -> np.ndarray:
     return np.concatenate([order[start : start + PER_PAIR] for start in starts])
 
 
-def _naive(catalog: CatalogSet, colours: int) -> np.ndarray:
+def _naive(catalog: CatalogSet, colours: int) -> npt.NDArray[Any]:
     """Per-pair mean train image plus Gaussian noise of the per-pixel standard deviation."""
     rng = np.random.default_rng(_NAIVE_SEED)
     pair = catalog.categories * colours + catalog.colours
@@ -136,7 +143,8 @@ def _naive(catalog: CatalogSet, colours: int) -> np.ndarray:
         images = catalog.images[pair == index].astype(np.float32)
         mean, std = images.mean(0), images.std(0)
         samples.append(mean + std * rng.standard_normal((PER_PAIR, *mean.shape)))
-    return np.round(np.clip(np.concatenate(samples), 0, 255)).astype(np.uint8)
+    result: npt.NDArray[Any] = np.round(np.clip(np.concatenate(samples), 0, 255)).astype(np.uint8)
+    return result
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,8 @@ def forward(model: nn.Module, latent: torch.Tensor, *options: torch.Tensor) -> t
     if styles:  # mix_latent (N, Z), truncation (N, 1)
         styles = [styles[0], styles[1][:, 0]]
     labels = (label[:, 0].long() for label in (category, colour))
-    return model(latent, *labels, *styles)
+    output: torch.Tensor = model(latent, *labels, *styles)
+    return output
 
 
 def generator_recipe(spec: ModelSpec) -> type[Recipe[Any]]:

@@ -9,9 +9,9 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
+import numpy.typing as npt
 import torch
 from PIL import Image
 from torch import nn
@@ -25,24 +25,21 @@ if TYPE_CHECKING:
 __all__ = ["DemoCase", "TaskHooks", "Uint8Forward", "task_hooks"]
 
 
-class Uint8Forward(Protocol):
-    """The served forward of a task: the float model on a uint8 NHWC batch (plus the core
-    model's option tensors, batch first) -> float NCHW in [0, 1], before the rounding to
-    uint8 that :class:`vitrine.training.uint8_wrapper.Uint8ImageModel` adds."""
-
-    def __call__(
-        self, model: nn.Module, image: torch.Tensor, *options: torch.Tensor
-    ) -> torch.Tensor: ...
+Uint8Forward = Callable[..., torch.Tensor]
+"""The served forward of a task: ``(model, image, *options)``, the float model on a uint8
+NHWC batch (plus the core model's option tensors, batch first) -> float NCHW in [0, 1],
+before the rounding to uint8 that :class:`vitrine.training.uint8_wrapper.Uint8ImageModel`
+adds. Each task's forward takes its own options, so its arguments are not typed here."""
 
 
 @dataclass(frozen=True)
 class DemoCase:
     """What the demo sends for one photo, what it should get back, and a classical rival."""
 
-    upload: np.ndarray
-    reference: np.ndarray
+    upload: npt.NDArray[Any]
+    reference: npt.NDArray[Any]
     baseline_name: str
-    baseline: np.ndarray
+    baseline: npt.NDArray[Any]
     options: dict[str, Any] = field(default_factory=dict)  # the call's option keywords
 
 
@@ -63,7 +60,7 @@ class TaskHooks:
     comparison: Callable[[ModelSpec, nn.Module], Image.Image]
     recipe: Callable[[ModelSpec], type[Recipe[Any]]] | None = None
     evaluate_full_size: Callable[[ModelSpec, nn.Module], dict[str, Any]] | None = None
-    demo: Callable[[ModelSpec, str, np.ndarray], DemoCase] | None = None
+    demo: Callable[[ModelSpec, str, npt.NDArray[Any]], DemoCase] | None = None
 
 
 def task_hooks(task: Task) -> TaskHooks:

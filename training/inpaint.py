@@ -33,6 +33,7 @@ from typing import Any
 
 import cv2
 import numpy as np
+import numpy.typing as npt
 import torch
 import torch.nn.functional as F
 from PIL import Image
@@ -89,16 +90,19 @@ class PatchDiscriminator(nn.Module):
         self.net = nn.Sequential(*layers)
 
     def forward(self, image: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
-        return self.net(torch.cat([image, hole], dim=1))
+        output: torch.Tensor = self.net(torch.cat([image, hole], dim=1))
+        return output
 
 
-def eval_mask(name: str, kind: str, shape: tuple[int, int]) -> np.ndarray:
-    """The fixed mask of validation photo ``name`` for mask ``kind``."""
+def eval_mask(name: str, kind: str, shape: tuple[int, ...]) -> npt.NDArray[Any]:
+    """The fixed mask of validation photo ``name`` for mask ``kind``, ``shape`` (H, W)."""
     photo = VALIDATION_PHOTOS.index(name)
-    return MASK_KINDS[kind](shape, np.random.default_rng([EVAL_MASK_SEEDS[kind], photo]))
+    height, width = shape
+    rng = np.random.default_rng([EVAL_MASK_SEEDS[kind], photo])
+    return MASK_KINDS[kind]((height, width), rng)
 
 
-def _eval_cases() -> list[tuple[str, str, np.ndarray, np.ndarray]]:
+def _eval_cases() -> list[tuple[str, str, npt.NDArray[Any], npt.NDArray[Any]]]:
     """(kind, photo name, clean photo, mask) for every evaluation case."""
     return [
         (kind, name, clean, eval_mask(name, kind, clean.shape[:2]))
@@ -107,14 +111,14 @@ def _eval_cases() -> list[tuple[str, str, np.ndarray, np.ndarray]]:
     ]
 
 
-def hole_psnr(reference: np.ndarray, test: np.ndarray, mask: np.ndarray) -> float:
+def hole_psnr(reference: npt.NDArray[Any], test: npt.NDArray[Any], mask: npt.NDArray[Any]) -> float:
     """PSNR (RGB, dB) over the pixels where ``mask`` is set."""
     hole = mask > 0
     error = reference[hole].astype(np.float64) - test[hole].astype(np.float64)
     return float(10.0 * np.log10(255.0**2 / max(np.mean(error**2), 1e-10)))
 
 
-def hole_ssim(reference: np.ndarray, test: np.ndarray, mask: np.ndarray) -> float:
+def hole_ssim(reference: npt.NDArray[Any], test: npt.NDArray[Any], mask: npt.NDArray[Any]) -> float:
     """Mean over hole pixels of the SSIM map (RGB, Gaussian window, sigma 1.5)."""
     _, ssim_map = structural_similarity(
         reference,
@@ -129,7 +133,9 @@ def hole_ssim(reference: np.ndarray, test: np.ndarray, mask: np.ndarray) -> floa
     return float(ssim_map[mask > 0].mean())
 
 
-def _scores(clean: np.ndarray, out: np.ndarray, mask: np.ndarray) -> dict[str, float]:
+def _scores(
+    clean: npt.NDArray[Any], out: npt.NDArray[Any], mask: npt.NDArray[Any]
+) -> dict[str, float]:
     return {
         "hole_psnr": hole_psnr(clean, out, mask),
         "hole_ssim": hole_ssim(clean, out, mask),
@@ -138,7 +144,9 @@ def _scores(clean: np.ndarray, out: np.ndarray, mask: np.ndarray) -> dict[str, f
     }
 
 
-def inpaint_baseline(method: str, image: np.ndarray, mask: np.ndarray, radius: int) -> np.ndarray:
+def inpaint_baseline(
+    method: str, image: npt.NDArray[Any], mask: npt.NDArray[Any], radius: int
+) -> npt.NDArray[Any]:
     """``cv2.inpaint`` by ``method`` (a BASELINE_FLAGS key) at ``radius``."""
     return cv2.inpaint(image, mask, radius, BASELINE_FLAGS[method])
 
@@ -162,7 +170,9 @@ def tune_baseline_radii(radii: range = range(1, 16)) -> dict[str, dict[int, floa
     }
 
 
-def inpaint_with_model(model: nn.Module, image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+def inpaint_with_model(
+    model: nn.Module, image: npt.NDArray[Any], mask: npt.NDArray[Any]
+) -> npt.NDArray[Any]:
     """The served result: uint8 (H, W, 3) image and 0/255 (H, W) mask -> uint8 (H, W, 3)."""
     return run_uint8(model, image, mask[:, :, None], task=Task.INPAINT)
 
@@ -186,7 +196,7 @@ def evaluate_inpaint(model: nn.Module) -> dict[str, Any]:
     for kind, name, clean, mask in _eval_cases():
         model_scores = _scores(clean, inpaint_with_model(model, clean, mask), mask)
         per_case.setdefault(kind, {})[name] = {"model": model_scores} | baselines[(kind, name)]
-    cells = [photos for photos in per_case.values() for photos in photos.values()]
+    cells = [cell for photos in per_case.values() for cell in photos.values()]
     methods = ("model", *BASELINE_FLAGS)
     mean = {
         method: {
@@ -208,7 +218,7 @@ def evaluate_inpaint(model: nn.Module) -> dict[str, Any]:
     }
 
 
-def _show_holes(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+def _show_holes(image: npt.NDArray[Any], mask: npt.NDArray[Any]) -> npt.NDArray[Any]:
     shown = image.copy()
     shown[mask > 0] = _HOLE_COLOUR
     return shown
@@ -311,7 +321,7 @@ class InpaintingRecipe(Recipe[InpaintingSettings]):
             holes.append(self._hole(size, rng)[:, :, None])
         return to_float_batch(np.stack(clean)), (to_float_batch(np.stack(holes)) > 0.5).float()
 
-    def _hole(self, size: int, rng: np.random.Generator) -> np.ndarray:
+    def _hole(self, size: int, rng: np.random.Generator) -> npt.NDArray[Any]:
         """A (size, size) window of a mask drawn on a larger canvas, with 2-60 % hole."""
         low, high = self.settings.mask_canvas
         for _ in range(8):
@@ -376,10 +386,11 @@ def forward(model: nn.Module, image: torch.Tensor, mask: torch.Tensor) -> torch.
     (N, H, W, 1); pixels outside the hole are passed through exactly."""
     x = to_float(image)
     hole = (to_float(mask) > 0.5).float()  # (N, 1, H, W)
-    return x * (1.0 - hole) + model(x, hole) * hole
+    output: torch.Tensor = x * (1.0 - hole) + model(x, hole) * hole
+    return output
 
 
-def demo_case(spec: ModelSpec, name: str, photo: np.ndarray) -> DemoCase:
+def demo_case(spec: ModelSpec, name: str, photo: npt.NDArray[Any]) -> DemoCase:
     """The photo (cropped to the limits) under a white watermark; the mask covers it and the
     rival is ``cv2.inpaint`` (Telea) at the radius tuned for the evaluation."""
     clean = photo[: spec.core_limits.max_side, : spec.core_limits.max_side]

@@ -14,18 +14,19 @@ import time
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
+import numpy.typing as npt
 import torch
 import torch.nn.functional as F
-from torch import nn
 from tqdm import tqdm
 
 from vitrine import paths
 from vitrine.products import CATALOG_COLOURS, CATEGORIES
 from vitrine.provenance import git_commit
 from vitrine.training.architectures import build_architecture
+from vitrine.training.architectures.catalog_judge import CatalogJudge
 from vitrine.training.catalog_data import (
     CATALOG_SIDE,
     CatalogSet,
@@ -83,13 +84,15 @@ class Judgement:
     """The judge's view of N images: trunk ``features`` (N, F) float64 and the predicted
     ``categories`` and ``colours`` (N,) int64."""
 
-    features: np.ndarray
-    categories: np.ndarray
-    colours: np.ndarray
+    features: npt.NDArray[Any]
+    categories: npt.NDArray[Any]
+    colours: npt.NDArray[Any]
 
 
 @torch.inference_mode()
-def judge_images(judge: nn.Module, images: np.ndarray, batch_size: int = 1000) -> Judgement:
+def judge_images(
+    judge: CatalogJudge, images: npt.NDArray[Any], batch_size: int = 1000
+) -> Judgement:
     """Features and predicted labels of (N, 32, 32, 3) uint8 images."""
     parts = []
     for start in range(0, len(images), batch_size):
@@ -104,12 +107,12 @@ def judge_images(judge: nn.Module, images: np.ndarray, batch_size: int = 1000) -
 
 
 @cache
-def load_judge() -> nn.Module:
+def load_judge() -> CatalogJudge:
     """The shipped judge (eval mode), loaded once per process."""
-    return load_checkpoint(paths.weights_path(JUDGE_NAME)).model
+    return cast(CatalogJudge, load_checkpoint(paths.weights_path(JUDGE_NAME)).model)
 
 
-def _accuracies(judge: nn.Module, catalog: CatalogSet) -> dict[str, float]:
+def _accuracies(judge: CatalogJudge, catalog: CatalogSet) -> dict[str, float]:
     verdict = judge_images(judge, catalog.images)
     return {
         "test_category_accuracy": float(np.mean(verdict.categories == catalog.categories)),
@@ -133,8 +136,9 @@ def train_judge(
     train = load_catalog("train")
     epochs = math.ceil(config.steps * config.batch_size / len(train))
     order = np.concatenate([rng.permutation(len(train)) for _ in range(epochs)])
-    model = build_architecture(JUDGE_NAME, JUDGE_ARCH_KWARGS).train()
-    model.to(memory_format=torch.channels_last)  # about 20 % faster convolutions on CPU
+    model = cast(CatalogJudge, build_architecture(JUDGE_NAME, JUDGE_ARCH_KWARGS)).train()
+    # about 20 % faster convolutions on CPU (Module.to's overloads leave out memory_format)
+    model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
     with tqdm(total=config.steps, desc="train judge", disable=not progress, unit="step") as bar:
         for step in range(config.steps):

@@ -12,14 +12,16 @@ VAE never trained on, graded by PSNR and by the shipped judge (``vitrine.trainin
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
+import numpy.typing as npt
 import torch
 from PIL import Image
 from torch import nn
 
 from vitrine.spec import ModelSpec, Task
+from vitrine.training.architectures.cvae import ConditionalVAE
 from vitrine.training.catalog_data import CatalogSet, load_catalog
 from vitrine.training.hooks import TaskHooks
 from vitrine.training.judge import judge_images, load_judge
@@ -37,7 +39,7 @@ _GRID_ROWS = 8
 _GRID_STEPS = 5  # interpolation columns, both ends included
 
 
-def forward(model: nn.Module, image: torch.Tensor, *options: torch.Tensor) -> torch.Tensor:
+def forward(model: ConditionalVAE, image: torch.Tensor, *options: torch.Tensor) -> torch.Tensor:
     """A VAE's ``model.encode(x, category, colour) -> (mean, log_variance)`` and ``model(latent,
     category, colour) -> y``: the inputs ``other`` (a second image), ``category``, ``color``
     (N, 1), ``blend``, ``noise`` (N, Z) and ``spread`` decode ``lerp(mean(x), mean(other),
@@ -48,21 +50,22 @@ def forward(model: nn.Module, image: torch.Tensor, *options: torch.Tensor) -> to
     mean, _ = model.encode(x, *labels)
     towards, _ = model.encode(to_float(other), *labels)
     latent = mean + blend * (towards - mean) + spread * noise
-    return model(latent, *labels)
+    output: torch.Tensor = model(latent, *labels)
+    return output
 
 
 def _edit(
     model: nn.Module,
-    images: np.ndarray,
-    others: np.ndarray,
-    labels: tuple[np.ndarray, np.ndarray],
+    images: npt.NDArray[Any],
+    others: npt.NDArray[Any],
+    labels: tuple[npt.NDArray[Any], npt.NDArray[Any]],
     blend: float,
     spread: float,
     seed: int,
-) -> np.ndarray:
+) -> npt.NDArray[Any]:
     """(N, H, W, 3) uint8 results of the served edit, each image with its own noise row."""
     served = Uint8ImageModel(model, Task.LATENT_EDIT).eval()
-    shape = (len(images), model.latent_dim)
+    shape = (len(images), cast(ConditionalVAE, model).latent_dim)
     noise = np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
     parts = []
     with torch.inference_mode():
@@ -81,7 +84,9 @@ def _edit(
     return np.concatenate(parts)
 
 
-def _label_means(train: CatalogSet, categories: np.ndarray, colours: np.ndarray) -> np.ndarray:
+def _label_means(
+    train: CatalogSet, categories: npt.NDArray[Any], colours: npt.NDArray[Any]
+) -> npt.NDArray[Any]:
     """The mean train image of each requested (category, colour)."""
     means = {}
     for pair in set(zip(categories.tolist(), colours.tolist(), strict=True)):
@@ -90,7 +95,7 @@ def _label_means(train: CatalogSet, categories: np.ndarray, colours: np.ndarray)
     return np.stack([means[pair] for pair in zip(categories, colours, strict=True)])
 
 
-def _partners(test: CatalogSet, chosen: np.ndarray) -> np.ndarray:
+def _partners(test: CatalogSet, chosen: npt.NDArray[Any]) -> npt.NDArray[Any]:
     """For each chosen image, another test image with the same labels (fixed draw)."""
     rng = np.random.default_rng(_SEED + 1)
     pair = test.categories * 100 + test.colours
@@ -102,7 +107,10 @@ def _partners(test: CatalogSet, chosen: np.ndarray) -> np.ndarray:
 
 
 def _row(
-    images: np.ndarray, reference: np.ndarray, categories: np.ndarray, colours: np.ndarray
+    images: npt.NDArray[Any],
+    reference: npt.NDArray[Any],
+    categories: npt.NDArray[Any],
+    colours: npt.NDArray[Any],
 ) -> dict[str, float]:
     verdict = judge_images(load_judge(), images)
     return {

@@ -17,8 +17,10 @@ the whole image:
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 from PIL import Image, ImageDraw, ImageFont
 
 __all__ = ["MASK_KINDS", "box_mask", "mixed_mask", "stroke_mask", "text_mask"]
@@ -36,7 +38,7 @@ def _fill_until(
     rng: np.random.Generator,
     coverage: tuple[float, float],
     draw_shape: Callable[[Image.Image, np.random.Generator], None],
-) -> np.ndarray:
+) -> npt.NDArray[Any]:
     """Draw shapes on an (H, W) canvas until the hole covers a random fraction in ``coverage``.
 
     A shape that would take the hole past the upper bound is dropped (unless the mask is
@@ -96,40 +98,42 @@ def _text(mask: Image.Image, rng: np.random.Generator) -> None:
     word = _WATERMARKS[int(rng.integers(len(_WATERMARKS)))]
     stroke = max(1, font_size // 12)
     left, top, right, bottom = font.getbbox(word, stroke_width=stroke)
-    label = Image.new("L", (right - left + 2, bottom - top + 2), 0)
+    label = Image.new("L", (int(right - left) + 2, int(bottom - top) + 2), 0)
     ImageDraw.Draw(label).text(
         (1 - left, 1 - top), word, fill=255, font=font, stroke_width=stroke, stroke_fill=255
     )
-    label = label.rotate(float(rng.uniform(-35, 35)), expand=True, resample=Image.BILINEAR)
+    label = label.rotate(
+        float(rng.uniform(-35, 35)), expand=True, resample=Image.Resampling.BILINEAR
+    )
     label = label.point(lambda value: 255 if value >= 64 else 0)
     x = int(rng.integers(-label.width // 3, max(1, width - 2 * label.width // 3)))
     y = int(rng.integers(-label.height // 3, max(1, height - 2 * label.height // 3)))
     mask.paste(255, (x, y), label)
 
 
-def stroke_mask(size: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
+def stroke_mask(size: tuple[int, int], rng: np.random.Generator) -> npt.NDArray[Any]:
     """Free-form brush strokes covering 8 to 30 % of an (H, W) image."""
     return _fill_until(size, rng, (0.08, 0.3), _stroke)
 
 
-def box_mask(size: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
+def box_mask(size: tuple[int, int], rng: np.random.Generator) -> npt.NDArray[Any]:
     """Rectangles covering 8 to 30 % of an (H, W) image."""
     return _fill_until(size, rng, (0.08, 0.3), _box)
 
 
-def text_mask(size: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
+def text_mask(size: tuple[int, int], rng: np.random.Generator) -> npt.NDArray[Any]:
     """Watermark text covering 5 to 20 % of an (H, W) image."""
     return _fill_until(size, rng, (0.05, 0.2), _text)
 
 
-MASK_KINDS: dict[str, Callable[[tuple[int, int], np.random.Generator], np.ndarray]] = {
+MASK_KINDS: dict[str, Callable[[tuple[int, int], np.random.Generator], npt.NDArray[Any]]] = {
     "strokes": stroke_mask,
     "boxes": box_mask,
     "watermark": text_mask,
 }
 
 
-def mixed_mask(size: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
+def mixed_mask(size: tuple[int, int], rng: np.random.Generator) -> npt.NDArray[Any]:
     """A mask of a kind drawn uniformly from ``MASK_KINDS``."""
     kinds = list(MASK_KINDS.values())
     return kinds[int(rng.integers(len(kinds)))](size, rng)

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import torch
 import torch.nn.functional as F
 from PIL import Image
@@ -65,7 +66,7 @@ _PANEL = 160
 _BUFFER = 50
 
 
-def pencil_sketch(photo: np.ndarray) -> np.ndarray:
+def pencil_sketch(photo: npt.NDArray[Any]) -> npt.NDArray[Any]:
     """A pencil sketch of a uint8 RGB image: dark lines on white, as uint8 RGB."""
     grey = luminance(photo)
     blurred_negative = gaussian_filter(255.0 - grey, sigma=4.0)
@@ -250,20 +251,21 @@ class CycleGanRecipe(Recipe[CycleGanSettings]):
 
 def forward(model: nn.Module, image: torch.Tensor, direction: torch.Tensor) -> torch.Tensor:
     """``model(x, direction) -> y`` with ``direction`` (N,) int64, served as int32 (N, 1)."""
-    return model(to_float(image), direction[:, 0].long())
+    output: torch.Tensor = model(to_float(image), direction[:, 0].long())
+    return output
 
 
-def translate(model: nn.Module, image: np.ndarray, direction: int) -> np.ndarray:
+def translate(model: nn.Module, image: npt.NDArray[Any], direction: int) -> npt.NDArray[Any]:
     """``image`` translated through the served uint8 wrapper."""
     return run_uint8(model, image, np.array([direction], np.int32), task=Task.TRANSLATE)
 
 
-def _grey(photo: np.ndarray) -> np.ndarray:
+def _grey(photo: npt.NDArray[Any]) -> npt.NDArray[Any]:
     grey = np.round(luminance(photo))
     return np.repeat(grey.astype(np.uint8)[:, :, None], 3, axis=2)
 
 
-def sobel_sketch(photo: np.ndarray) -> np.ndarray:
+def sobel_sketch(photo: npt.NDArray[Any]) -> npt.NDArray[Any]:
     """A naive line drawing: the luminance's Sobel edges, inverted (dark lines on white)."""
     edges = luminance_edges(photo)
     line = np.clip(255.0 * (1.0 - edges / max(float(edges.max()), 1e-6)), 0, 255)
@@ -323,7 +325,7 @@ def comparison_image(model: nn.Module) -> Image.Image:
     return stack_rows(rows)
 
 
-def demo_case(spec: ModelSpec, name: str, photo: np.ndarray) -> DemoCase:
+def demo_case(spec: ModelSpec, name: str, photo: npt.NDArray[Any]) -> DemoCase:
     """The photo (cropped to the limits) to a pencil sketch; the reference is its procedural
     sketch (which training never paired with it) and the rival its inverted Sobel edges."""
     clean = photo[: spec.core_limits.max_side, : spec.core_limits.max_side]

@@ -11,8 +11,11 @@ Greyscale photos are replicated to RGB.
 from __future__ import annotations
 
 from functools import cache
+from types import ModuleType
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 __all__ = [
     "COLOUR_TRAIN_PHOTOS",
@@ -46,7 +49,7 @@ TRAIN_PHOTOS: tuple[str, ...] = (
 VALIDATION_PHOTOS: tuple[str, ...] = ("chelsea", "coffee", "coins")
 
 
-def _skimage_data():  # type: ignore[no-untyped-def]
+def _skimage_data() -> ModuleType:
     try:
         import skimage.data
     except ImportError as error:  # pragma: no cover - depends on the environment
@@ -58,7 +61,7 @@ def _skimage_data():  # type: ignore[no-untyped-def]
 
 
 @cache
-def load_photo(name: str) -> np.ndarray:
+def load_photo(name: str) -> npt.NDArray[Any]:
     """Photo ``name`` as (H, W, 3) uint8 RGB."""
     data = _skimage_data()
     loader = getattr(data, name, None)
@@ -75,7 +78,7 @@ def load_photo(name: str) -> np.ndarray:
     return np.ascontiguousarray(image[:, :, :3].astype(np.uint8))
 
 
-def load_split(split: str) -> dict[str, np.ndarray]:
+def load_split(split: str) -> dict[str, npt.NDArray[Any]]:
     """All photos of ``split`` ("train" or "validation") by name."""
     names = {"train": TRAIN_PHOTOS, "validation": VALIDATION_PHOTOS}.get(split)
     if names is None:
@@ -83,13 +86,13 @@ def load_split(split: str) -> dict[str, np.ndarray]:
     return {name: load_photo(name) for name in names}
 
 
-def centre_crop(photo: np.ndarray, side: int) -> np.ndarray:
+def centre_crop(photo: npt.NDArray[Any], side: int) -> npt.NDArray[Any]:
     """The central ``side`` x ``side`` square of ``photo`` (the evaluations' crops)."""
     top, left = (photo.shape[0] - side) // 2, (photo.shape[1] - side) // 2
     return photo[top : top + side, left : left + side]
 
 
-def recolour(crop: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def recolour(crop: npt.NDArray[Any], rng: np.random.Generator) -> npt.NDArray[Any]:
     """``crop`` (uint8 RGB) with its channels permuted and each mapped by its own gamma and
     range: a grey photo becomes a tinted one, a colour photo changes hue."""
     channels = crop[:, :, rng.permutation(3)].astype(np.float64) / 255.0
@@ -97,4 +100,5 @@ def recolour(crop: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     low = rng.uniform(0.0, 0.2, 3)
     high = rng.uniform(0.8, 1.0, 3)
     mapped = low + (high - low) * channels**gamma
-    return np.round(mapped * 255.0).astype(np.uint8)
+    result: npt.NDArray[Any] = np.round(mapped * 255.0).astype(np.uint8)
+    return result

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any, TypeVar
 
 import numpy as np
+import numpy.typing as npt
 import torch
 from torch import nn
 
@@ -36,11 +37,11 @@ class RestorationRecipe(SingleNetworkRecipe[S]):
         super().__init__(spec, config)
         self.photos = list(load_split("train").values())
 
-    def crop(self, photo: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    def crop(self, photo: npt.NDArray[Any], rng: np.random.Generator) -> npt.NDArray[Any]:
         """A clean uint8 training crop of ``photo`` (random position, flip and rotation)."""
         return random_crop_flip(photo, self.config.patch_size, rng)
 
-    def degrade(self, crop: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    def degrade(self, crop: npt.NDArray[Any], rng: np.random.Generator) -> npt.NDArray[Any]:
         """The uint8 upload made from a clean uint8 crop."""
         raise NotImplementedError
 
@@ -68,4 +69,5 @@ class RestorationRecipe(SingleNetworkRecipe[S]):
     def loss(self, model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         """L1 between the restored and the clean crops."""
         degraded, clean = batch
-        return (model(degraded).float() - clean).abs().mean()
+        loss: torch.Tensor = (model(degraded).float() - clean).abs().mean()
+        return loss

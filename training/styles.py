@@ -12,8 +12,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import cache
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 from PIL import Image, ImageDraw, ImageFilter
 from skimage import data
 
@@ -26,24 +28,25 @@ _SEED = 20261208
 
 
 def _tinted(
-    grey: np.ndarray, dark: tuple[int, int, int], light: tuple[int, int, int]
-) -> np.ndarray:
+    grey: npt.NDArray[Any], dark: tuple[int, int, int], light: tuple[int, int, int]
+) -> npt.NDArray[Any]:
     """A grey texture mapped between two colours, resized to the style side."""
     small = Image.fromarray(grey).resize((STYLE_SIDE, STYLE_SIDE), Image.Resampling.LANCZOS)
     level = np.asarray(small, dtype=np.float64)[:, :, None] / 255.0
     rgb = np.array(dark) * (1.0 - level) + np.array(light) * level
-    return np.round(rgb).astype(np.uint8)
+    result: npt.NDArray[Any] = np.round(rgb).astype(np.uint8)
+    return result
 
 
-def _brick() -> np.ndarray:
+def _brick() -> npt.NDArray[Any]:
     return _tinted(data.brick(), (70, 25, 15), (235, 140, 95))
 
 
-def _grass() -> np.ndarray:
+def _grass() -> npt.NDArray[Any]:
     return _tinted(data.grass(), (10, 45, 10), (170, 225, 90))
 
 
-def _mosaic() -> np.ndarray:
+def _mosaic() -> npt.NDArray[Any]:
     rng = np.random.default_rng(_SEED)
     centres = rng.uniform(0, STYLE_SIDE, (90, 2))
     palette = rng.choice(
@@ -56,10 +59,11 @@ def _mosaic() -> np.ndarray:
     image = palette[np.argmin(distance, axis=-1)].astype(np.float64)
     grout = (nearest[..., 1] - nearest[..., 0]) < 3.0  # near a cell border
     image[grout] = (40, 35, 30)
-    return image.astype(np.uint8)
+    result: npt.NDArray[Any] = image.astype(np.uint8)
+    return result
 
 
-def _watercolour() -> np.ndarray:
+def _watercolour() -> npt.NDArray[Any]:
     rng = np.random.default_rng(_SEED + 1)
     paper = np.full((STYLE_SIDE, STYLE_SIDE, 3), (250, 246, 235), dtype=np.float64)
     colours = np.array([(60, 120, 200), (220, 90, 120), (250, 180, 60), (90, 170, 140)])
@@ -74,7 +78,7 @@ def _watercolour() -> np.ndarray:
     return np.round(paper).astype(np.uint8)
 
 
-_STYLES: dict[str, Callable[[], np.ndarray]] = {
+_STYLES: dict[str, Callable[[], npt.NDArray[Any]]] = {
     "brick": _brick,
     "grass": _grass,
     "mosaic": _mosaic,
@@ -87,6 +91,6 @@ if set(_STYLES) != set(STYLE_NAMES):
 
 
 @cache
-def style_image(name: str) -> np.ndarray:
+def style_image(name: str) -> npt.NDArray[Any]:
     """Style ``name`` as a (STYLE_SIDE, STYLE_SIDE, 3) uint8 image."""
     return _STYLES[name]()

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import torch
 from PIL import Image
 from skimage.exposure import match_histograms
@@ -102,11 +103,12 @@ class StylizeRecipe(SingleNetworkRecipe[StylizeSettings]):
         )
         tv = (output[..., 1:, :] - output[..., :-1, :]).abs().mean()
         tv = tv + (output[..., 1:] - output[..., :-1]).abs().mean()
-        return (
+        loss: torch.Tensor = (
             settings.content_weight * content_loss
             + settings.style_weight * style_loss
             + settings.tv_weight * tv
         )
+        return loss
 
     def data_description(self) -> dict[str, Any]:
         """What the model was trained and validated on, for the checkpoint sidecar."""
@@ -128,14 +130,16 @@ def forward(
     return blend(x, model(x, style[:, 0].long()), strength)
 
 
-def content_ssim(reference: np.ndarray, output: np.ndarray) -> float:
+def content_ssim(reference: npt.NDArray[Any], output: npt.NDArray[Any]) -> float:
     """SSIM of the two images' luminance edge maps."""
     a, b = luminance_edges(reference), luminance_edges(output)
     return float(structural_similarity(a, b, data_range=max(a.max(), b.max(), 1e-6)))
 
 
 @torch.no_grad()
-def style_distance(features: TextureFeatures, output: np.ndarray, style: np.ndarray) -> float:
+def style_distance(
+    features: TextureFeatures, output: npt.NDArray[Any], style: npt.NDArray[Any]
+) -> float:
     """Mean over layers of the relative Frobenius distance between Gram matrices."""
     layers = features(to_float_batch(np.stack([output, style])))
     distances = []
@@ -145,13 +149,14 @@ def style_distance(features: TextureFeatures, output: np.ndarray, style: np.ndar
     return float(np.mean(distances))
 
 
-def histogram_match(photo: np.ndarray, style: np.ndarray) -> np.ndarray:
+def histogram_match(photo: npt.NDArray[Any], style: npt.NDArray[Any]) -> npt.NDArray[Any]:
     """The naive colour transfer: ``photo``'s histograms matched to ``style``'s, per channel."""
     matched = match_histograms(photo, style, channel_axis=-1)
-    return np.round(np.clip(matched, 0, 255)).astype(np.uint8)
+    result: npt.NDArray[Any] = np.round(np.clip(matched, 0, 255)).astype(np.uint8)
+    return result
 
 
-def stylize(model: nn.Module, photo: np.ndarray, style: int) -> np.ndarray:
+def stylize(model: nn.Module, photo: npt.NDArray[Any], style: int) -> npt.NDArray[Any]:
     """``photo`` in style ``style`` at full strength, through the served uint8 wrapper."""
     options = (np.array([style], np.int32), np.array([1.0], np.float32))
     return run_uint8(model, photo, *options, task=Task.STYLIZE)
@@ -215,7 +220,7 @@ def comparison_image(model: nn.Module) -> Image.Image:
     return stack_rows(rows)
 
 
-def demo_case(spec: ModelSpec, name: str, photo: np.ndarray) -> DemoCase:
+def demo_case(spec: ModelSpec, name: str, photo: npt.NDArray[Any]) -> DemoCase:
     """The photo (cropped to the limits) in one campaign look per photo; the rival is
     histogram matching to that style's image. There is no ground truth: the reference is
     the photo itself."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import torch
 from PIL import Image
 from torch import nn
@@ -70,7 +71,7 @@ class SuperResolutionRecipe(SingleNetworkRecipe[NoSettings]):
         return torch.sqrt((model(low) - high) ** 2 + 1e-6).mean()
 
 
-def _crop_to_multiple(image: np.ndarray, scale: int) -> np.ndarray:
+def _crop_to_multiple(image: npt.NDArray[Any], scale: int) -> npt.NDArray[Any]:
     height, width = image.shape[:2]
     return image[: height - height % scale, : width - width % scale]
 
@@ -125,7 +126,7 @@ def comparison_image(model: nn.Module, scale: int) -> Image.Image:
     return stack_rows(rows)
 
 
-def demo_case(spec: ModelSpec, name: str, photo: np.ndarray) -> DemoCase:
+def demo_case(spec: ModelSpec, name: str, photo: npt.NDArray[Any]) -> DemoCase:
     """The photo cropped to fit the limits, downscaled as a low-resolution upload."""
     scale = spec.output_scale
     side = spec.core_limits.max_side * scale

@@ -39,6 +39,7 @@ class TextureFeatures(nn.Module):
             conv = nn.Conv2d(a, b, 3, padding=1)
             with torch.no_grad():
                 conv.weight.normal_(0.0, (2.0 / (9 * a)) ** 0.5, generator=generator)
+                assert conv.bias is not None
                 conv.bias.zero_()
             self.convs.append(conv)
         self.requires_grad_(False)

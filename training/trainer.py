@@ -135,7 +135,8 @@ def _train_mode(networks: Mapping[str, nn.Module], config: TrainConfig) -> None:
     (channels-last for bfloat16)."""
     for network in networks.values():
         if config.precision == "bfloat16":
-            network.to(memory_format=torch.channels_last)
+            # Module.to's overloads leave out memory_format, which it takes.
+            network.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         network.train()
 
 
@@ -144,7 +145,8 @@ def _for_evaluation(model: nn.Module, device: torch.device) -> nn.Module:
     it trains elsewhere (evaluation and its baselines run on the CPU)."""
     if device.type != "cpu":
         model = copy.deepcopy(model).cpu()
-    return model.to(memory_format=torch.contiguous_format).eval()
+    model = model.to(memory_format=torch.contiguous_format)  # type: ignore[call-overload]
+    return model.eval()
 
 
 def _to_device(batch: Any, device: torch.device) -> Any:

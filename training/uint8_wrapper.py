@@ -12,7 +12,10 @@ the result back to uint8.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
+import numpy.typing as npt
 import torch
 from torch import nn
 
@@ -43,7 +46,8 @@ def to_uint8(image: torch.Tensor) -> torch.Tensor:
 
 def image_forward(model: nn.Module, image: torch.Tensor) -> torch.Tensor:
     """The forward of a task without options: ``model(x) -> y``."""
-    return model(to_float(image))
+    output: torch.Tensor = model(to_float(image))
+    return output
 
 
 def blend(x: torch.Tensor, y: torch.Tensor, strength: torch.Tensor) -> torch.Tensor:
@@ -68,16 +72,17 @@ class Uint8ImageModel(nn.Module):
 @torch.inference_mode()
 def run_uint8(
     model: nn.Module,
-    image: np.ndarray,
-    *options: np.ndarray,
+    image: npt.NDArray[Any],
+    *options: npt.NDArray[Any],
     task: Task = Task.SUPER_RESOLVE,
-) -> np.ndarray:
+) -> npt.NDArray[Any]:
     """Run a float model on one (H, W, 3) uint8 image (options without their batch axis)."""
     wrapped = Uint8ImageModel(model, task).eval()
     tensors = [torch.from_numpy(np.ascontiguousarray(o))[None] for o in options]
-    return wrapped(torch.tensor(image)[None], *tensors)[0].numpy()
+    result: npt.NDArray[Any] = wrapped(torch.tensor(image)[None], *tensors)[0].numpy()
+    return result
 
 
-def to_float_batch(images: np.ndarray) -> torch.Tensor:
+def to_float_batch(images: npt.NDArray[Any]) -> torch.Tensor:
     """(N, H, W, C) uint8 -> (N, C, H, W) float in [0, 1], the training layout."""
     return to_float(torch.from_numpy(np.ascontiguousarray(images)))

@@ -28,7 +28,7 @@ import copy
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -38,6 +38,7 @@ from torch import nn
 from vitrine.sampling import sample_latents
 from vitrine.spec import ModelSpec
 from vitrine.training.architectures import build_architecture
+from vitrine.training.architectures.cvae import ConditionalVAE
 from vitrine.training.architectures.dcgan import ProjectionDiscriminator
 from vitrine.training.catalog_data import catalog_description, load_catalog
 from vitrine.training.config import TrainConfig
@@ -124,12 +125,12 @@ def _update_ema_and_buffers(ema: nn.Module, model: nn.Module, decay: float, step
     d = min(decay, (1.0 + step) / (10.0 + step))
     for average, current in zip(ema.parameters(), model.parameters(), strict=True):
         average.lerp_(current, 1.0 - d)
-    for average, current in zip(ema.buffers(), model.buffers(), strict=True):
-        average.copy_(current)
+    for buffer, source in zip(ema.buffers(), model.buffers(), strict=True):
+        buffer.copy_(source)
 
 
 @torch.no_grad()
-def _standing_statistics(model: nn.Module, spec: ModelSpec, seed: int) -> None:
+def _standing_statistics(model: ConditionalVAE, spec: ModelSpec, seed: int) -> None:
     """Set the decoder's BatchNorm statistics to those of its own activations on prior
     latents (5 per label pair): an average of weights needs its own statistics. The
     encoder's are left as they are."""
@@ -168,9 +169,9 @@ class VaeGanRecipe(Recipe[VaeSettings]):
         Panel(("discriminator", "adversarial"), "hinge loss (VAE-GAN)"),
     )
     shown = ("reconstruction", "kl", "discriminator")
-    model: nn.Module
+    model: ConditionalVAE
     discriminator: ProjectionDiscriminator | None
-    ema: nn.Module | None
+    ema: ConditionalVAE | None
 
     def __init__(self, spec: ModelSpec, config: TrainConfig) -> None:
         super().__init__(spec, config)
@@ -178,7 +179,7 @@ class VaeGanRecipe(Recipe[VaeSettings]):
 
     def build(self) -> None:
         settings, kwargs = self.settings, self.spec.arch_kwargs
-        self.model = build_architecture(self.spec.architecture, kwargs)
+        self.model = cast(ConditionalVAE, build_architecture(self.spec.architecture, kwargs))
         self.discriminator = None
         if settings.adversarial:
             self.discriminator = ProjectionDiscriminator(
