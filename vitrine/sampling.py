@@ -104,8 +104,9 @@ def check_mix_seed(conditioning: Conditioning, mix_seed: object, seed: int) -> i
 
 def check_truncation(truncation: object) -> float:
     """A truncation ψ in (0, 1]."""
-    valid = isinstance(truncation, (numbers.Real, np.floating)) and not isinstance(truncation, bool)
-    number = float(truncation) if valid else math.nan  # type: ignore[arg-type]
+    number = math.nan
+    if isinstance(truncation, (numbers.Real, np.floating)) and not isinstance(truncation, bool):
+        number = float(truncation)
     if not 0.0 < number <= 1.0:  # NaN fails too
         raise InvalidGeneration(f"truncation must be a number in (0, 1]; got {truncation!r}")
     return number
