@@ -24,11 +24,11 @@ import urllib.error
 import urllib.request
 import weakref
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType, TracebackType
-from typing import TYPE_CHECKING, TypedDict
+from typing import TYPE_CHECKING, Any, TypeAlias, TypedDict
 
 from vitrine import paths
 from vitrine.export.triton_config import RESPONSE_CACHE_ARGUMENT
@@ -53,6 +53,9 @@ __all__ = [
     "free_ports",
     "serve_forever",
 ]
+
+_SignalHandler: TypeAlias = Callable[[int, FrameType | None], Any] | int | signal.Handlers | None
+"""What ``signal.signal`` installs and returns."""
 
 logger = logging.getLogger("vitrine.serving")
 
@@ -554,7 +557,7 @@ def serve_forever(server: EmbeddedTriton, watchdog: Watchdog | None = None) -> i
         logger.info("received %s; stopping tritonserver", signal.Signals(signum).name)
         stop_requested.set()
 
-    previous: dict[signal.Signals, object] = {}
+    previous: dict[signal.Signals, _SignalHandler] = {}
     if threading.current_thread() is threading.main_thread():
         for handled in (signal.SIGINT, signal.SIGTERM):
             previous[handled] = signal.signal(handled, request_stop)
@@ -594,7 +597,7 @@ def serve_forever(server: EmbeddedTriton, watchdog: Watchdog | None = None) -> i
             watchdog.stop()
         server.stop()
         for handled, handler in previous.items():
-            signal.signal(handled, handler)  # type: ignore[arg-type]
+            signal.signal(handled, handler)
 
 
 def _exit_code(status: int | None) -> int:
