@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 import torch
 from torch import nn
@@ -32,6 +32,9 @@ from vitrine.spec import ModelSpec
 from vitrine.training.architectures import build_architecture
 from vitrine.training.config import TrainConfig
 from vitrine.training.history import Panel
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 __all__ = [
     "Autocast",
@@ -47,7 +50,7 @@ __all__ = [
 Autocast = Callable[[], AbstractContextManager[Any]]
 """The context a step runs its forward passes in (bfloat16 autocast where configured)."""
 
-S = TypeVar("S")
+S = TypeVar("S", bound="DataclassInstance")
 
 
 @dataclass(frozen=True)
@@ -57,13 +60,13 @@ class NoSettings:
 
 def parse_settings(settings_type: type[S], table: Mapping[str, Any], where: str) -> S:
     """``table`` as ``settings_type``; unknown or missing keys raise ValueError naming them."""
-    names = {field.name for field in dataclasses.fields(settings_type)}  # type: ignore[arg-type]
+    names = {field.name for field in dataclasses.fields(settings_type)}
     unknown = sorted(set(table) - names)
     if unknown:
         raise ConfigError(f"{where}: unknown [recipe] keys {unknown}; known: {sorted(names)}")
     required = {
         field.name
-        for field in dataclasses.fields(settings_type)  # type: ignore[arg-type]
+        for field in dataclasses.fields(settings_type)
         if field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING
     }
     missing = sorted(required - set(table))

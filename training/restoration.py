@@ -8,7 +8,7 @@ described in the checkpoint sidecar, its evaluation cases and its evaluation.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -22,9 +22,12 @@ from vitrine.training.photos import TRAIN_PHOTOS, VALIDATION_PHOTOS, load_split
 from vitrine.training.recipe import SingleNetworkRecipe
 from vitrine.training.uint8_wrapper import to_float_batch
 
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
 __all__ = ["RestorationRecipe"]
 
-S = TypeVar("S")
+S = TypeVar("S", bound="DataclassInstance")
 
 
 class RestorationRecipe(SingleNetworkRecipe[S]):
