@@ -5,7 +5,7 @@ Kept free of ``triton_python_backend_utils`` so they are unit-tested without a s
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, overload
 
@@ -19,12 +19,14 @@ __all__ = [
     "TensorConfig",
     "bytes_column",
     "check_tensor",
+    "checked_requests",
     "group_by_shape",
     "int_parameter",
     "is_invalid_argument_error",
     "limits_from_parameters",
     "object_column",
     "parse_parameters",
+    "request_arrays",
     "split_rows",
     "stack_images",
     "tensor_configs",
@@ -162,6 +164,55 @@ def check_tensor(
                 f"({sides[0] * sides[1] / 1e6:.1f} MP): exceeds {limits.max_pixels / 1e6:.1f} MP"
             )
     return None
+
+
+def request_arrays(
+    request: Any,
+    get_tensor: Callable[[Any, str], Any],
+    configs: Sequence[TensorConfig],
+    limits: ImageLimits | None = None,
+    labels: Mapping[str, int] | None = None,
+) -> list[npt.NDArray[Any]]:
+    """One request's input arrays, in ``configs`` order, each checked by :func:`check_tensor`.
+
+    ``get_tensor`` is ``pb_utils.get_input_tensor_by_name`` (None for a missing input);
+    ``labels`` holds each label input's number of labels. Raises ValueError saying what is
+    wrong.
+    """
+    arrays = []
+    for config in configs:
+        tensor = get_tensor(request, config.name)
+        if tensor is None:
+            raise ValueError(f"missing input {config.name!r}")
+        array: npt.NDArray[Any] = tensor.as_numpy()
+        problem = check_tensor(array, config, limits)
+        if problem is not None:
+            raise ValueError(problem)
+        count = (labels or {}).get(config.name)
+        if count is not None and array.size and not 0 <= array.min() <= array.max() < count:
+            raise ValueError(f"input {config.name!r} must hold label indices in [0, {count})")
+        arrays.append(array)
+    if len({len(array) for array in arrays}) > 1:
+        raise ValueError("inputs disagree in batch size")
+    return arrays
+
+
+def checked_requests(
+    requests: Sequence[Any], inputs: Callable[[Any], list[npt.NDArray[Any]]]
+) -> tuple[dict[int, str], list[int], list[list[npt.NDArray[Any]]]]:
+    """Each request's ``inputs``: the problems of those that raise ValueError (by index),
+    and the indices and arrays of the others."""
+    problems: dict[int, str] = {}
+    valid: list[int] = []
+    arrays: list[list[npt.NDArray[Any]]] = []
+    for index, request in enumerate(requests):
+        try:
+            arrays.append(inputs(request))
+        except ValueError as exc:
+            problems[index] = str(exc)
+            continue
+        valid.append(index)
+    return problems, valid, arrays
 
 
 def group_by_shape(requests: Sequence[Sequence[npt.NDArray[Any]]]) -> list[list[int]]:

@@ -19,12 +19,13 @@ import onnxruntime as ort
 import triton_python_backend_utils as pb_utils
 
 from vitrine.batching import (
-    check_tensor,
+    checked_requests,
     group_by_shape,
     int_parameter,
     is_invalid_argument_error,
     limits_from_parameters,
     parse_parameters,
+    request_arrays,
     split_rows,
     tensor_configs,
 )
@@ -62,16 +63,9 @@ class TritonPythonModel:
 
     def execute(self, requests: list[Any]) -> list[Any]:
         responses: list[Any] = [None] * len(requests)
-        valid: list[int] = []
-        arrays: list[list[npt.NDArray[Any]]] = []
-        for index, request in enumerate(requests):
-            try:
-                request_arrays = self._inputs(request)
-            except ValueError as exc:
-                responses[index] = _error(str(exc), pb_utils.TritonError.INVALID_ARG)
-                continue
-            valid.append(index)
-            arrays.append(request_arrays)
+        problems, valid, arrays = checked_requests(requests, self._inputs)
+        for index, problem in problems.items():
+            responses[index] = _error(problem, pb_utils.TritonError.INVALID_ARG)
 
         for group in group_by_shape(arrays):
             indices = [valid[position] for position in group]
@@ -105,19 +99,7 @@ class TritonPythonModel:
         return responses
 
     def _inputs(self, request: Any) -> list[npt.NDArray[Any]]:
-        arrays = []
-        for config in self.inputs:
-            tensor = pb_utils.get_input_tensor_by_name(request, config.name)
-            if tensor is None:
-                raise ValueError(f"missing input {config.name!r}")
-            array = tensor.as_numpy()
-            problem = check_tensor(array, config, self.limits)
-            if problem is not None:
-                raise ValueError(problem)
-            arrays.append(array)
-        if len({len(array) for array in arrays}) > 1:
-            raise ValueError("inputs disagree in batch size")
-        return arrays
+        return request_arrays(request, pb_utils.get_input_tensor_by_name, self.inputs, self.limits)
 
 
 def _concatenate(arrays: list[npt.NDArray[Any]]) -> npt.NDArray[Any]:

@@ -24,11 +24,12 @@ import torch
 import triton_python_backend_utils as pb_utils
 
 from vitrine.batching import (
-    check_tensor,
+    checked_requests,
     group_by_shape,
     int_parameter,
     limits_from_parameters,
     parse_parameters,
+    request_arrays,
     tensor_configs,
 )
 from vitrine.export.torchscript import TorchScriptArtifact
@@ -57,16 +58,9 @@ class TritonPythonModel:
 
     def execute(self, requests: list[Any]) -> list[Any]:
         responses: list[Any] = [None] * len(requests)
-        valid: list[int] = []
-        arrays: list[list[npt.NDArray[Any]]] = []
-        for index, request in enumerate(requests):
-            try:
-                request_arrays = self._inputs(request)
-            except ValueError as exc:
-                responses[index] = _error(str(exc), pb_utils.TritonError.INVALID_ARG)
-                continue
-            valid.append(index)
-            arrays.append(request_arrays)
+        problems, valid, arrays = checked_requests(requests, self._inputs)
+        for index, problem in problems.items():
+            responses[index] = _error(problem, pb_utils.TritonError.INVALID_ARG)
 
         for group in group_by_shape(arrays):
             indices = [valid[position] for position in group]
@@ -99,22 +93,9 @@ class TritonPythonModel:
         return responses
 
     def _inputs(self, request: Any) -> list[npt.NDArray[Any]]:
-        arrays = []
-        for config in self.inputs:
-            tensor = pb_utils.get_input_tensor_by_name(request, config.name)
-            if tensor is None:
-                raise ValueError(f"missing input {config.name!r}")
-            array = tensor.as_numpy()
-            problem = check_tensor(array, config, self.limits)
-            if problem is not None:
-                raise ValueError(problem)
-            count = self.labels.get(config.name)
-            if count is not None and array.size and not 0 <= array.min() <= array.max() < count:
-                raise ValueError(f"input {config.name!r} must hold label indices in [0, {count})")
-            arrays.append(array)
-        if len({len(array) for array in arrays}) > 1:
-            raise ValueError("inputs disagree in batch size")
-        return arrays
+        return request_arrays(
+            request, pb_utils.get_input_tensor_by_name, self.inputs, self.limits, self.labels
+        )
 
 
 def _concatenate(arrays: list[npt.NDArray[Any]]) -> npt.NDArray[Any]:

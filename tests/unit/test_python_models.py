@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import io
 import json
+import re
 import sys
 import types
 from pathlib import Path
@@ -19,12 +20,14 @@ from vitrine.batching import (
     TensorConfig,
     bytes_column,
     check_tensor,
+    checked_requests,
     group_by_shape,
     int_parameter,
     is_invalid_argument_error,
     limits_from_parameters,
     object_column,
     parse_parameters,
+    request_arrays,
     split_rows,
     stack_images,
     tensor_configs,
@@ -96,6 +99,54 @@ def test_check_tensor() -> None:
     message = check_tensor(np.zeros((1, 4, 16, 3), np.uint8), IMAGE, limits)
     assert message == "input 'image' has sides 4x16; each must be within [8, 64]"
     assert check_tensor(np.zeros((1, 4, 16, 3), np.uint8), IMAGE) is None  # no limits
+
+
+class _Tensor:
+    def __init__(self, array: np.ndarray) -> None:
+        self.array = array
+
+    def as_numpy(self) -> np.ndarray:
+        return self.array
+
+
+def _get_tensor(request: dict[str, np.ndarray], name: str) -> _Tensor | None:
+    return _Tensor(request[name]) if name in request else None
+
+
+LABEL = TensorConfig("category", np.dtype(np.int32), (1,))
+
+
+def test_request_arrays_checks_each_input_and_the_batch() -> None:
+    image, label = np.zeros((2, 16, 16, 3), np.uint8), np.array([[0], [2]], np.int32)
+    request = {"image": image, "category": label}
+    arrays = request_arrays(
+        request, _get_tensor, [IMAGE, LABEL], ImageLimits(8, 64), {"category": 3}
+    )
+    assert len(arrays) == 2 and arrays[0] is image and arrays[1] is label
+    problems = {
+        "missing input 'category'": {"image": image},
+        "input 'image' has sides 4x16; each must be within [8, 64]": {
+            "image": np.zeros((2, 4, 16, 3), np.uint8),
+            "category": label,
+        },
+        "input 'category' must hold label indices in [0, 2)": request,
+        "inputs disagree in batch size": {"image": image, "category": label[:1]},
+    }
+    for problem, bad in problems.items():
+        with pytest.raises(ValueError, match=re.escape(problem)):
+            request_arrays(bad, _get_tensor, [IMAGE, LABEL], ImageLimits(8, 64), {"category": 2})
+
+
+def test_checked_requests_separates_the_bad_ones_by_index() -> None:
+    def inputs(request: int) -> list[np.ndarray]:
+        if request % 2:
+            raise ValueError(f"odd {request}")
+        return [np.full((1, 2), request)]
+
+    problems, valid, arrays = checked_requests([0, 1, 2, 3], inputs)
+    assert problems == {1: "odd 1", 3: "odd 3"}
+    assert valid == [0, 2]
+    assert [int(batch[0][0, 0]) for batch in arrays] == [0, 2]
 
 
 def test_group_by_shape_keeps_order_and_ignores_batch() -> None:

@@ -21,10 +21,10 @@ import numpy.typing as npt
 import triton_python_backend_utils as pb_utils
 
 from vitrine.batching import (
-    check_tensor,
     int_parameter,
     limits_from_parameters,
     parse_parameters,
+    request_arrays,
     tensor_configs,
 )
 from vitrine.tiling import Call, PlanSettings, plan_image
@@ -72,19 +72,7 @@ class TritonPythonModel:
         return pb_utils.InferenceResponse(output_tensors=[output])
 
     def _inputs(self, request: Any) -> list[npt.NDArray[Any]]:
-        arrays = []
-        for config in self.inputs:
-            tensor = pb_utils.get_input_tensor_by_name(request, config.name)
-            if tensor is None:
-                raise ValueError(f"missing input {config.name!r}")
-            array = tensor.as_numpy()
-            problem = check_tensor(array, config, self.limits)
-            if problem is not None:
-                raise ValueError(problem)
-            arrays.append(array)
-        if len({len(array) for array in arrays}) > 1:
-            raise ValueError("inputs disagree in batch size")
-        return arrays
+        return request_arrays(request, pb_utils.get_input_tensor_by_name, self.inputs, self.limits)
 
     def _photo(
         self, image: npt.NDArray[Any], options: dict[str, npt.NDArray[Any]]
