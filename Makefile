@@ -3,17 +3,25 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test test-fast test-client lint regenerate gpu-bundle clean
+.PHONY: setup demo test test-fast test-client lint regenerate gpu-bundle gpu-corpus clean
 
 # Fashion-MNIST (the catalog products) ships as a Debian package; apt needs root (or sudo).
 FASHION_MNIST := /usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz
 APT := $(if $(filter 0,$(shell id -u)),,sudo) apt-get
 
-setup: $(VENV)/.installed $(BIN)/helm $(FASHION_MNIST)
+# The photo corpus (training/corpus.py): photographs from two Debian packages, one file each.
+PHOTO_PACKAGES := mate-backgrounds plasma-workspace-wallpapers
+PHOTO_CORPUS := /usr/share/backgrounds/mate/nature/Aqua.jpg /usr/share/wallpapers/Path/contents/images
+
+setup: $(VENV)/.installed $(BIN)/helm $(FASHION_MNIST) $(PHOTO_CORPUS)
 
 $(FASHION_MNIST):
 	$(APT) install -y --no-install-recommends dataset-fashion-mnist \
 	  || ($(APT) update && $(APT) install -y --no-install-recommends dataset-fashion-mnist)
+
+$(PHOTO_CORPUS) &:
+	$(APT) install -y --no-install-recommends $(PHOTO_PACKAGES) \
+	  || ($(APT) update && $(APT) install -y --no-install-recommends $(PHOTO_PACKAGES))
 
 # torch first, pinned: the CPU build on local disk (a plain `torch` would pull a CUDA build).
 $(VENV)/.installed: pyproject.toml
@@ -66,6 +74,10 @@ regenerate: setup
 NODE_PYTHON ?= 3.12
 gpu-bundle: setup
 	$(BIN)/python scripts/gpu_bundle.py --python $(NODE_PYTHON) --out build/gpu-bundle
+
+# The photo corpus's files for a GPU node (scripts/gpu_corpus.py; docs/training.md).
+gpu-corpus: setup
+	$(BIN)/python scripts/gpu_corpus.py --out build/gpu-corpus
 
 clean:
 	rm -rf $(VENV) $(CLIENT_VENV) build out .pytest_cache .mypy_cache .ruff_cache

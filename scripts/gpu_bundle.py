@@ -34,6 +34,7 @@ import sys
 import tarfile
 import tempfile
 import zipfile
+from collections.abc import Sequence
 from pathlib import Path
 
 LIMIT_BYTES = 64 << 20  # what one device call carries: the checkout and the carried paths
@@ -72,7 +73,7 @@ def _is_elf(path: Path) -> bool:
         return handle.read(4) == b"\x7fELF"
 
 
-def _strip(root: Path) -> None:
+def strip_symbols(root: Path) -> None:
     strip = shutil.which("strip")
     if strip is None:
         print("warning: no `strip` here; the server keeps its symbols (a larger bundle)")
@@ -131,16 +132,19 @@ def stage_server(target: Path, python: str) -> None:
     _stub_icu_data(target / "nvidia_pytriton.libs")
 
 
-def _download(python: str, folder: Path) -> list[Path]:
+def download_wheels(python: str, folder: Path, wheels: Sequence[str] = WHEELS) -> list[Path]:
+    """Binary wheels of ``wheels`` (no dependencies) for the node's Python, into ``folder``."""
     folder.mkdir(parents=True, exist_ok=True)
     platforms = [argument for name in PLATFORMS for argument in ("--platform", name)]
     command = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps"]
     command += ["--only-binary=:all:", "--python-version", python, "--implementation", "cp"]
-    subprocess.run([*command, *platforms, "--dest", str(folder), *WHEELS], check=True)
-    return sorted(folder.glob("*.whl"))
+    subprocess.run([*command, *platforms, "--dest", str(folder), *wheels], check=True)
+    names = {wheel.split("==")[0].lower().replace("-", "_") for wheel in wheels}
+    return sorted(w for w in folder.glob("*.whl") if w.name.split("-")[0].lower() in names)
 
 
-def _unpack(wheel: Path, target: Path, dropped: tuple[str, ...] = ()) -> None:
+def unpack_wheel(wheel: Path, target: Path, dropped: tuple[str, ...] = ()) -> None:
+    """``wheel``'s files into ``target`` (a site folder), less ``dropped`` folders."""
     with zipfile.ZipFile(wheel) as archive:
         for member in archive.namelist():
             parts = Path(member).parts
@@ -153,12 +157,12 @@ def _unpack(wheel: Path, target: Path, dropped: tuple[str, ...] = ()) -> None:
 
 def stage_wheels(target: Path, python: str, downloads: Path) -> dict[str, str]:
     """numpy for the stubs (``stub-site``) and the client (``site``); returns the wheels."""
-    wheels = _download(python, downloads / f"py{python}")
+    wheels = download_wheels(python, downloads / f"py{python}")
     for wheel in wheels:
         if wheel.name.startswith("numpy-"):
-            _unpack(wheel, target / "stub-site", NUMPY_UNUSED)
+            unpack_wheel(wheel, target / "stub-site", NUMPY_UNUSED)
         else:
-            _unpack(wheel, target / "site")
+            unpack_wheel(wheel, target / "site")
     return {wheel.name.split("-")[0]: wheel.name for wheel in wheels}
 
 
@@ -225,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
         stage = Path(work)
         stage_server(stage / "triton", args.python)
         wheels = stage_wheels(stage, args.python, args.downloads)
-        _strip(stage)  # the server's libraries and the wheels' extensions ship their symbols
+        strip_symbols(stage)  # the server's libraries and the wheels' extensions ship their symbols
         about = {"python": args.python, "wheels": wheels, "server": "nvidia-pytriton 0.7.0"}
         (stage / "BUNDLE.json").write_text(json.dumps(about, indent=2) + "\n")
         parts = pack(stage, args.out, part_bytes)

@@ -31,6 +31,7 @@ class TrainConfig:
     checkpoint_every: int
     eval_every: int
     recipe: dict[str, Any] = field(default_factory=dict)  # task-specific settings ([recipe])
+    data: dict[str, Any] = field(default_factory=dict)  # the corpus ([data]; see corpus.py)
     precision: str = "float32"  # or "bfloat16": autocast, channels-last (see trainer.py)
     weight_decay: float = 0.0  # decoupled (AdamW-style) decay of every weight, per unit rate
 
@@ -39,8 +40,12 @@ class TrainConfig:
             raise ConfigError(f"precision {self.precision!r}: expected one of {PRECISIONS}")
 
     def as_dict(self) -> dict[str, Any]:
-        """Plain dict, as written into the checkpoint sidecar."""
-        return asdict(self)
+        """Plain dict, as written into the checkpoint sidecar. An empty ``data`` (the default
+        corpus) is left out, so sidecars written before ``[data]`` existed still match."""
+        values = asdict(self)
+        if not values["data"]:
+            del values["data"]
+        return values
 
     def end_step(self, stop_after: int | None) -> int:
         """The step a run pausing after ``stop_after`` steps (None: never) stops at."""
@@ -50,8 +55,8 @@ class TrainConfig:
 def load_config(name: str, preset: str) -> TrainConfig:
     """The config of model ``name`` with preset ``preset`` applied over ``[train]``.
 
-    A ``[recipe]`` table holds task-specific settings; a preset overrides them in its own
-    ``recipe`` sub-table.
+    A ``[recipe]`` table holds task-specific settings and a ``[data]`` table the corpus;
+    a preset overrides them in its own ``recipe`` and ``data`` sub-tables.
     """
     path = CONFIG_DIR / f"{name}.toml"
     if not path.is_file():
@@ -62,7 +67,8 @@ def load_config(name: str, preset: str) -> TrainConfig:
         raise UnknownName(f"{path.name}: unknown preset {preset!r}; known: {sorted(presets)}")
     overrides = dict(presets[preset])
     recipe = {**document.get("recipe", {}), **overrides.pop("recipe", {})}
-    values = {**document["train"], **overrides, "preset": preset, "recipe": recipe}
+    data = {**document.get("data", {}), **overrides.pop("data", {})}
+    values = {**document["train"], **overrides, "preset": preset, "recipe": recipe, "data": data}
     known = {field.name for field in fields(TrainConfig)}
     unknown = set(values) - known
     if unknown:

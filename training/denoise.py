@@ -205,19 +205,23 @@ class DenoisingRecipe(RestorationRecipe[DenoisingSettings]):
     degradation = "Gaussian sigma 5-50 and/or JPEG quality 10-60, quantised to uint8"
     eval_cases = EVAL_CASES
 
+    def clean_crop(self, rng: np.random.Generator) -> npt.NDArray[Any]:
+        """A clean crop recoloured (:func:`recolour`) with ``recolour_probability``: most
+        scikit-image TRAIN photos are grey, the photos a storefront cleans are not."""
+        crop = super().clean_crop(rng)
+        if rng.random() < self.settings.recolour_probability:
+            crop = recolour(crop, rng)
+        return crop
+
     def crop(self, photo: npt.NDArray[Any], rng: np.random.Generator) -> npt.NDArray[Any]:
         """A crop of ``photo`` shrunk by a random factor in ``[recipe] rescale`` (finer
-        detail per pixel), then recoloured (:func:`recolour`) with ``recolour_probability``:
-        most TRAIN photos are grey, the photos a storefront cleans are not."""
+        detail per pixel); the ``photos`` corpus scales its crops by ``[data] scale``."""
         low, high = self.settings.rescale
         factor = max(float(rng.uniform(low, high)), self.config.patch_size / min(photo.shape[:2]))
         if factor < 1.0:
             size = (round(photo.shape[1] * factor), round(photo.shape[0] * factor))
             photo = cv2.resize(photo, size, interpolation=cv2.INTER_AREA)
-        crop = super().crop(photo, rng)
-        if rng.random() < self.settings.recolour_probability:
-            crop = recolour(crop, rng)
-        return crop
+        return super().crop(photo, rng)
 
     def degrade(self, crop: npt.NDArray[Any], rng: np.random.Generator) -> npt.NDArray[Any]:
         """A random :class:`Noise` applied to ``crop``. With ``[recipe] log_sigma`` sigma is

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import math
+import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -106,9 +107,13 @@ class Panel:
 def plot_history(run_dir: Path, title: str, panels: Sequence[Panel]) -> None:
     """The ``panels`` of the run's ``HISTORY`` as its ``PLOT``, each loss a moving average
     over 50 steps; losses that are never finite (a disabled term) are left out, and so are
-    panels left empty."""
-    import matplotlib
-
+    panels left empty. Without matplotlib (a bare GPU node) the plot is skipped with a
+    warning: ``HISTORY`` holds the same numbers."""
+    try:
+        import matplotlib
+    except ImportError:
+        warnings.warn(f"matplotlib is not installed: no {PLOT} for {title}", stacklevel=2)
+        return
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

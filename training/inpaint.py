@@ -44,13 +44,14 @@ from torch.nn.utils.parametrizations import spectral_norm
 from vitrine.spec import ModelSpec, Task
 from vitrine.training.architectures import build_architecture
 from vitrine.training.config import TrainConfig
+from vitrine.training.corpus import data_settings, describe_corpus, train_sampler
 from vitrine.training.degradations import random_crop_flip
 from vitrine.training.grids import labelled_row, stack_rows
 from vitrine.training.history import Panel
 from vitrine.training.hooks import DemoCase, TaskHooks
 from vitrine.training.masks import MASK_KINDS, mixed_mask
 from vitrine.training.metrics import psnr, ssim
-from vitrine.training.photos import TRAIN_PHOTOS, VALIDATION_PHOTOS, load_split
+from vitrine.training.photos import VALIDATION_PHOTOS, load_split
 from vitrine.training.recipe import Autocast, Optimized, Recipe, constant_rate, cosine_rate
 from vitrine.training.uint8_wrapper import run_uint8, to_float, to_float_batch
 
@@ -276,7 +277,10 @@ class InpaintingRecipe(Recipe[InpaintingSettings]):
 
     def __init__(self, spec: ModelSpec, config: TrainConfig) -> None:
         super().__init__(spec, config)
-        self.photos = list(load_split("train").values())
+        self.data = data_settings(config.data)
+        self.sampler = train_sampler(self.data)
+        if self.sampler is None:
+            self.photos = list(load_split("train").values())
 
     def build(self) -> None:
         with torch.random.fork_rng():  # keep the model's initialisation independent of it
@@ -300,10 +304,7 @@ class InpaintingRecipe(Recipe[InpaintingSettings]):
 
     def data_description(self) -> dict[str, Any]:
         """What the model was trained and validated on, for the checkpoint sidecar."""
-        return {
-            "source": "scikit-image 0.26 shipped photos",
-            "train": list(TRAIN_PHOTOS),
-            "validation": list(VALIDATION_PHOTOS),
+        return describe_corpus(self.data) | {
             "masks": "masks.mixed_mask: brush strokes, boxes or watermark text, drawn on a "
             f"canvas of {list(self.settings.mask_canvas)} px a side, cut to the crop",
             "evaluation_mask_seeds": dict(EVAL_MASK_SEEDS),
@@ -316,8 +317,11 @@ class InpaintingRecipe(Recipe[InpaintingSettings]):
         size = self.config.patch_size
         clean, holes = [], []
         for _ in range(self.config.batch_size):
-            photo = self.photos[int(rng.integers(len(self.photos)))]
-            clean.append(random_crop_flip(photo, size, rng))
+            if self.sampler is not None:
+                clean.append(self.sampler(rng, size))
+            else:
+                photo = self.photos[int(rng.integers(len(self.photos)))]
+                clean.append(random_crop_flip(photo, size, rng))
             holes.append(self._hole(size, rng)[:, :, None])
         return to_float_batch(np.stack(clean)), (to_float_batch(np.stack(holes)) > 0.5).float()
 

@@ -1,8 +1,9 @@
 """The recipe shape shared by same-size restorers trained on degraded photo crops.
 
-A batch is (degraded, clean) float crops of the TRAIN photos, deterministic in (seed,
-step); the loss is L1 to the clean crop. A task says how a crop is degraded, how that is
-described in the checkpoint sidecar, its evaluation cases and its evaluation.
+A batch is (degraded, clean) float crops of the TRAIN photos of the config's corpus
+(``[data]``, see ``corpus.py``), deterministic in (seed, step); the loss is L1 to the clean
+crop. A task says how a crop is degraded, how that is described in the checkpoint sidecar,
+its evaluation cases and its evaluation.
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ from torch import nn
 
 from vitrine.spec import ModelSpec
 from vitrine.training.config import TrainConfig
+from vitrine.training.corpus import data_settings, describe_corpus, train_sampler
 from vitrine.training.degradations import random_crop_flip
-from vitrine.training.photos import TRAIN_PHOTOS, VALIDATION_PHOTOS, load_split
+from vitrine.training.photos import load_split
 from vitrine.training.recipe import SingleNetworkRecipe
 from vitrine.training.uint8_wrapper import to_float_batch
 
@@ -38,7 +40,17 @@ class RestorationRecipe(SingleNetworkRecipe[S]):
 
     def __init__(self, spec: ModelSpec, config: TrainConfig) -> None:
         super().__init__(spec, config)
-        self.photos = list(load_split("train").values())
+        self.data = data_settings(config.data)
+        self.sampler = train_sampler(self.data)
+        if self.sampler is None:
+            self.photos = list(load_split("train").values())
+
+    def clean_crop(self, rng: np.random.Generator) -> np.ndarray:
+        """A clean uint8 training crop: from the sampler (``photos`` corpus), else of a photo
+        drawn uniformly and cropped by :meth:`crop`."""
+        if self.sampler is not None:
+            return self.sampler(rng, self.config.patch_size)
+        return self.crop(self.photos[int(rng.integers(len(self.photos)))], rng)
 
     def crop(self, photo: npt.NDArray[Any], rng: np.random.Generator) -> npt.NDArray[Any]:
         """A clean uint8 training crop of ``photo`` (random position, flip and rotation)."""
@@ -50,10 +62,7 @@ class RestorationRecipe(SingleNetworkRecipe[S]):
 
     def data_description(self) -> dict[str, Any]:
         """What the model was trained and validated on, for the checkpoint sidecar."""
-        return {
-            "source": "scikit-image 0.26 shipped photos",
-            "train": list(TRAIN_PHOTOS),
-            "validation": list(VALIDATION_PHOTOS),
+        return describe_corpus(self.data) | {
             "degradation": self.degradation,
             "evaluation_cases": {name: vars(case) for name, case in self.eval_cases.items()},
         }
@@ -63,8 +72,7 @@ class RestorationRecipe(SingleNetworkRecipe[S]):
         rng = np.random.default_rng([self.config.seed, step])
         degraded, clean = [], []
         for _ in range(self.config.batch_size):
-            photo = self.photos[int(rng.integers(len(self.photos)))]
-            crop = self.crop(photo, rng)
+            crop = self.clean_crop(rng)
             degraded.append(self.degrade(crop, rng))
             clean.append(crop)
         return to_float_batch(np.stack(degraded)), to_float_batch(np.stack(clean))

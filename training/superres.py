@@ -12,11 +12,12 @@ from torch import nn
 
 from vitrine.spec import ModelSpec
 from vitrine.training.config import TrainConfig
+from vitrine.training.corpus import data_settings, describe_corpus, train_sampler
 from vitrine.training.degradations import degrade_upload, downscale, random_crop_flip
 from vitrine.training.grids import labelled_row, stack_rows
 from vitrine.training.hooks import DemoCase, TaskHooks
 from vitrine.training.metrics import quality_report
-from vitrine.training.photos import TRAIN_PHOTOS, VALIDATION_PHOTOS, load_split
+from vitrine.training.photos import load_split
 from vitrine.training.recipe import NoSettings, SingleNetworkRecipe
 from vitrine.training.uint8_wrapper import image_forward, run_uint8, to_float_batch
 
@@ -35,26 +36,31 @@ class SuperResolutionRecipe(SingleNetworkRecipe[NoSettings]):
         if config.patch_size % self.scale:
             raise ValueError(f"patch_size {config.patch_size} is not divisible by {self.scale}")
         super().__init__(spec, config)
-        self.photos = list(load_split("train").values())
-        weights = np.array([photo.shape[0] * photo.shape[1] for photo in self.photos], float)
-        self.photo_probabilities = weights / weights.sum()  # sample pixels uniformly
+        self.data = data_settings(config.data)
+        self.sampler = train_sampler(self.data)
+        if self.sampler is None:
+            self.photos = list(load_split("train").values())
+            weights = np.array([photo.shape[0] * photo.shape[1] for photo in self.photos], float)
+            self.photo_probabilities = weights / weights.sum()  # sample pixels uniformly
 
     def data_description(self) -> dict[str, Any]:
         """What the model was trained and validated on, for the checkpoint sidecar."""
-        return {
-            "source": "scikit-image 0.26 shipped photos",
-            "train": list(TRAIN_PHOTOS),
-            "validation": list(VALIDATION_PHOTOS),
+        return describe_corpus(self.data) | {
             "degradation": "bicubic downscale with antialiasing; optional mild blur and JPEG",
         }
+
+    def _patch(self, rng: np.random.Generator) -> np.ndarray:
+        if self.sampler is not None:
+            return self.sampler(rng, self.config.patch_size)
+        photo = self.photos[rng.choice(len(self.photos), p=self.photo_probabilities)]
+        return random_crop_flip(photo, self.config.patch_size, rng)
 
     def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
         """The batch of ``step``: deterministic in (seed, step), so resuming replays exactly."""
         rng = np.random.default_rng([self.config.seed, step])
         low, high = [], []
         for _ in range(self.config.batch_size):
-            photo = self.photos[rng.choice(len(self.photos), p=self.photo_probabilities)]
-            patch = random_crop_flip(photo, self.config.patch_size, rng)
+            patch = self._patch(rng)
             small = degrade_upload(
                 downscale(patch, self.scale),
                 rng,

@@ -15,7 +15,12 @@ step does; this loop owns everything else, the same way for every model:
 * **optimisers**: Adam per trained network, with the recipe's betas and learning-rate
   schedule and the config's decoupled weight decay.
 * **prefetch**: batches depend on the step alone, so a worker thread makes the next one
-  while the current step runs.
+  while the current step runs; with ``workers`` > 0, that many worker processes (a torch
+  DataLoader) make batches ahead instead, so a GPU is not starved. The batches, and so the
+  weights, are the same either way.
+* **time budget**: with ``budget_seconds`` the run ends early once its training time
+  passes the budget, and the final checkpoint records the steps it did (``steps``) beside
+  the planned ones (``planned_steps``).
 * **progress, history and checkpoints**: ``history.csv`` and the bar, ``loss.png``, and
   every ``checkpoint_every`` steps the state of every network, optimiser, torch's random
   generators and the recipe's own extra state, so a paused run resumes exactly.
@@ -26,7 +31,7 @@ from __future__ import annotations
 import copy
 import time
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -36,6 +41,7 @@ from typing import Any
 import torch
 from safetensors.torch import load_file
 from torch import nn
+from torch.utils.data import DataLoader, Dataset
 
 from vitrine.errors import ConfigError, UnknownName
 from vitrine.provenance import git_commit
@@ -122,6 +128,55 @@ def _meta(
     if device.type == "cuda":
         meta["gpu"] = torch.cuda.get_device_name(device)
     return meta
+
+
+class _StepBatches(Dataset[Any]):
+    """The recipe's batches of steps ``start`` to ``end`` as a dataset, for worker processes."""
+
+    def __init__(self, recipe: Recipe[Any], start: int, end: int) -> None:
+        self.recipe, self.start, self.end = recipe, start, end
+
+    def __len__(self) -> int:
+        return self.end - self.start
+
+    def __getitem__(self, index: int) -> Any:
+        return self.recipe.batch(self.start + index)
+
+
+def _as_made(batch: Any) -> Any:
+    """The batch as the recipe made it (the DataLoader's conversion, which would turn arrays
+    into tensors, left out)."""
+    return batch
+
+
+def _batches(
+    recipe: Recipe[Any], start: int, end: int, workers: int, device: torch.device
+) -> Iterable[Any]:
+    """The batches of steps ``start`` to ``end`` in order: made one ahead on a thread, or
+    with ``workers`` processes several ahead (pinned for a GPU)."""
+    if workers > 0:
+        return DataLoader(
+            _StepBatches(recipe, start, end),
+            batch_size=None,
+            num_workers=workers,
+            collate_fn=_as_made,
+            pin_memory=device.type == "cuda",
+            prefetch_factor=4,
+            multiprocessing_context="fork",
+        )
+    return _prefetched(recipe, start, end)
+
+
+def _prefetched(recipe: Recipe[Any], start: int, end: int) -> Iterator[Any]:
+    """Each batch made on a worker thread while the step before it runs."""
+    with ThreadPoolExecutor(max_workers=1) as prefetch:
+        upcoming = prefetch.submit(recipe.batch, start) if start < end else None
+        for step in range(start, end):
+            assert upcoming is not None
+            batch = upcoming.result()
+            if step + 1 < end:
+                upcoming = prefetch.submit(recipe.batch, step + 1)
+            yield batch
 
 
 def _autocast(config: TrainConfig, device: torch.device) -> AbstractContextManager[Any]:
@@ -223,12 +278,17 @@ def train(
     progress: bool = True,
     stop_after: int | None = None,
     device: str = "cpu",
+    workers: int = 0,
+    budget_seconds: float | None = None,
 ) -> TrainResult | None:
     """Train ``spec`` with its config ``preset`` on ``device``; the final checkpoint goes to
     ``out_dir``.
 
     ``stop_after`` pauses once that many steps are done (state saved in ``run_dir``, result
-    None); a later call with ``resume`` carries on exactly where it stopped.
+    None); a later call with ``resume`` carries on exactly where it stopped. ``workers``
+    processes make the batches (0: one thread). ``budget_seconds`` ends the run early, with
+    its final checkpoint, once it has trained that long (the time before the first step
+    and the final evaluation not counted).
     """
     if spec.weights_from:
         raise ConfigError(
@@ -266,32 +326,33 @@ def train(
         return _meta(spec, config, recipe, step, target) | {"wall_seconds": round(seconds, 1)}
 
     end = config.end_step(stop_after)
-    with (
-        step_log(
-            run_dir,
-            spec.name,
-            columns=recipe.losses,
-            start=start,
-            total=config.steps,
-            progress=progress,
-            shown=recipe.shown,
-        ) as log,
-        ThreadPoolExecutor(max_workers=1) as prefetch,
-    ):
-        upcoming = prefetch.submit(recipe.batch, start)
-        for step in range(start, end):
+    done, spent = start, False
+    first_step = time.perf_counter()
+    with step_log(
+        run_dir,
+        spec.name,
+        columns=recipe.losses,
+        start=start,
+        total=config.steps,
+        progress=progress,
+        shown=recipe.shown,
+    ) as log:
+        for step, made in zip(
+            range(start, end), _batches(recipe, start, end, workers, target), strict=True
+        ):
             for name, entry in trained.items():
                 for group in optimizers[name].param_groups:
                     group["lr"] = entry.learning_rate(step)
-            batch = _to_device(upcoming.result(), target)
-            if step + 1 < end:  # the next batch is made while this step runs
-                upcoming = prefetch.submit(recipe.batch, step + 1)
+            batch = _to_device(made, target)
             losses = recipe.train_step(batch, step, optimizers, lambda: _autocast(config, target))
             done = step + 1
             recipe.after_step(done)
             log.record(done, losses)
-            observe = done % config.eval_every == 0 and done < config.steps
-            save = done % config.checkpoint_every == 0 or done == end
+            spent = budget_seconds is not None and (
+                time.perf_counter() - first_step >= budget_seconds
+            )
+            observe = done % config.eval_every == 0 and done < config.steps and not spent
+            save = done % config.checkpoint_every == 0 or done == end or spent
             if observe or save:
                 recipe.prepare_served()
             if observe:
@@ -302,11 +363,16 @@ def train(
             if save:
                 log.flush()
                 state.save(optimizers, meta(done))
+            if spent:
+                break
     plot_history(run_dir, spec.name, recipe.panels)
-    if end < config.steps:
+    if done < config.steps and not spent:
         return None
     served = _for_evaluation(recipe.served, target)
     metrics = recipe.evaluate(served)
     weights = out_dir / f"{spec.name}.safetensors"
-    save_checkpoint(weights, served, meta(config.steps) | {"metrics": metrics})
+    final = meta(done) | {"metrics": metrics, "data_workers": workers}
+    if done < config.steps:
+        final |= {"planned_steps": config.steps, "budget_seconds": budget_seconds}
+    save_checkpoint(weights, served, final)
     return TrainResult(weights=weights, metrics=metrics, seconds=time.perf_counter() - started)

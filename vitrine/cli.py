@@ -87,6 +87,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         resume=not args.restart,
         stop_after=args.stop_after,
         device=args.device,
+        workers=args.workers,
+        budget_seconds=args.budget_seconds,
     )
     if result is None:
         print(f"paused after {args.stop_after} steps; run again to resume from {run_dir}")
@@ -270,6 +272,17 @@ def _parser() -> argparse.ArgumentParser:
         help="cpu (default; reproduces the shipped weights), cuda, or auto (cuda if present)",
     )
     train.add_argument("--stop-after", type=int, help="pause after this many steps (resumable)")
+    train.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        help="processes making batches (default 0: one thread); the batches are the same",
+    )
+    train.add_argument(
+        "--budget-seconds",
+        type=float,
+        help="end the run early, with its final checkpoint, after this much training time",
+    )
 
     evaluate = command(
         "eval",
