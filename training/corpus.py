@@ -26,6 +26,7 @@ from typing import Any
 
 import cv2
 import numpy as np
+import numpy.typing as npt
 from PIL import Image
 
 from vitrine.errors import ConfigError, MissingFile
@@ -138,7 +139,7 @@ def photo_file(name: str) -> Path:
 
 
 @cache
-def _packaged(name: str) -> np.ndarray:
+def _packaged(name: str) -> npt.NDArray[Any]:
     """Packaged photo ``name`` decoded once, as (H, W, 3) uint8 RGB."""
     with Image.open(photo_file(name)) as image:
         return np.ascontiguousarray(np.asarray(image.convert("RGB")))
@@ -162,7 +163,7 @@ def corpus_names(corpus: str, split: str) -> tuple[str, ...]:
     return skimage + tuple(photo.name for photo in PACKAGED_PHOTOS if photo.split == split)
 
 
-def load_corpus(corpus: str, split: str) -> dict[str, np.ndarray]:
+def load_corpus(corpus: str, split: str) -> dict[str, npt.NDArray[Any]]:
     """Every photo of ``corpus`` in ``split``, decoded (once per process), by name."""
     return {
         name: _packaged(name) if name in _BY_NAME else load_photo(name)
@@ -201,7 +202,7 @@ class PatchSampler:
     a small one. Deterministic in the generator it is given.
     """
 
-    def __init__(self, photos: Sequence[np.ndarray], scale: tuple[float, float]) -> None:
+    def __init__(self, photos: Sequence[npt.NDArray[Any]], scale: tuple[float, float]) -> None:
         if not photos:
             raise ValueError("PatchSampler needs at least one photo")
         self.photos = list(photos)
@@ -209,7 +210,7 @@ class PatchSampler:
         pixels = np.array([photo.shape[0] * photo.shape[1] for photo in self.photos], float)
         self.probabilities = pixels / pixels.sum()
 
-    def __call__(self, rng: np.random.Generator, side: int) -> np.ndarray:
+    def __call__(self, rng: np.random.Generator, side: int) -> npt.NDArray[Any]:
         """A (side, side, 3) uint8 crop."""
         photo = self.photos[int(rng.choice(len(self.photos), p=self.probabilities))]
         low, high = self.scale

@@ -45,7 +45,7 @@ class RestorationRecipe(SingleNetworkRecipe[S]):
         if self.sampler is None:
             self.photos = list(load_split("train").values())
 
-    def clean_crop(self, rng: np.random.Generator) -> np.ndarray:
+    def clean_crop(self, rng: np.random.Generator) -> npt.NDArray[Any]:
         """A clean uint8 training crop: from the sampler (``photos`` corpus), else of a photo
         drawn uniformly and cropped by :meth:`crop`."""
         if self.sampler is not None:

@@ -49,7 +49,7 @@ class SuperResolutionRecipe(SingleNetworkRecipe[NoSettings]):
             "degradation": "bicubic downscale with antialiasing; optional mild blur and JPEG",
         }
 
-    def _patch(self, rng: np.random.Generator) -> np.ndarray:
+    def _patch(self, rng: np.random.Generator) -> npt.NDArray[Any]:
         if self.sampler is not None:
             return self.sampler(rng, self.config.patch_size)
         photo = self.photos[rng.choice(len(self.photos), p=self.photo_probabilities)]
