@@ -3,30 +3,39 @@ photos, an L1 loss, and an evaluation against classical corrections.
 
 Evaluation degrades each validation photo in five fixed, documented ways (``EVAL_CASES``)
 and compares the model with doing nothing, CLAHE, auto-contrast and grey-world white
-balance on PSNR (RGB) and mean CIEDE2000 colour difference against the clean photo.
+balance on PSNR (RGB) and mean CIEDE2000 colour difference against the clean photo. It
+then does the same per degradation family (:mod:`vitrine.training.enhance_families`, drawn
+wider than training's mixture) on the photo corpus's validation photographs, and checks
+that a photo needing no correction comes back unchanged.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+import cv2
 import numpy as np
 import numpy.typing as npt
+import torch
 from PIL import Image, ImageOps
 from skimage.color import deltaE_ciede2000, rgb2lab
 from skimage.exposure import equalize_adapthist
 from torch import nn
 
 from vitrine.spec import ModelSpec, Task
+from vitrine.tiling import PlanSettings, plan_image
+from vitrine.training.corpus import PACKAGED_PHOTOS, load_corpus
 from vitrine.training.degradations import degrade_upload
+from vitrine.training.enhance_families import FAMILIES, TRAINING_RANGES, draw_cases
 from vitrine.training.grids import labelled_row, stack_rows
 from vitrine.training.hooks import DemoCase, TaskHooks
 from vitrine.training.metrics import psnr
-from vitrine.training.photos import load_split
+from vitrine.training.photos import centre_crop, load_split
 from vitrine.training.recipe import NoSettings
 from vitrine.training.restoration import RestorationRecipe
-from vitrine.training.uint8_wrapper import image_forward, run_uint8
+from vitrine.training.uint8_wrapper import Uint8ImageModel, image_forward, run_uint8
 
 __all__ = [
     "EVAL_CASES",
@@ -36,6 +45,8 @@ __all__ = [
     "comparison_image",
     "demo_case",
     "evaluate_enhance",
+    "evaluate_families",
+    "family_photos",
 ]
 
 
@@ -59,10 +70,13 @@ class Degradation:
     @classmethod
     def random(cls, rng: np.random.Generator) -> Degradation:
         """A random mix, each part present with some probability, drawn from wide ranges."""
-        gamma = np.exp(rng.uniform(np.log(0.45), np.log(2.2))) if rng.random() < 0.7 else 1.0
-        gain = rng.uniform(0.6, 1.4) if rng.random() < 0.4 else 1.0
-        contrast = rng.uniform(0.45, 1.0) if rng.random() < 0.5 else 1.0
-        red, green, blue = rng.uniform(0.75, 1.25, 3) if rng.random() < 0.6 else (1.0, 1.0, 1.0)
+        ranges = TRAINING_RANGES
+        low, high = np.log(ranges["gamma"])
+        gamma = np.exp(rng.uniform(low, high)) if rng.random() < 0.7 else 1.0
+        gain = rng.uniform(*ranges["gain"]) if rng.random() < 0.4 else 1.0
+        contrast = rng.uniform(*ranges["contrast"]) if rng.random() < 0.5 else 1.0
+        cast = rng.uniform(*ranges["cast"], 3) if rng.random() < 0.6 else (1.0, 1.0, 1.0)
+        red, green, blue = cast
         return cls(
             float(gamma), float(gain), float(contrast), (float(red), float(green), float(blue))
         )
@@ -152,7 +166,113 @@ def evaluate_enhance(model: nn.Module) -> dict[str, Any]:
         "psnr_over_best_baseline_db": mean["model"]["psnr"] - best_psnr,
         "delta_e_below_best_baseline": best_delta_e - mean["model"]["delta_e"],
     }
-    return {"per_case": per_case, "mean": mean, "margins": margins}
+    families, family_margins = evaluate_families(model, family_photos())
+    return {"per_case": per_case, "mean": mean, "margins": margins | family_margins} | families
+
+
+FAMILY_SIDE = 256  # px: the family evaluation's square crops (the core model takes them whole)
+FAMILY_DRAWS = 2  # adjustments per family and photo
+FAMILY_SEED = 20261205
+FAMILY_BASELINES = ("clahe", "autocontrast", "grey_world")  # the rivals a family is judged on
+
+
+def family_photos(side: int = FAMILY_SIDE) -> dict[str, np.ndarray]:
+    """The photo corpus's packaged validation photographs, each shrunk (area) until its
+    short side is ``side`` and cut to the central square: the whole scene, at a size the
+    core model takes whole."""
+    names = [photo.name for photo in PACKAGED_PHOTOS if photo.split == "validation"]
+    photos = load_corpus("photos", "validation")
+    squares = {}
+    for name in names:
+        photo = photos[name]
+        factor = side / min(photo.shape[:2])
+        size = (
+            max(side, round(photo.shape[1] * factor)),
+            max(side, round(photo.shape[0] * factor)),
+        )
+        shrunk = cv2.resize(photo, size, interpolation=cv2.INTER_AREA)
+        squares[name] = np.ascontiguousarray(centre_crop(shrunk, side))
+    return squares
+
+
+def _scores(
+    model: nn.Module, clean: np.ndarray, upload: np.ndarray, baselines: Iterable[str] = BASELINES
+) -> dict[str, dict[str, float]]:
+    """PSNR and mean CIEDE2000 against ``clean`` of the model and ``baselines`` on ``upload``."""
+    outputs = {"model": run_uint8(model, upload, task=Task.ENHANCE)}
+    outputs |= {method: BASELINES[method](upload) for method in baselines}
+    return {
+        method: {"psnr": psnr(clean, out), "delta_e": mean_delta_e(clean, out)}
+        for method, out in outputs.items()
+    }
+
+
+def _mean_rows(rows: list[dict[str, dict[str, float]]]) -> dict[str, dict[str, float]]:
+    return {
+        method: {metric: float(np.mean([row[method][metric] for row in rows])) for metric in values}
+        for method, values in rows[0].items()
+    }
+
+
+def evaluate_families(
+    model: nn.Module, photos: dict[str, np.ndarray], draws: int = FAMILY_DRAWS
+) -> tuple[dict[str, Any], dict[str, float]]:
+    """Per family, ``draws`` adjustments of each photo: the figures of every case and their
+    mean (report entries ``family_<name>``), and the margins over the best of
+    :data:`FAMILY_BASELINES`. Also ``neutral``: the photos as they are, where the model must
+    change nothing (``neutral_psnr_db``, the worst photo's PSNR against itself), and
+    ``linear_psnr_vs_autocontrast_db``, which auto-contrast undoes up to its 1 % cutoff."""
+    entries: dict[str, Any] = {}
+    margins: dict[str, float] = {}
+    for family in FAMILIES:
+        rows: dict[str, dict[str, dict[str, float]]] = {}
+        for name, adjustment in draw_cases(family, list(photos), draws, FAMILY_SEED):
+            rows[f"{name} {adjustment.label()}"] = _scores(
+                model, photos[name], adjustment.apply(photos[name])
+            )
+        mean = _mean_rows(list(rows.values()))
+        entries[f"family_{family}"] = {"mean": mean} | rows
+        best_psnr = max(mean[method]["psnr"] for method in FAMILY_BASELINES)
+        best_delta_e = min(mean[method]["delta_e"] for method in FAMILY_BASELINES)
+        margins[f"{family}_psnr_over_best_baseline_db"] = mean["model"]["psnr"] - best_psnr
+        margins[f"{family}_delta_e_below_best_baseline"] = best_delta_e - mean["model"]["delta_e"]
+        if family == "linear":
+            lead = mean["model"]["psnr"] - mean["autocontrast"]["psnr"]
+            margins["linear_psnr_vs_autocontrast_db"] = lead
+    neutral = {
+        name: _scores(model, photo, photo, FAMILY_BASELINES) for name, photo in photos.items()
+    }
+    entries["neutral"] = neutral
+    margins["neutral_psnr_db"] = min(scores["model"]["psnr"] for scores in neutral.values())
+    return entries, margins
+
+
+FULL_SIZE_PHOTO = "Garden"  # the whole photograph the full-size evaluation adjusts
+
+
+def evaluate_full_size(spec: ModelSpec, model: nn.Module) -> dict[str, Any]:
+    """One draw of each family on the whole :data:`FULL_SIZE_PHOTO` (millions of pixels),
+    the model through the served plan (``spec``'s curves probe, the core model in-process)
+    and the baselines on the whole photo, scored as :func:`evaluate_families` does."""
+    settings = PlanSettings.of(spec)
+    core = Uint8ImageModel(model, spec.task).eval()
+    clean = load_corpus("photos", "validation")[FULL_SIZE_PHOTO]
+    rows: dict[str, Any] = {}
+    for family in FAMILIES:
+        ((_, adjustment),) = draw_cases(family, [FULL_SIZE_PHOTO], 1, FAMILY_SEED)
+        upload = adjustment.apply(clean)
+        plan = plan_image(upload, {}, settings)
+        with torch.inference_mode():
+            outputs = [
+                core(*(torch.from_numpy(a) for a in call.values())).numpy() for call in plan.calls
+            ]
+        results = {"model": plan.result(outputs)}
+        results |= {method: BASELINES[method](upload) for method in FAMILY_BASELINES}
+        rows[f"{family}: {adjustment.label()}"] = {
+            method: {"psnr": psnr(clean, out), "delta_e": mean_delta_e(clean, out)}
+            for method, out in results.items()
+        }
+    return {"photo": FULL_SIZE_PHOTO, "shape": "x".join(map(str, clean.shape[:2])), "cases": rows}
 
 
 def comparison_image(model: nn.Module) -> Image.Image:
@@ -180,5 +300,6 @@ HOOKS = TaskHooks(
     evaluate=lambda spec, model: evaluate_enhance(model),
     comparison=lambda spec, model: comparison_image(model),
     recipe=lambda spec: EnhancementRecipe,
+    evaluate_full_size=evaluate_full_size,
     demo=demo_case,
 )

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from vitrine import paths
-from vitrine.registry import SPECS
+from vitrine.registry import ENHANCE_FAMILIES, SPECS
 from vitrine.spec import ModelSpec
 from vitrine.training.checkpoint import load_checkpoint
 from vitrine.training.config import load_config
@@ -50,8 +50,10 @@ def _measured_margins(name: str) -> dict[str, float]:
 @pytest.mark.expensive
 @ALL_SPECS
 def test_sidecar_metrics_are_current(spec: ModelSpec) -> None:
+    """Every margin the sidecar recorded is measured again alike; an evaluation added after
+    the run (enhancement's degradation families) has no recorded figure, only a fresh one."""
     measured, recorded = _measured_margins(spec.name), _recorded_margins(spec)
-    assert set(recorded) == set(measured) >= set(spec.quality_targets)
+    assert set(recorded) <= set(measured) and set(spec.quality_targets) <= set(measured)
     for key, value in measured.items():
         assert value == pytest.approx(recorded[key], abs=0.02), "the sidecar's metrics are stale"
 
@@ -71,6 +73,20 @@ KNOWN_MISSES: dict[tuple[str, str], str] = {
             ("fid_floor_headroom", "FID <= 3x floor"),
         )
     },
+    **{
+        ("enhance", f"{family}_{margin}"): (
+            f"issue 30: enhance does not beat the best classical baseline on {family} "
+            "degradations drawn wider than training's (reports/enhance)"
+        )
+        for family in ENHANCE_FAMILIES
+        for margin in ("psnr_over_best_baseline_db", "delta_e_below_best_baseline")
+    },
+    ("enhance", "linear_psnr_vs_autocontrast_db"): (
+        "issue 30: a linear contrast change comes out more than 1 dB below auto-contrast"
+    ),
+    ("enhance", "neutral_psnr_db"): (
+        "issue 30: a neutral, well-exposed photo comes back below 35 dB against itself"
+    ),
 }
 """Quality targets the shipped weights miss, with where it is reported. Each is a strict
 xfail: it fails the day the target is met, so this list stays true; every other target of
