@@ -22,6 +22,10 @@ graph with a transparent background and its alpha channel is cut at 0.5; the bas
 ``GRABCUT_ITERATIONS`` iterations). Metrics: IoU of the product masks and the boundary
 F-score (boundary pixels matched within ``BOUNDARY_TOLERANCE`` px).
 
+A second set (:func:`second_composites`) is built unlike training's shots: garments smaller
+and larger than any trained on, anywhere in the frame, half of them one flat colour, on
+crops of the photo corpus's packaged validation photographs; it is scored the same way.
+
 At full size (:func:`evaluate_full_size`, run by ``vitrine eval`` only: it takes minutes),
 shots of 3 to 12 MP (``FULL_SIZE_SHAPES``) are made the same way but with a crisp product
 edge (the upscaled alpha cut at 0.5), on an upscaled crop of a VALIDATION photo, with
@@ -54,6 +58,7 @@ from vitrine.spec import ModelSpec, Task
 from vitrine.tiling import PlanSettings, plan_image
 from vitrine.training.architectures.matte_unet import MatteUNet, area_resize
 from vitrine.training.config import TrainConfig
+from vitrine.training.corpus import load_corpus
 from vitrine.training.degradations import degrade_upload
 from vitrine.training.fashion import (
     CATEGORIES,
@@ -106,6 +111,12 @@ FULL_SIZE_PER_SHAPE = 4
 FULL_SIZE_SEED = 20261204
 FULL_SIZE_GRAIN = 2.0
 """Standard deviation of the Gaussian grain on full-size shots, in uint8 levels."""
+SECOND_SET_SEED = 20261206
+SECOND_SET_SCALES = ((0.2, 0.4), (0.9, 1.0))
+"""Garment side / shorter side of the second set's shots, alternating: smaller and larger
+than training's ``product_scale`` (0.4 to 0.9) and the first set's (0.55 to 0.85)."""
+SECOND_SET_FLAT_SHARE = 0.5  # garments of one flat colour, unshaded
+SECOND_SET_BACKDROP_SIDE = 512  # the photographs' short side before a backdrop is cropped
 UPSAMPLINGS = {"guided": True, "bilinear": False}
 """How the full-size evaluation upsamples the working-size alpha: name -> ``edge_aware``."""
 
@@ -474,7 +485,48 @@ def eval_composites(split: str = "validation") -> tuple[Composite, ...]:
     return tuple(composites)
 
 
-def grabcut_mask(image: npt.NDArray[Any]) -> npt.NDArray[Any]:
+def _flat_layers(grey: np.ndarray, colour: RGB, side: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_product_layers` with the garment filled by ``colour`` alone, unshaded."""
+    _, alpha = _product_layers(grey, colour, side)
+    flat = np.asarray(colour, np.float32) / 255.0
+    return np.broadcast_to(flat, (side, side, 3)).copy(), alpha
+
+
+def _shrunk(photo: np.ndarray, short_side: int) -> np.ndarray:
+    factor = short_side / min(photo.shape[:2])
+    size = (round(photo.shape[1] * factor), round(photo.shape[0] * factor))
+    return cv2.resize(photo, size, interpolation=cv2.INTER_AREA)
+
+
+@cache
+def second_composites() -> tuple[Composite, ...]:
+    """The second evaluation set, built unlike training's shots: TEST garments, alternately
+    small and large (:data:`SECOND_SET_SCALES`), anywhere in the frame rather than near the
+    centre, half of them one flat colour (:data:`SECOND_SET_FLAT_SHARE`), uniformly random
+    colours, on crops of the photo corpus's packaged validation photographs (never a
+    training backdrop), 128 to 256 px a side."""
+    rng = np.random.default_rng(SECOND_SET_SEED)
+    garments = load_fashion("test")[0]
+    backdrops = [
+        _shrunk(photo.copy(), SECOND_SET_BACKDROP_SIDE)
+        for name, photo in load_corpus("photos", "validation").items()
+        if name not in VALIDATION_PHOTOS
+    ]
+    composites = []
+    for index in range(EVAL_COUNT):
+        height, width = (int(v) for v in rng.integers(EVAL_SIDES[0], EVAL_SIDES[1] + 1, 2))
+        side = round(min(height, width) * float(rng.uniform(*SECOND_SET_SCALES[index % 2])))
+        grey = garments[int(rng.integers(len(garments)))]
+        layers = _flat_layers if rng.random() < SECOND_SET_FLAT_SHARE else _product_layers
+        rgb, alpha = layers(grey, _random_colour(rng, 0.0), side)
+        corner = (int(rng.integers(0, height - side + 1)), int(rng.integers(0, width - side + 1)))
+        shadow = _drop_shadow(alpha, rng, side) if rng.random() < 0.5 else None
+        backdrop = _photo_crop(backdrops[index % len(backdrops)], (height, width), rng, (0.4, 1.0))
+        composites.append(_composite(backdrop, rgb, alpha, corner, shadow))
+    return tuple(composites)
+
+
+def grabcut_mask(image: np.ndarray) -> np.ndarray:
     """GrabCut's foreground (bool (H, W)) from a centred rectangle."""
     height, width = image.shape[:2]
     top, left = round(GRABCUT_MARGIN * height), round(GRABCUT_MARGIN * width)
@@ -489,8 +541,9 @@ def grabcut_mask(image: npt.NDArray[Any]) -> npt.NDArray[Any]:
 
 
 @cache
-def _grabcut(index: int) -> npt.NDArray[Any]:
-    return grabcut_mask(eval_composites()[index].image)
+def _grabcut(index: int, second: bool = False) -> np.ndarray:
+    composites = second_composites() if second else eval_composites()
+    return grabcut_mask(composites[index].image)
 
 
 def model_alpha(model: nn.Module, image: npt.NDArray[Any]) -> npt.NDArray[Any]:
@@ -525,13 +578,14 @@ def boundary_f(prediction: npt.NDArray[Any], truth: npt.NDArray[Any]) -> float:
     return float(2 * precision * recall / (precision + recall)) if precision + recall else 0.0
 
 
-def evaluate_background(model: nn.Module, count: int = EVAL_COUNT) -> dict[str, Any]:
-    """IoU and boundary F on the first ``count`` composites, for the model and GrabCut; and
-    the model's IoU on the same shots made on the training photos."""
+def _score_set(
+    model: nn.Module, composites: tuple[Composite, ...], second: bool
+) -> tuple[dict[str, dict[str, dict[str, float]]], dict[str, dict[str, float]]]:
+    """IoU and boundary F of the model and GrabCut per composite, and their means."""
     per_case: dict[str, dict[str, dict[str, float]]] = {}
-    for index, composite in enumerate(eval_composites()[:count]):
+    for index, composite in enumerate(composites):
         truth = composite.alpha > 0.5
-        masks = {"model": model_mask(model, composite), "grabcut": _grabcut(index)}
+        masks = {"model": model_mask(model, composite), "grabcut": _grabcut(index, second)}
         per_case[f"case{index:02d}"] = {
             method: {"iou": iou(mask, truth), "boundary_f": boundary_f(mask, truth)}
             for method, mask in masks.items()
@@ -543,19 +597,32 @@ def evaluate_background(model: nn.Module, count: int = EVAL_COUNT) -> dict[str, 
         }
         for method in METHODS
     }
+    return per_case, mean
+
+
+def _set_margins(mean: dict[str, dict[str, float]], prefix: str = "") -> dict[str, float]:
+    return {
+        f"{prefix}iou": mean["model"]["iou"],
+        f"{prefix}iou_over_grabcut": mean["model"]["iou"] - mean["grabcut"]["iou"],
+        f"{prefix}boundary_f_over_grabcut": mean["model"]["boundary_f"]
+        - mean["grabcut"]["boundary_f"],
+    }
+
+
+def evaluate_background(model: nn.Module, count: int = EVAL_COUNT) -> dict[str, Any]:
+    """IoU and boundary F on the first ``count`` composites of both sets, for the model and
+    GrabCut; and the model's IoU on the first set's shots made on the training photos."""
+    per_case, mean = _score_set(model, eval_composites()[:count], second=False)
+    second_cases, second_mean = _score_set(model, second_composites()[:count], second=True)
     seen = [
         iou(model_mask(model, composite), composite.alpha > 0.5)
         for composite in eval_composites("train")[:count]
     ]
-    margins = {
-        "iou": mean["model"]["iou"],
-        "iou_over_grabcut": mean["model"]["iou"] - mean["grabcut"]["iou"],
-        "boundary_f_over_grabcut": mean["model"]["boundary_f"] - mean["grabcut"]["boundary_f"],
-    }
     return {
         "per_case": per_case,
         "mean": mean,
-        "margins": margins,
+        "margins": _set_margins(mean) | _set_margins(second_mean, "second_set_"),
+        "second_set": {"mean": second_mean} | second_cases,
         "model_iou_on_training_backdrops": float(np.mean(seen)),
     }
 

@@ -84,6 +84,10 @@ KNOWN_MISSES: dict[tuple[str, str], str] = {
     ("enhance", "linear_psnr_vs_autocontrast_db"): (
         "issue 30: a linear contrast change comes out more than 1 dB below auto-contrast"
     ),
+    ("remove_background", "second_set_iou"): (
+        "issue 30: IoU 0.90 is not reached on the second set (other garment scales and "
+        "positions, flat garments, the photo corpus's validation backdrops)"
+    ),
     ("enhance", "neutral_psnr_db"): (
         "issue 30: a neutral, well-exposed photo comes back below 35 dB against itself"
     ),
