@@ -15,7 +15,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-import cv2
 import numpy as np
 import numpy.typing as npt
 import torch
@@ -26,13 +25,14 @@ from torch import nn
 
 from vitrine.spec import ModelSpec, Task
 from vitrine.tiling import PlanSettings, plan_image
-from vitrine.training.corpus import PACKAGED_PHOTOS, load_corpus
+from vitrine.training.corpus import load_corpus
 from vitrine.training.degradations import degrade_upload
 from vitrine.training.enhance_families import FAMILIES, TRAINING_RANGES, draw_cases
 from vitrine.training.grids import labelled_row, stack_rows
 from vitrine.training.hooks import DemoCase, TaskHooks
 from vitrine.training.metrics import psnr
-from vitrine.training.photos import centre_crop, load_split
+from vitrine.training.photo_squares import validation_squares
+from vitrine.training.photos import load_split
 from vitrine.training.recipe import NoSettings
 from vitrine.training.restoration import RestorationRecipe
 from vitrine.training.uint8_wrapper import Uint8ImageModel, image_forward, run_uint8
@@ -177,22 +177,8 @@ FAMILY_BASELINES = ("clahe", "autocontrast", "grey_world")  # the rivals a famil
 
 
 def family_photos(side: int = FAMILY_SIDE) -> dict[str, np.ndarray]:
-    """The photo corpus's packaged validation photographs, each shrunk (area) until its
-    short side is ``side`` and cut to the central square: the whole scene, at a size the
-    core model takes whole."""
-    names = [photo.name for photo in PACKAGED_PHOTOS if photo.split == "validation"]
-    photos = load_corpus("photos", "validation")
-    squares = {}
-    for name in names:
-        photo = photos[name]
-        factor = side / min(photo.shape[:2])
-        size = (
-            max(side, round(photo.shape[1] * factor)),
-            max(side, round(photo.shape[0] * factor)),
-        )
-        shrunk = cv2.resize(photo, size, interpolation=cv2.INTER_AREA)
-        squares[name] = np.ascontiguousarray(centre_crop(shrunk, side))
-    return squares
+    """The photos the families are drawn on (:func:`validation_squares` at ``side``)."""
+    return validation_squares(side)
 
 
 def _scores(

@@ -11,6 +11,16 @@ no photo). Per style:
 * ``style_distance``: the Gram-matrix distance to the style image in the texture network,
   each layer's ``|G(out) - G(style)| / |G(style)|`` (Frobenius), averaged over layers
   (0: the style's texture statistics exactly).
+
+On the photo corpus's packaged validation photographs (``photographs``), per style at full
+strength:
+
+* ``edge_correlation``: the Pearson correlation of the input's and the output's luminance
+  edge maps, each blurred (Gaussian, ``EDGE_BLUR_SIGMA`` px), so that a texture laid over
+  the photo's edges still counts as keeping them (1: the same structure; 0: none of it);
+* ``colour_distance``: the distance of the output's colour statistics to the style
+  image's: the Euclidean distance of the (mean, standard deviation) of L*, a* and b* (in
+  CIELAB units; 0: the style's colours exactly).
 """
 
 from __future__ import annotations
@@ -22,6 +32,8 @@ import numpy as np
 import numpy.typing as npt
 import torch
 from PIL import Image
+from scipy import ndimage
+from skimage.color import rgb2lab
 from skimage.exposure import match_histograms
 from skimage.metrics import structural_similarity
 from torch import nn
@@ -33,6 +45,7 @@ from vitrine.training.degradations import random_crop_flip
 from vitrine.training.grids import labelled_row, stack_rows
 from vitrine.training.hooks import DemoCase, TaskHooks
 from vitrine.training.metrics import luminance_edges
+from vitrine.training.photo_squares import validation_squares
 from vitrine.training.photos import TRAIN_PHOTOS, VALIDATION_PHOTOS, centre_crop, load_split
 from vitrine.training.recipe import SingleNetworkRecipe
 from vitrine.training.styles import STYLE_NAMES, STYLE_SIDE, style_image
@@ -45,6 +58,9 @@ __all__ = [
     "StylizeSettings",
     "comparison_image",
     "demo_case",
+    "colour_distance",
+    "edge_correlation",
+    "evaluate_photographs",
     "evaluate_stylize",
     "forward",
     "histogram_match",
@@ -52,6 +68,7 @@ __all__ = [
 
 _EVAL_SIDE = STYLE_SIDE  # validation photos are centre-cropped to a style-sized square
 _PANEL = 192  # px of one panel in the comparison image
+EDGE_BLUR_SIGMA = 2.0  # px at the evaluation side: the blur of the edge maps correlated
 
 
 @dataclass(frozen=True)
@@ -136,6 +153,28 @@ def content_ssim(reference: npt.NDArray[Any], output: npt.NDArray[Any]) -> float
     return float(structural_similarity(a, b, data_range=max(a.max(), b.max(), 1e-6)))
 
 
+def edge_correlation(reference: np.ndarray, output: np.ndarray) -> float:
+    """Pearson correlation of the two images' blurred luminance edge maps (0 when either
+    map is flat)."""
+    a, b = (
+        ndimage.gaussian_filter(luminance_edges(image), EDGE_BLUR_SIGMA).ravel()
+        for image in (reference, output)
+    )
+    if a.std() == 0 or b.std() == 0:
+        return 0.0
+    return float(np.corrcoef(a, b)[0, 1])
+
+
+def _lab_statistics(image: np.ndarray) -> np.ndarray:
+    lab = rgb2lab(image).reshape(-1, 3)
+    return np.concatenate([lab.mean(axis=0), lab.std(axis=0)])
+
+
+def colour_distance(output: np.ndarray, style: np.ndarray) -> float:
+    """Euclidean distance of the CIELAB (mean, standard deviation) per channel."""
+    return float(np.linalg.norm(_lab_statistics(output) - _lab_statistics(style)))
+
+
 @torch.no_grad()
 def style_distance(
     features: TextureFeatures, output: npt.NDArray[Any], style: npt.NDArray[Any]
@@ -199,15 +238,52 @@ def evaluate_stylize(model: nn.Module) -> dict[str, Any]:
         "content_ssim_over_style_image": mean["model"]["content_ssim"]
         - mean["style_image"]["content_ssim"],
     }
-    return {"mean": mean, "per_style": per_style, "margins": margins}
+    photographs, photo_margins = evaluate_photographs(model)
+    return {
+        "mean": mean,
+        "per_style": per_style,
+        "photographs": photographs,
+        "margins": margins | photo_margins,
+    }
+
+
+def evaluate_photographs(model: nn.Module) -> tuple[dict[str, Any], dict[str, float]]:
+    """Per style, the mean edge correlation with the input and colour distance to the style
+    image over the photo corpus's validation photographs, for the model at full strength,
+    histogram matching and the input; margins ``edge_correlation_<style>`` (the model's)."""
+    photos = list(validation_squares(_EVAL_SIDE).values())
+    figures: dict[str, dict[str, dict[str, float]]] = {}
+    for index, name in enumerate(STYLE_NAMES):
+        style = style_image(name)
+        outputs = {
+            "model": [stylize(model, photo, index) for photo in photos],
+            "histogram_match": [histogram_match(photo, style) for photo in photos],
+            "input": photos,
+        }
+        figures[name] = {
+            method: {
+                "edge_correlation": float(
+                    np.mean([edge_correlation(p, o) for p, o in zip(photos, images, strict=True)])
+                ),
+                "colour_distance": float(np.mean([colour_distance(o, style) for o in images])),
+            }
+            for method, images in outputs.items()
+        }
+    margins = {
+        f"edge_correlation_{name}": figures[name]["model"]["edge_correlation"]
+        for name in STYLE_NAMES
+    }
+    return figures, margins
 
 
 def comparison_image(model: nn.Module) -> Image.Image:
-    """Per validation photo a row: the photo, then each style by histogram matching and by
-    the model."""
+    """Per validation photo (the scikit-image ones, then the photo corpus's photographs) a
+    row: the photo, then each style by histogram matching and by the model."""
+    crops = {
+        name: centre_crop(photo, _EVAL_SIDE) for name, photo in load_split("validation").items()
+    }
     rows = []
-    for photo_name, photo in load_split("validation").items():
-        crop = centre_crop(photo, _EVAL_SIDE)
+    for photo_name, crop in (crops | validation_squares(_EVAL_SIDE)).items():
         panels = {photo_name: crop}
         for index, name in enumerate(STYLE_NAMES):
             panels[f"{name} (hist)"] = histogram_match(crop, style_image(name))

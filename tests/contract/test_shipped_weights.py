@@ -88,6 +88,10 @@ KNOWN_MISSES: dict[tuple[str, str], str] = {
         "issue 30: IoU 0.90 is not reached on the second set (other garment scales and "
         "positions, flat garments, the photo corpus's validation backdrops)"
     ),
+    ("stylize", "edge_correlation_mosaic"): (
+        "issue 30: under the mosaic style the blurred edge maps of photographs it never saw "
+        "correlate below 0.3 with the input's"
+    ),
     ("enhance", "neutral_psnr_db"): (
         "issue 30: a neutral, well-exposed photo comes back below 35 dB against itself"
     ),
