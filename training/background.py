@@ -485,14 +485,16 @@ def eval_composites(split: str = "validation") -> tuple[Composite, ...]:
     return tuple(composites)
 
 
-def _flat_layers(grey: np.ndarray, colour: RGB, side: int) -> tuple[np.ndarray, np.ndarray]:
+def _flat_layers(
+    grey: npt.NDArray[Any], colour: RGB, side: int
+) -> tuple[npt.NDArray[Any], npt.NDArray[Any]]:
     """:func:`_product_layers` with the garment filled by ``colour`` alone, unshaded."""
     _, alpha = _product_layers(grey, colour, side)
     flat = np.asarray(colour, np.float32) / 255.0
     return np.broadcast_to(flat, (side, side, 3)).copy(), alpha
 
 
-def _shrunk(photo: np.ndarray, short_side: int) -> np.ndarray:
+def _shrunk(photo: npt.NDArray[Any], short_side: int) -> npt.NDArray[Any]:
     factor = short_side / min(photo.shape[:2])
     size = (round(photo.shape[1] * factor), round(photo.shape[0] * factor))
     return cv2.resize(photo, size, interpolation=cv2.INTER_AREA)
@@ -526,7 +528,7 @@ def second_composites() -> tuple[Composite, ...]:
     return tuple(composites)
 
 
-def grabcut_mask(image: np.ndarray) -> np.ndarray:
+def grabcut_mask(image: npt.NDArray[Any]) -> npt.NDArray[Any]:
     """GrabCut's foreground (bool (H, W)) from a centred rectangle."""
     height, width = image.shape[:2]
     top, left = round(GRABCUT_MARGIN * height), round(GRABCUT_MARGIN * width)
@@ -541,7 +543,7 @@ def grabcut_mask(image: np.ndarray) -> np.ndarray:
 
 
 @cache
-def _grabcut(index: int, second: bool = False) -> np.ndarray:
+def _grabcut(index: int, second: bool = False) -> npt.NDArray[Any]:
     composites = second_composites() if second else eval_composites()
     return grabcut_mask(composites[index].image)
 

@@ -176,13 +176,16 @@ FAMILY_SEED = 20261205
 FAMILY_BASELINES = ("clahe", "autocontrast", "grey_world")  # the rivals a family is judged on
 
 
-def family_photos(side: int = FAMILY_SIDE) -> dict[str, np.ndarray]:
+def family_photos(side: int = FAMILY_SIDE) -> dict[str, npt.NDArray[Any]]:
     """The photos the families are drawn on (:func:`validation_squares` at ``side``)."""
     return validation_squares(side)
 
 
 def _scores(
-    model: nn.Module, clean: np.ndarray, upload: np.ndarray, baselines: Iterable[str] = BASELINES
+    model: nn.Module,
+    clean: npt.NDArray[Any],
+    upload: npt.NDArray[Any],
+    baselines: Iterable[str] = BASELINES,
 ) -> dict[str, dict[str, float]]:
     """PSNR and mean CIEDE2000 against ``clean`` of the model and ``baselines`` on ``upload``."""
     outputs = {"model": run_uint8(model, upload, task=Task.ENHANCE)}
@@ -201,7 +204,7 @@ def _mean_rows(rows: list[dict[str, dict[str, float]]]) -> dict[str, dict[str, f
 
 
 def evaluate_families(
-    model: nn.Module, photos: dict[str, np.ndarray], draws: int = FAMILY_DRAWS
+    model: nn.Module, photos: dict[str, npt.NDArray[Any]], draws: int = FAMILY_DRAWS
 ) -> tuple[dict[str, Any], dict[str, float]]:
     """Per family, ``draws`` adjustments of each photo: the figures of every case and their
     mean (report entries ``family_<name>``), and the margins over the best of

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 __all__ = [
     "FAMILIES",
@@ -46,11 +48,11 @@ FAMILY_RANGES: dict[str, tuple[float, float]] = {
 MIN_GAMMA_STEP = 1.15  # the gamma family's draws lie outside (1 / 1.15, 1.15)
 
 
-def _to_linear(x: np.ndarray) -> np.ndarray:
+def _to_linear(x: npt.NDArray[Any]) -> npt.NDArray[Any]:
     return np.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055) ** 2.4)
 
 
-def _to_srgb(x: np.ndarray) -> np.ndarray:
+def _to_srgb(x: npt.NDArray[Any]) -> npt.NDArray[Any]:
     return np.where(x <= 0.0031308, x * 12.92, 1.055 * np.power(x, 1 / 2.4) - 0.055)
 
 
@@ -65,14 +67,14 @@ class Adjustment:
     offset: float = 0.0
     gains: RGB = (1.0, 1.0, 1.0)
 
-    def apply(self, image: np.ndarray) -> np.ndarray:
+    def apply(self, image: npt.NDArray[Any]) -> npt.NDArray[Any]:
         """Adjust a uint8 RGB image; the result is uint8, as an uploaded photo is."""
         x = image.astype(np.float64) / 255.0
         if self.ev:
             x = _to_srgb(np.clip(_to_linear(x) * 2.0**self.ev, 0.0, 1.0))
         x = np.clip(x**self.gamma * self.scale + self.offset, 0.0, 1.0)
         x = np.clip(x * np.array(self.gains), 0.0, 1.0)
-        return np.round(x * 255.0).astype(np.uint8)
+        return np.asarray(np.round(x * 255.0), dtype=np.uint8)
 
     def label(self) -> str:
         """The parameters that differ from the identity, e.g. ``a=0.52 b=0.21``."""

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import cv2
 import numpy as np
+import numpy.typing as npt
 
 from vitrine.training.corpus import PACKAGED_PHOTOS, load_corpus
 from vitrine.training.photos import centre_crop
@@ -11,7 +14,7 @@ from vitrine.training.photos import centre_crop
 __all__ = ["validation_squares"]
 
 
-def validation_squares(side: int) -> dict[str, np.ndarray]:
+def validation_squares(side: int) -> dict[str, npt.NDArray[Any]]:
     """The photo corpus's packaged validation photographs, each shrunk (area) until its
     short side is ``side`` and cut to the central square: the whole scene, at a size a
     core model takes whole."""

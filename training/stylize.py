@@ -153,7 +153,7 @@ def content_ssim(reference: npt.NDArray[Any], output: npt.NDArray[Any]) -> float
     return float(structural_similarity(a, b, data_range=max(a.max(), b.max(), 1e-6)))
 
 
-def edge_correlation(reference: np.ndarray, output: np.ndarray) -> float:
+def edge_correlation(reference: npt.NDArray[Any], output: npt.NDArray[Any]) -> float:
     """Pearson correlation of the two images' blurred luminance edge maps (0 when either
     map is flat)."""
     a, b = (
@@ -165,12 +165,12 @@ def edge_correlation(reference: np.ndarray, output: np.ndarray) -> float:
     return float(np.corrcoef(a, b)[0, 1])
 
 
-def _lab_statistics(image: np.ndarray) -> np.ndarray:
+def _lab_statistics(image: npt.NDArray[Any]) -> npt.NDArray[Any]:
     lab = rgb2lab(image).reshape(-1, 3)
     return np.concatenate([lab.mean(axis=0), lab.std(axis=0)])
 
 
-def colour_distance(output: np.ndarray, style: np.ndarray) -> float:
+def colour_distance(output: npt.NDArray[Any], style: npt.NDArray[Any]) -> float:
     """Euclidean distance of the CIELAB (mean, standard deviation) per channel."""
     return float(np.linalg.norm(_lab_statistics(output) - _lab_statistics(style)))
 
