@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import time
 
 import numpy as np
 import pytest
@@ -36,14 +37,22 @@ def _pixels(images: list[Image.Image]) -> np.ndarray:
     return np.stack([np.asarray(image) for image in images])
 
 
-def _statistics(triton: grpcclient.InferenceServerClient, model: str) -> dict[str, int]:
-    """Triton's counts for ``model``: requests answered, and those of them the cache answered."""
-    (stats,) = triton.get_inference_statistics(model, as_json=True)["model_stats"]
-    counts = stats["inference_stats"]
-    return {
-        "answered": int(counts.get("success", {}).get("count", 0)),
-        "cached": int(counts.get("cache_hit", {}).get("count", 0)),
-    }
+def _statistics(
+    triton: grpcclient.InferenceServerClient, model: str, answered_at_least: int = 0
+) -> dict[str, int]:
+    """Triton's counts for ``model``: requests answered, and those of them the cache answered.
+
+    Triton counts a request after its response is sent, so a count read right after the
+    answer can lag: with ``answered_at_least``, wait for that many (a 10 s hang guard).
+    """
+    for _ in range(100):
+        (stats,) = triton.get_inference_statistics(model, as_json=True)["model_stats"]
+        counts = stats["inference_stats"]
+        answered = int(counts.get("success", {}).get("count", 0))
+        if answered >= answered_at_least:
+            break
+        time.sleep(0.1)
+    return {"answered": answered, "cached": int(counts.get("cache_hit", {}).get("count", 0))}
 
 
 @GENERATORS
@@ -62,13 +71,13 @@ def test_generate_is_deterministic_in_the_seed(
     assert one.data == four.data[:1]  # image i does not depend on count
     other = client.generate(**request, seed=43, count=1)
     assert other.data != one.data
-    after = _statistics(triton, spec.pipeline)
+    after = _statistics(triton, spec.pipeline, before["answered"] + 3)
     assert (after["answered"] - before["answered"], after["cached"] - before["cached"]) == (3, 0)
 
     core_before = _statistics(triton, spec.core_model)
     first = client.generate_array(**request, seed=42, count=4)
     again = client.generate_array(**request, seed=42, count=4)
-    core_after = _statistics(triton, spec.core_model)
+    core_after = _statistics(triton, spec.core_model, core_before["answered"] + 2)
     assert core_after["answered"] - core_before["answered"] == 2  # the core model has no cache
     assert core_after["cached"] == core_before["cached"]
     np.testing.assert_array_equal(again.array, first.array)
