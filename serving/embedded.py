@@ -443,39 +443,26 @@ class EmbeddedTriton:
                 )
             time.sleep(0.2)
 
-    def stop(self) -> int | None:
-        """SIGTERM, wait up to the exit timeout plus a few seconds, then SIGKILL.
+    def stop(self, *, graceful: bool = True) -> int | None:
+        """SIGTERM, wait up to the exit timeout plus a few seconds, then SIGKILL; without
+        ``graceful``, SIGKILL at once.
 
-        Afterwards the server's process group is killed too: python-backend stubs outlive a
-        server that crashed or was killed, and would pile up with every restart.
-        Returns the exit status (None if never started).
+        A stopping Triton unloads its models while its endpoints still answer: calls in that
+        window get NOT_FOUND ("unknown model") or CANCELLED. A killed one only drops its
+        connections, which callers see as the retryable UNAVAILABLE. Afterwards the server's
+        process group is killed too: python-backend stubs outlive a server that crashed or
+        was killed, and would pile up with every restart. Returns the exit status (None if
+        never started).
         """
         process = self._process
         if process is None:
             return None
-        if process.poll() is None:
+        if process.poll() is None and graceful:
             process.send_signal(signal.SIGTERM)
             try:
                 process.wait(timeout=self.exit_timeout + 5)
             except subprocess.TimeoutExpired:
                 logger.warning("tritonserver ignored SIGTERM; killing pid %s", process.pid)
-                process.kill()
-                process.wait()
-        _kill_group(process.pid)
-        if self._finalizer is not None:
-            self._finalizer.detach()
-        return process.returncode
-
-    def kill(self) -> int | None:
-        """SIGKILL the server and its process group at once, without a graceful stop.
-
-        A stopping Triton unloads its models while its endpoints still answer: calls in that
-        window get NOT_FOUND ("unknown model") or CANCELLED. A killed one only drops its
-        connections, which callers see as the retryable UNAVAILABLE.
-        """
-        process = self._process
-        if process is None:
-            return None
         if process.poll() is None:
             process.kill()
             process.wait()
@@ -486,11 +473,8 @@ class EmbeddedTriton:
 
     def restart(self, *, graceful: bool = True) -> None:
         """Stop (or reap) the server and start it again on the same ports; ``graceful``
-        False kills it instead of stopping it (see :meth:`kill`)."""
-        if graceful:
-            self.stop()
-        else:
-            self.kill()
+        False kills it at once (see :meth:`stop`)."""
+        self.stop(graceful=graceful)
         self.start()
 
     def log_tail(self, lines: int = _LOG_TAIL_LINES) -> str:

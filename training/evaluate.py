@@ -8,6 +8,7 @@ from typing import Any
 
 from torch import nn
 
+from vitrine.reporting import COMPARISON_FILE, COMPARISON_QUALITY
 from vitrine.spec import ModelSpec
 from vitrine.training.checkpoint import load_checkpoint
 from vitrine.training.hooks import task_hooks
@@ -22,7 +23,7 @@ def evaluate_model(spec: ModelSpec, model: nn.Module) -> dict[str, Any]:
 
 def evaluate_checkpoint(spec: ModelSpec, weights: Path, out_dir: Path) -> dict[str, Any]:
     """Evaluate ``weights`` on the validation photos (and at full size, where the task has
-    such an evaluation: ``full_size``); writes eval.json and comparison.png."""
+    such an evaluation: ``full_size``); writes eval.json and the comparison image."""
     checkpoint = load_checkpoint(weights)
     hooks = task_hooks(spec.task)
     report = hooks.evaluate(spec, checkpoint.model)
@@ -31,7 +32,8 @@ def evaluate_checkpoint(spec: ModelSpec, weights: Path, out_dir: Path) -> dict[s
     report |= {"model": spec.name, "weights": weights.name, "steps": checkpoint.meta.get("steps")}
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "eval.json").write_text(json.dumps(report, indent=2) + "\n")
-    hooks.comparison(spec, checkpoint.model).save(out_dir / "comparison.png")
+    comparison = hooks.comparison(spec, checkpoint.model).convert("RGB")
+    comparison.save(out_dir / COMPARISON_FILE, quality=COMPARISON_QUALITY)
     return report
 
 

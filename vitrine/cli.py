@@ -103,6 +103,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
+    from vitrine.reporting import COMPARISON_FILE
     from vitrine.training.evaluate import as_rows, evaluate_checkpoint
 
     spec = get_spec(args.model)
@@ -120,7 +121,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     console.print(table)
     for key, value in report["margins"].items():
         console.print(f"{key}: {value:+.3f}")
-    console.print(f"wrote {out_dir / 'eval.json'} and {out_dir / 'comparison.png'}")
+    console.print(f"wrote {out_dir / 'eval.json'} and {out_dir / COMPARISON_FILE}")
     return 0
 
 

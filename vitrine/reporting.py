@@ -23,6 +23,8 @@ from vitrine.spec import ModelSpec
 from vitrine.tasks import Scoring, handler
 
 __all__ = [
+    "COMPARISON_FILE",
+    "COMPARISON_QUALITY",
     "RESULTS_END",
     "RESULTS_START",
     "model_card",
@@ -30,6 +32,10 @@ __all__ = [
     "rendered_reports",
     "results_table",
 ]
+
+# JPEG, not PNG: the comparison photos were most of the checkout, which travels whole to GPU nodes.
+COMPARISON_FILE = "comparison.jpg"
+COMPARISON_QUALITY = 90
 
 RESULTS_START = "<!-- results:start -->"
 RESULTS_END = "<!-- results:end -->"
@@ -410,8 +416,8 @@ def model_card(name: str) -> str:
         + "the one the quality targets score.\n\n"
         + "\n\n".join(_figures(spec, report)),
     ]
-    if (folder / "comparison.png").is_file():
-        sections.append(f"## Comparison\n\n![{spec.name}: comparison](comparison.png)")
+    if (folder / COMPARISON_FILE).is_file():
+        sections.append(f"## Comparison\n\n![{spec.name}: comparison]({COMPARISON_FILE})")
     sections.append(notes[_LIMITS])
     data = sidecar.get("data", {})
     sections.append("## Data\n\n" + "\n".join(_bullets(data)))
