@@ -11,6 +11,7 @@ that a photo needing no correction comes back unchanged.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -27,13 +28,17 @@ from vitrine.spec import ModelSpec, Task
 from vitrine.tiling import PlanSettings, plan_image
 from vitrine.training.corpus import load_corpus
 from vitrine.training.degradations import degrade_upload
-from vitrine.training.enhance_families import FAMILIES, TRAINING_RANGES, draw_cases
+from vitrine.training.enhance_families import (
+    FAMILIES,
+    TRAINING_RANGES,
+    draw_cases,
+    draw_training,
+)
 from vitrine.training.grids import labelled_row, stack_rows
 from vitrine.training.hooks import DemoCase, TaskHooks
 from vitrine.training.metrics import psnr
 from vitrine.training.photo_squares import validation_squares
 from vitrine.training.photos import load_split
-from vitrine.training.recipe import NoSettings
 from vitrine.training.restoration import RestorationRecipe
 from vitrine.training.uint8_wrapper import Uint8ImageModel, image_forward, run_uint8
 
@@ -122,20 +127,87 @@ def mean_delta_e(reference: npt.NDArray[Any], test: npt.NDArray[Any]) -> float:
     return float(np.mean(deltaE_ciede2000(rgb2lab(reference), rgb2lab(test))))
 
 
-class EnhancementRecipe(RestorationRecipe[NoSettings]):
-    """Bad exposure, low contrast and colour casts (then blur/JPEG) on clean crops; L1 loss."""
+MIXTURES = ("degradation", "families")
+"""Training mixtures: :meth:`Degradation.random`, or :func:`draw_training` (the evaluation
+families' kinds of change, in :data:`TRAINING_RANGES`, some photos left as they are)."""
 
-    degradation = "random gamma, gain, contrast and colour cast, then optional JPEG"
+
+@dataclass(frozen=True)
+class EnhanceSettings:
+    """The ``[recipe]`` table: the training mixture, and the weight of an L1 term on CIELAB
+    values (scaled by 1/100) beside the L1 on RGB."""
+
+    mixture: str = "degradation"
+    lab_weight: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.mixture not in MIXTURES:
+            raise ValueError(f"[recipe] mixture {self.mixture!r}: expected one of {MIXTURES}")
+
+
+def _srgb_to_lab(image: torch.Tensor) -> torch.Tensor:
+    """(N, 3, H, W) sRGB in [0, 1] -> CIELAB (D65), differentiable."""
+    x = image.clamp(0.0, 1.0)
+    linear = torch.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055).clamp_min(1e-8) ** 2.4)
+    matrix = linear.new_tensor(
+        [
+            [0.412453, 0.357580, 0.180423],
+            [0.212671, 0.715160, 0.072169],
+            [0.019334, 0.119193, 0.950227],
+        ]
+    )
+    xyz = torch.einsum("ij,njhw->nihw", matrix, linear)
+    xyz = xyz / xyz.new_tensor([0.95047, 1.0, 1.08883])[None, :, None, None]
+    epsilon = 0.008856
+    f = torch.where(xyz > epsilon, xyz.clamp_min(epsilon) ** (1 / 3), 7.787 * xyz + 16 / 116)
+    return torch.stack(
+        [116 * f[:, 1] - 16, 500 * (f[:, 0] - f[:, 1]), 200 * (f[:, 1] - f[:, 2])], dim=1
+    )
+
+
+class EnhancementRecipe(RestorationRecipe[EnhanceSettings]):
+    """Bad exposure, low contrast and colour casts (then blur/JPEG) on clean crops; L1 loss
+    on RGB, plus optionally on CIELAB."""
+
+    settings_type = EnhanceSettings
     eval_cases = EVAL_CASES
 
+    @property
+    def degradation(self) -> str:  # type: ignore[override]
+        if self.settings.mixture == "families":
+            return (
+                "random exposure (linear light), gamma, a·x + b and colour gains, or none, "
+                "then optional JPEG"
+            )
+        return "random gamma, gain, contrast and colour cast, then optional JPEG"
+
     def degrade(self, crop: npt.NDArray[Any], rng: np.random.Generator) -> npt.NDArray[Any]:
-        """A random :class:`Degradation` of ``crop``, then the usual upload blur/JPEG."""
+        """A random adjustment of ``crop`` (the mixture's), then the usual upload blur/JPEG."""
+        if self.settings.mixture == "families":
+            adjusted = draw_training(rng).apply(crop)
+        else:
+            adjusted = Degradation.random(rng).apply(crop)
         return degrade_upload(
-            Degradation.random(rng).apply(crop),
+            adjusted,
             rng,
             blur_probability=self.config.blur_probability,
             jpeg_probability=self.config.jpeg_probability,
         )
+
+    def data_description(self) -> dict[str, Any]:
+        """The corpus and degradation, and the recipe settings."""
+        return super().data_description() | {"recipe": dataclasses.asdict(self.settings)}
+
+    def loss(self, model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        """L1 between the restored and the clean crops, plus ``lab_weight`` times the L1
+        of their CIELAB values over 100."""
+        degraded, clean = batch
+        restored = model(degraded).float()
+        loss = (restored - clean).abs().mean()
+        if self.settings.lab_weight:
+            lab = (_srgb_to_lab(restored) - _srgb_to_lab(clean)).abs().mean() / 100.0
+            loss = loss + self.settings.lab_weight * lab
+        return loss
 
 
 def evaluate_enhance(model: nn.Module) -> dict[str, Any]:

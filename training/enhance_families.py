@@ -23,6 +23,7 @@ __all__ = [
     "TRAINING_RANGES",
     "Adjustment",
     "draw_cases",
+    "draw_training",
 ]
 
 RGB = tuple[float, float, float]
@@ -32,8 +33,13 @@ TRAINING_RANGES: dict[str, tuple[float, float]] = {
     "gain": (0.6, 1.4),
     "contrast": (0.45, 1.0),
     "cast": (0.75, 1.25),
+    "scale": (0.35, 1.0),
+    "under_ev": (-2.25, 0.0),
+    "over_ev": (0.0, 1.75),
 }
-"""The ranges :meth:`vitrine.training.enhance.Degradation.random` draws from in training."""
+"""The ranges training draws from: :meth:`vitrine.training.enhance.Degradation.random`
+(``gamma``, ``gain``, ``contrast``, ``cast``) or :func:`draw_training` (``gamma``, ``cast``,
+``scale``, and the exposure stops)."""
 
 FAMILY_RANGES: dict[str, tuple[float, float]] = {
     "scale": (0.3, 0.95),  # a of a·x + b; b is drawn in [0, 1 - a], so nothing clips
@@ -144,3 +150,35 @@ def draw_cases(
     draw = FAMILIES[family]
     rng = np.random.default_rng([seed, list(FAMILIES).index(family)])
     return [(name, draw(rng)) for name in photos for _ in range(per_photo)]
+
+
+TRAINING_SHARES: dict[str, float] = {
+    "identity": 0.15,  # the photo left as it is, so a photo needing nothing stays put
+    "exposure": 0.6,
+    "gamma": 0.5,
+    "linear": 0.5,
+    "cast": 0.5,
+}
+"""How often :func:`draw_training` leaves a photo alone, and else includes each part."""
+
+
+def draw_training(rng: np.random.Generator) -> Adjustment:
+    """A training adjustment: the identity with probability ``TRAINING_SHARES["identity"]``,
+    else each part of an :class:`Adjustment` with its share, drawn from
+    :data:`TRAINING_RANGES` (the exposure under or over with equal odds, the gamma
+    log-uniform)."""
+    shares, ranges = TRAINING_SHARES, TRAINING_RANGES
+    if rng.random() < shares["identity"]:
+        return Adjustment()
+    ev, gamma, scale, offset, gains = 0.0, 1.0, 1.0, 0.0, (1.0, 1.0, 1.0)
+    if rng.random() < shares["exposure"]:
+        ev = float(rng.uniform(*ranges["under_ev" if rng.random() < 0.5 else "over_ev"]))
+    if rng.random() < shares["gamma"]:
+        gamma = float(np.exp(rng.uniform(*np.log(ranges["gamma"]))))
+    if rng.random() < shares["linear"]:
+        scale = float(rng.uniform(*ranges["scale"]))
+        offset = float(rng.uniform(0.0, 1.0 - scale))
+    if rng.random() < shares["cast"]:
+        red, green, blue = (float(g) for g in rng.uniform(*ranges["cast"], 3))
+        gains = (red, green, blue)
+    return Adjustment(ev, gamma, scale, offset, gains)

@@ -143,7 +143,7 @@ def _enhance() -> ModelSpec:
         task=Task.ENHANCE,
         description="exposure, contrast and colour-cast correction by predicted curves",
         architecture="curves",
-        arch_kwargs={"features": 32, "iterations": 8, "thumbnail": 64},
+        arch_kwargs={"features": 32, "iterations": 8, "thumbnail": 64, "bins": 16, "hidden": 64},
         inputs=(_image_tensor("image"),),
         outputs=(_image_tensor("result"),),
         profile=ShapeProfile(min=(1, 16, 16, 3), opt=(4, 256, 256, 3), max=(8, 1024, 1024, 3)),
