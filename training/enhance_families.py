@@ -155,9 +155,9 @@ def draw_cases(
 TRAINING_SHARES: dict[str, float] = {
     "identity": 0.15,  # the photo left as it is, so a photo needing nothing stays put
     "exposure": 0.6,
-    "gamma": 0.5,
-    "linear": 0.5,
-    "cast": 0.5,
+    "gamma": 0.6,
+    "linear": 0.6,
+    "cast": 0.6,
 }
 """How often :func:`draw_training` leaves a photo alone, and else includes each part."""
 

@@ -21,8 +21,10 @@ from vitrine.training.enhance_families import (
     FAMILY_RANGES,
     MIN_GAMMA_STEP,
     TRAINING_RANGES,
+    TRAINING_SHARES,
     Adjustment,
     draw_cases,
+    draw_training,
 )
 from vitrine.training.metrics import psnr
 
@@ -34,6 +36,9 @@ def _stops(gain: float) -> float:
 
 def test_family_ranges_are_wider_than_training() -> None:
     assert FAMILY_RANGES["scale"][0] < TRAINING_RANGES["contrast"][0]
+    for key in ("scale", "under_ev"):
+        assert FAMILY_RANGES[key][0] < TRAINING_RANGES[key][0], key
+    assert FAMILY_RANGES["over_ev"][1] > TRAINING_RANGES["over_ev"][1]
     for key in ("gamma", "cast"):
         (low, high), (train_low, train_high) = FAMILY_RANGES[key], TRAINING_RANGES[key]
         assert low < train_low and high > train_high, key
@@ -58,6 +63,24 @@ def test_registry_names_every_family_and_its_targets() -> None:
         assert f"{family}_delta_e_below_best_baseline" in targets
     assert targets["linear_psnr_vs_autocontrast_db"] == -1.0
     assert targets["neutral_psnr_db"] == 35.0
+
+
+def test_training_draws_stay_within_training_ranges_and_leave_some_photos_alone() -> None:
+    rng = np.random.default_rng(0)
+    draws = [draw_training(rng) for _ in range(2000)]
+    ranges = TRAINING_RANGES
+    for d in draws:
+        assert ranges["gamma"][0] <= d.gamma <= ranges["gamma"][1]
+        assert ranges["under_ev"][0] <= d.ev <= ranges["over_ev"][1]
+        assert d.scale == 1.0 or ranges["scale"][0] <= d.scale <= ranges["scale"][1]
+        assert 0.0 <= d.offset <= 1.0 - d.scale + 1e-12
+        assert all(
+            d.gains == (1.0, 1.0, 1.0) or ranges["cast"][0] <= g <= ranges["cast"][1]
+            for g in d.gains
+        )
+    alone = np.mean([d == Adjustment() for d in draws])
+    assert alone >= TRAINING_SHARES["identity"] - 0.03
+    assert any(d.ev < 0 for d in draws) and any(d.ev > 0 for d in draws)
 
 
 @pytest.mark.parametrize("family", list(FAMILIES))
