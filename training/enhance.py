@@ -203,7 +203,7 @@ class EnhancementRecipe(RestorationRecipe[EnhanceSettings]):
         of their CIELAB values over 100."""
         degraded, clean = batch
         restored = model(degraded).float()
-        loss = (restored - clean).abs().mean()
+        loss: torch.Tensor = (restored - clean).abs().mean()
         if self.settings.lab_weight:
             lab = (_srgb_to_lab(restored) - _srgb_to_lab(clean)).abs().mean() / 100.0
             loss = loss + self.settings.lab_weight * lab
