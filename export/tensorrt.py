@@ -209,11 +209,8 @@ class BuildPlan:
 
 
 def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
     with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def _policy_fp32_layers(spec: ModelSpec, model: onnx.ModelProto) -> tuple[str, ...]:
