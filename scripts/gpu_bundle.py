@@ -183,6 +183,17 @@ def _sha256(path: Path) -> str:
         return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
+def room_per_call(checkout: int, most: int | None = None) -> int:
+    """The bytes of one part: what a device call carries beside ``checkout`` bytes of the
+    checkout (at most ``most``); SystemExit when that leaves less than 2 MiB."""
+    room = LIMIT_BYTES - checkout - MARGIN_BYTES
+    if most is not None:
+        room = min(room, most)
+    if room < (2 << 20):
+        raise SystemExit(f"the checkout alone is {checkout / 2**20:.1f} MiB of the 64 MiB a call")
+    return room
+
+
 def pack(stage: Path, out: Path, part_bytes: int) -> list[Path]:
     """``stage`` as ``bundle.tar.xz`` split into ``out/<n>/`` parts, with SHA256SUMS."""
     if out.exists():
@@ -219,9 +230,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     root = Path(__file__).resolve().parent.parent
     checkout = travelling_bytes(root)
-    part_bytes = LIMIT_BYTES - checkout - MARGIN_BYTES
-    if part_bytes < (2 << 20):
-        raise SystemExit(f"the checkout alone is {checkout / 2**20:.1f} MiB of the 64 MiB a call")
+    room = room_per_call(checkout)
     with tempfile.TemporaryDirectory(prefix="vitrine-gpu-bundle-") as work:
         stage = Path(work)
         stage_server(stage / "triton", args.python)
@@ -229,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
         strip_symbols(stage)  # the server's libraries and the wheels' extensions ship their symbols
         about = {"python": args.python, "wheels": wheels, "server": "nvidia-pytriton 0.7.0"}
         (stage / "BUNDLE.json").write_text(json.dumps(about, indent=2) + "\n")
-        parts = pack(stage, args.out, part_bytes)
+        parts = pack(stage, args.out, room)
     total = sum(part.stat().st_size for part in parts)
     print(
         f"wrote {len(parts)} part(s), {total / 2**20:.1f} MiB in all, to {args.out}; the "

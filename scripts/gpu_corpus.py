@@ -30,10 +30,9 @@ from pathlib import Path
 from typing import Any
 
 from gpu_bundle import (
-    LIMIT_BYTES,
-    MARGIN_BYTES,
     download_wheels,
     pack,
+    room_per_call,
     strip_symbols,
     travelling_bytes,
     unpack_wheel,
@@ -70,11 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--part-mib", type=float, help="part size (default: what a call fits)")
     args = parser.parse_args(argv)
     checkout = travelling_bytes(ROOT)
-    part_bytes = LIMIT_BYTES - checkout - MARGIN_BYTES
-    if args.part_mib:
-        part_bytes = min(part_bytes, int(args.part_mib * 2**20))
-    if part_bytes < (2 << 20):
-        raise SystemExit(f"the checkout alone is {checkout / 2**20:.1f} MiB of the 64 MiB a call")
+    part_bytes = room_per_call(checkout, int(args.part_mib * 2**20) if args.part_mib else None)
     with tempfile.TemporaryDirectory(prefix="vitrine-gpu-corpus-") as work:
         stage = Path(work)
         photos = stage_photos(stage / "corpus")
