@@ -173,12 +173,15 @@ def guarded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedTriton
             watchdog.stop()
 
 
-def _settled(server_pid: int, seconds: float = 45.0) -> int:
-    """The server's resident memory once it stops changing (hang guard: ``seconds``)."""
-    deadline, last = time.monotonic() + seconds, -1
+def _settled(server_pid: int, seconds: float = 60.0) -> int:
+    """The server's resident memory once it has not changed for three readings 3 s apart
+    (the watchdog recycles a grown step after 2 s idle, then replaces it in about 3 s: a
+    single quiet interval can fall before that). Hang guard: ``seconds``."""
+    deadline, last, quiet = time.monotonic() + seconds, -1, 0
     while time.monotonic() < deadline:
         now = resident_bytes(server_pid)
-        if abs(now - last) < 8 << 20:
+        quiet = quiet + 1 if abs(now - last) < 8 << 20 else 0
+        if quiet == 3:
             return now
         last = now
         time.sleep(3.0)
